@@ -1,0 +1,48 @@
+"""Builds the FastAPI app; models load in its lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.access_log import AccessLogMiddleware
+from service.body_limit import BodyLimitMiddleware
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.registry import ModelRegistry
+from service.routes import health, images, models, sentiment
+from service.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
+            app.state.decode_pool = pool
+            await app.state.registry.load_all()
+            try:
+                yield
+            finally:
+                await app.state.registry.close()
+
+    app = FastAPI(
+        title="Model serving",
+        summary="Image classification and sentiment analysis from TensorFlow SavedModels, with dynamic batching.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.registry = ModelRegistry(settings, metrics)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)  # outermost: sees every answer
+    for module in (images, sentiment, models, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,65 @@
+"""Prometheus metrics. Every label value is bounded: route templates, model names, versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+@dataclass(frozen=True)
+class BatcherMetrics:
+    """The metrics of one model version's batcher, already labelled."""
+
+    queue_wait: Any
+    batch_size: Any
+    inference: Any
+    queue_depth: Any
+
+
+class Metrics:
+    """All of the service's metrics, in a registry of their own (one per app, so tests stay apart)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "service_requests_total", "HTTP requests answered.", ["route", "model", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "service_request_duration_seconds", "Time from request to response.", ["route", "model"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        version_labels = ["model", "version"]
+        self.queue_wait = Histogram(
+            "service_batch_queue_wait_seconds", "Time an input waited in the queue for its batch.",
+            version_labels, buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "service_batch_size", "Inputs per model call.", version_labels,
+            buckets=BATCH_BUCKETS, registry=self.registry,
+        )
+        self.inference = Histogram(
+            "service_model_inference_seconds", "Duration of one model call.", version_labels,
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "service_batch_queue_depth", "Inputs waiting for a batch.", version_labels, registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "service_model_version_loaded", "1 for each model version loaded and serving.", version_labels,
+            registry=self.registry,
+        )
+
+    def for_batcher(self, model: str, version: int) -> BatcherMetrics:
+        labels = {"model": model, "version": str(version)}
+        return BatcherMetrics(
+            queue_wait=self.queue_wait.labels(**labels),
+            batch_size=self.batch_size.labels(**labels),
+            inference=self.inference.labels(**labels),
+            queue_depth=self.queue_depth.labels(**labels),
+        )

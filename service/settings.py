@@ -1,0 +1,67 @@
+"""The service's one settings class: environment variables prefixed `SERVICE_`, checked at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the README's settings table documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+
+    artifacts_dir: Path = Field(Path("artifacts"), description="Folder of <model>/<version>/ SavedModels.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Dynamic batching, per loaded model version.
+    max_batch_size: int = Field(32, ge=1, le=1024, description="Most inputs in one model call.")
+    max_batch_delay_ms: float = Field(
+        5.0, ge=0, le=1000, description="Longest the oldest queued input waits for a batch to fill."
+    )
+    queue_limit: int = Field(256, ge=1, description="Inputs waiting per model version; beyond it, 503.")
+    request_timeout_s: float = Field(10.0, gt=0, le=600, description="Past this a request gets 504.")
+    model_threads: int = Field(1, ge=1, le=16, description="Model calls in flight per model version.")
+    decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding images off the event loop.")
+
+    # Input limits.
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Largest width*height an image may declare; checked before decoding."
+    )
+    max_files: int = Field(16, ge=1, le=1024, description="Most images in one multipart request.")
+    max_texts: int = Field(64, ge=1, le=4096, description="Most texts in one /sentiment request.")
+    max_text_chars: int = Field(20_000, ge=1, description="Longest text, in characters.")
+
+    default_sentiment_model: str = Field(
+        "sentiment-imdb", description="The /sentiment model used when a request names none."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.queue_limit < self.max_batch_size:
+            raise ValueError(
+                f"SERVICE_QUEUE_LIMIT ({self.queue_limit}) must be at least SERVICE_MAX_BATCH_SIZE "
+                f"({self.max_batch_size}), or no batch could ever fill"
+            )
+        if self.max_batch_delay_ms / 1000 >= self.request_timeout_s:
+            raise ValueError(
+                f"SERVICE_MAX_BATCH_DELAY_MS ({self.max_batch_delay_ms}) must be shorter than "
+                f"SERVICE_REQUEST_TIMEOUT_S ({self.request_timeout_s} s), or every request would time out"
+            )
+        if self.max_files > self.queue_limit:
+            raise ValueError(
+                f"SERVICE_MAX_FILES ({self.max_files}) must not exceed SERVICE_QUEUE_LIMIT "
+                f"({self.queue_limit}), or a full request could never be queued"
+            )
+        if self.max_texts > self.queue_limit:
+            raise ValueError(
+                f"SERVICE_MAX_TEXTS ({self.max_texts}) must not exceed SERVICE_QUEUE_LIMIT "
+                f"({self.queue_limit}), or a full request could never be queued"
+            )
+        return self
