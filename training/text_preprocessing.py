@@ -1,0 +1,116 @@
+"""In-graph text processing: raw UTF-8 strings -> normalised words -> padded token ids.
+
+Everything here is TensorFlow ops inside the exported model, so the service, TF Serving
+and the training loop all see exactly the same tokens for the same text.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+# HTML remnants in IMDB reviews (`<br /><br />`) and entities in tweets (`&amp;`).
+_HTML_RULES = [
+    (r"<[^>]*>", " "),
+    (r"&amp;", " and "),
+    (r"&(lt|gt|quot|nbsp);", " "),
+    (r"&#0*39;|&apos;", "'"),
+    (r"&#?\w+;", " "),
+]
+# Tweets, applied before lower-casing so that "RT" (retweet) is told apart from "rt".
+_SOCIAL_RULES = [
+    (r"(?i)\b(https?://|www\.)\S*", " xxurl "),  # a link's text carries no sentiment
+    (r"(^|\s)RT\b:?", " xxrt "),  # retweet marker, kept as one token
+    (r"@(\w+)", " \\1 "),  # @realDonaldTrump -> realdonaldtrump: who is addressed matters
+    (r"#(\w+)", " \\1 "),  # #GOPDebate -> gopdebate: hashtags are words
+]
+# Split the clitics the way GloVe 6B was tokenised ("don't" -> "do n't", "it's" -> "it 's"),
+# after dropping quotes that are not inside a word.
+_WORD_RULES = [
+    (r"(^|[^\p{L}\p{N}])'+", "\\1 "),
+    (r"'+([^\p{L}\p{N}]|$)", " \\1"),
+    (r"n't\b", " n't"),
+    (r"'(s|re|ve|ll|d|m)\b", " '\\1"),
+    (r"([!?])", " \\1 "),  # kept: "!" and "?" carry sentiment and are in GloVe
+    (r"[^\p{L}\p{N}'!?\s]", " "),  # any other punctuation or symbol
+    (r"\s+", " "),
+]
+
+
+def normalize(texts: tf.Tensor, social: bool) -> tf.Tensor:
+    """Lower-cased, HTML-free words separated by single spaces; `social` adds the tweet rules."""
+    rules = (_SOCIAL_RULES if social else []) + _HTML_RULES
+    for pattern, replacement in rules:
+        texts = tf.strings.regex_replace(texts, pattern, replacement)
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    for pattern, replacement in _WORD_RULES:
+        texts = tf.strings.regex_replace(texts, pattern, replacement)
+    return tf.strings.strip(texts)
+
+
+@keras.saving.register_keras_serializable(package="training")
+class TokenIds(keras.layers.Layer):
+    """Strings [batch] -> int64 ids [batch, longest text in the batch, at most max_tokens].
+
+    Pads only to the longest text of the batch (0 = padding), so a batch of tweets is not
+    padded to the movie-review maximum. A longer text is truncated, keeping its first or
+    its last `max_tokens` words; an empty text becomes a single padding id.
+    """
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        max_tokens: int,
+        keep: str = "head",
+        social: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if keep not in ("head", "tail"):
+            raise ValueError(f"keep must be 'head' or 'tail', got {keep!r}")
+        self.vocabulary_size, self.max_tokens, self.keep, self.social = (
+            vocabulary_size,
+            max_tokens,
+            keep,
+            social,
+        )
+        self.vectorize = keras.layers.TextVectorization(
+            max_tokens=vocabulary_size,
+            standardize=None,
+            split="whitespace",
+            output_mode="int",
+            output_sequence_length=None,
+            ragged=True,
+        )
+
+    def adapt(self, texts: tf.data.Dataset) -> None:
+        """Fit the vocabulary on (already batched) training text."""
+        self.vectorize.adapt(texts.map(lambda t: normalize(t, self.social)))
+
+    def vocabulary(self) -> list[str]:
+        return [str(word) for word in self.vectorize.get_vocabulary()]
+
+    def set_vocabulary(self, words: list[str]) -> None:
+        self.vectorize.set_vocabulary(words[2:])  # drops the padding and [UNK] entries
+
+    def ragged_ids(self, texts) -> tf.RaggedTensor:
+        """The truncated ids without padding, one row per text."""
+        ids = self.vectorize(normalize(texts, self.social))
+        return ids[:, : self.max_tokens] if self.keep == "head" else ids[:, -self.max_tokens :]
+
+    def call(self, texts):
+        dense = self.ragged_ids(texts).to_tensor(default_value=0)
+        width = tf.shape(dense)[1]
+        return tf.pad(dense, [[0, 0], [0, tf.maximum(0, 1 - width)]])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "max_tokens": self.max_tokens,
+            "keep": self.keep,
+            "social": self.social,
+        }
