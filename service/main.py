@@ -43,6 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)  # outermost: sees every answer
-    for module in (images, sentiment, models, health):
-        app.include_router(module.router)
+    for router in (images.router, sentiment.build_router(settings), models.router, health.router):
+        app.include_router(router)
     return app

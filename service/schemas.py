@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class LabelProbability(BaseModel):
@@ -25,18 +25,50 @@ class ImageClassificationResponse(BaseModel):
     results: list[ImageResult] = Field(description="One per image, in the order they were sent.")
 
 
-class SentimentRequest(BaseModel):
-    """Send one `text` or a list of `texts`."""
+def _no_nul(text: str) -> str:
+    # Pydantic already refuses unpaired surrogates; NUL is valid Unicode but never a real text.
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"text": "A wonderful, moving film."},
-                                        {"texts": ["Loved it", "Dull."], "model": "sentiment-tweets"}]},
-    )
 
-    text: str | None = Field(None, description="One text.")
-    texts: list[str] | None = Field(None, description="Several texts, answered in the same order.")
-    model: str | None = Field(None, description="Model name; the default sentiment model when absent.")
+def sentiment_request_model(max_texts: int, max_text_chars: int) -> type[BaseModel]:
+    """The /sentiment body, with the limits of these settings written into its schema."""
+    text_type = Annotated[
+        str,
+        Field(max_length=max_text_chars, json_schema_extra={"pattern": "^[^\\u0000]*$"}),
+        AfterValidator(_no_nul),
+    ]
+
+    class SentimentRequest(BaseModel):
+        """Send one `text` or a list of `texts`, and optionally the model's name."""
+
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+                "examples": [{"text": "A moving film."}, {"texts": ["Loved it", "Dull."], "model": "sentiment-tweets"}],
+            },
+        )
+
+        # Each field may be absent (None, as defaults are not validated) but never null.
+        text: text_type = Field(None, description="One text.")
+        texts: list[text_type] = Field(
+            None, min_length=1, max_length=max_texts, description="Several texts, answered in the same order."
+        )
+        model: str = Field(None, max_length=200, description="Model name; the default sentiment model when absent.")
+
+        @model_validator(mode="after")
+        def _exactly_one(self) -> SentimentRequest:
+            if (self.text is None) == (self.texts is None):
+                raise ValueError("send exactly one of 'text' or 'texts'")
+            return self
+
+        @property
+        def all_texts(self) -> list[str]:
+            return [self.text] if self.text is not None else list(self.texts or [])
+
+    return SentimentRequest
 
 
 class TextResult(BaseModel):

@@ -28,7 +28,8 @@ _REQUEST_BODY = {
                 "type": "object",
                 "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
                 "required": ["file"],
-            }
+            },
+            "encoding": {"file": {"contentType": ", ".join(MEDIA_TYPES.values())}},
         },
     },
 }
