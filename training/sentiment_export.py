@@ -1,0 +1,182 @@
+"""After training: export the sentiment model, reload it through the artifact contract,
+evaluate it and its comparisons on the test split, and write the card and plots.
+
+The figures in the card come from the reloaded SavedModel, not from the Keras object, so they
+describe exactly what the service will load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from service.artifacts import TEXT_TASK, load_artifact
+from training import common
+from training.glove import Coverage
+from training.sentiment_model import make_text_model
+from training.text_data import TextDataset, dataset_sha256
+from training.text_preprocessing import TokenIds
+
+
+def _predict(model, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    return np.concatenate(
+        [
+            model(tf.constant(texts[i : i + batch_size]), training=False).numpy()
+            for i in range(0, len(texts), batch_size)
+        ]
+    )
+
+
+def export_and_evaluate(
+    args: argparse.Namespace,
+    data: TextDataset,
+    token_ids: TokenIds,
+    trained: dict[str, tuple[keras.Model, dict]],
+    coverage: Coverage,
+    glove_source: str,
+    baseline_predictions: np.ndarray,
+    baseline_setup: dict,
+    command: str,
+    n_fit: int,
+    n_val: int,
+) -> Path:
+    """Export into the next version folder of `args.out`; returns that folder."""
+    glove_model, glove_state = trained["glove"]
+    random_model, random_state = trained["random-init"]
+    text_model = make_text_model(token_ids, glove_model)
+    version = common.next_version(args.out)
+    staging = args.run_dir / "export" / args.out.name / str(version)
+    shutil.rmtree(staging, ignore_errors=True)
+    common.export_saved_model(text_model, staging, tf.TensorSpec([None], tf.string, name="text"))
+
+    card = {
+        "name": args.out.name,
+        "version": version,
+        "task": TEXT_TASK,
+        "labels": data.labels,
+        "input": {
+            "max_tokens": args.max_tokens,
+            "keeps": f"the {args.keep} of longer texts",
+            "vocabulary_size": len(token_ids.vocabulary()),
+            "normalisation": "lower-case, HTML tags and entities removed, GloVe-style "
+            "clitics, punctuation except ! ? dropped"
+            + (
+                "; URLs -> xxurl, RT -> xxrt, @user and #tag -> user, tag"
+                if token_ids.social
+                else ""
+            ),
+        },
+        "evaluation": {"split": data.test_split},
+        "dataset": {
+            "name": data.name,
+            "file": args.data.name,
+            "sha256": dataset_sha256(args.data),
+            "train": n_fit,
+            "validation": n_val,
+            "test": len(data.test),
+            "skipped": data.skipped,
+        },
+        "training": {
+            "command": command,
+            "seconds": round(glove_state["seconds"], 1),
+            "machine": common.machine_description(),
+            "commands": glove_state["commands"],
+            "seed": args.seed,
+            "epochs": args.epochs,
+            "frozen_epochs": args.frozen_epochs,
+            "best_epoch": glove_state["best_epoch"],
+            "best_val_accuracy": glove_state["best_val_accuracy"],
+            "network": {
+                "lstm_units": args.lstm_units,
+                "dropout": args.dropout,
+                "embedding_dim": args.embedding_dim,
+                "batch_size": args.batch_size,
+                "learning_rate": args.learning_rate,
+                "fine_tune_learning_rate": args.fine_tune_learning_rate,
+                "layers": "TokenIds > Embedding(GloVe) > SpatialDropout1D > "
+                "Bidirectional(LSTM) > max+mean pooling > Dropout > Dense softmax",
+            },
+        },
+        "embeddings": {
+            "source": glove_source,
+            "dimension": args.embedding_dim,
+            "vocabulary_found": coverage.found,
+            "vocabulary_missed": coverage.missed,
+            "coverage": round(coverage.fraction, 4),
+        },
+        "git_commit": common.git_commit(),
+    }
+    common.write_card(
+        staging, card
+    )  # the contract needs a card before load_artifact accepts the folder
+    artifact = load_artifact(staging)
+    texts, truth = data.test.texts, data.test.labels
+    probabilities = common.predict_in_batches(artifact, texts)
+    in_process = _predict(text_model, texts[:64])
+    if not np.allclose(probabilities[:64], in_process, atol=1e-4):
+        raise RuntimeError(f"{staging}: the reloaded SavedModel disagrees with the trained model")
+    evaluation = card["evaluation"]
+    evaluation.update(common.classification_figures(truth, probabilities.argmax(1), data.labels))
+    evaluation["texts_per_second"] = {
+        f"batch_{n}": round(
+            common.measure_throughput(
+                artifact.predict, lambda k: texts[:k], n, args.throughput_seconds
+            ),
+            1,
+        )
+        for n in (1, 64)
+    }
+    evaluation["texts_per_second"]["texts"] = "the first test texts, in-process SavedModel calls"
+    evaluation["comparison_same_split"] = {
+        "random_init_embeddings": {
+            **common.classification_figures(
+                truth,
+                _predict(make_text_model(token_ids, random_model), texts).argmax(1),
+                data.labels,
+            ),
+            "epochs": random_state["plan"]["epochs"],
+            "best_epoch": random_state["best_epoch"],
+            "seconds": round(random_state["seconds"], 1),
+        },
+        "tfidf_logistic_regression": {
+            **common.classification_figures(truth, baseline_predictions, data.labels),
+            **baseline_setup,
+        },
+    }
+    common.write_card(staging, card)
+    common.plot_history(args.run_dir / "glove" / "history.csv", staging / "training_curves.png")
+    common.plot_confusion(
+        evaluation["confusion_matrix"], data.labels, staging / "confusion_matrix.png"
+    )
+    if data.test.ids and args.dataset == "tweets":
+        (staging / "test_ids.txt").write_text("\n".join(data.test.ids) + "\n", encoding="utf-8")
+    load_artifact(staging)  # the final folder still satisfies the contract
+    target = args.out / str(version)
+    if target.exists():
+        raise SystemExit(
+            f"{target} appeared while this run was exporting; the export is in {staging}"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging), str(target))
+    _summary(card)
+    return target
+
+
+def _summary(card: dict) -> None:
+    evaluation = card["evaluation"]
+    lines = [
+        f"{card['name']}/{card['version']} on {evaluation['split']}:",
+        f"  glove network: accuracy {evaluation['accuracy']:.4f} "
+        f"macro-F1 {evaluation['macro_f1']:.4f}",
+    ]
+    for name, figures in evaluation["comparison_same_split"].items():
+        lines.append(
+            f"  {name}: accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}"
+        )
+    lines.append(f"  texts/s: {evaluation['texts_per_second']}")
+    print("\n".join(lines), flush=True)
