@@ -148,7 +148,7 @@ class Batcher(Generic[In, Out]):
                     await asyncio.wait_for(self._arrived.wait(), remaining)
                 except TimeoutError:
                     break
-            batch = []
+            batch: list[_Pending[In]] = []
             while self._queue and len(batch) < self.max_batch_size:
                 pending = self._queue.popleft()
                 if not pending.future.done():  # skip callers that timed out or went away

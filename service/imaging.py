@@ -33,15 +33,16 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
         with warnings.catch_warnings():
             # Our own pixel limit below is the check; Pillow's bomb warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES))
+            image: Image.Image = Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES))
     except UnidentifiedImageError:
         raise InvalidImage("the data is not an image in a supported format", accepted=ACCEPTED) from None
     except Image.DecompressionBombError:  # Pillow's own, far higher, limit
         raise _too_many_pixels("far too many", max_pixels) from None
     if image.width * image.height > max_pixels:  # refused from the header, before decoding
         raise _too_many_pixels(f"{image.width}x{image.height}", max_pixels)
+    source_format = image.format
     try:
-        if image.format == "JPEG":
+        if source_format == "JPEG":
             image.draft("RGB", (width, height))  # let libjpeg decode big photos at a reduced scale
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
@@ -50,7 +51,7 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
         return np.asarray(rgb, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(
-            f"the {image.format} image is truncated or corrupt ({exc})", accepted=ACCEPTED
+            f"the {source_format} image is truncated or corrupt ({exc})", accepted=ACCEPTED
         ) from None
 
 

@@ -121,7 +121,7 @@ class ModelRegistry:
         """The model a request names, or the task's default; 404 when there is none."""
         if name is None:
             name = self.default_name(task)
-        served = self._served.get(name)
+        served = self._served.get(name) if name is not None else None
         if served is None or served.card.task != task:
             names = ", ".join(m.name for m in self._served.values() if m.card.task == task) or "none"
             what = f"no {task} model named {name!r}" if name else f"no {task} model is loaded"

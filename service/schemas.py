@@ -51,12 +51,16 @@ def sentiment_request_model(max_texts: int, max_text_chars: int) -> type[BaseMod
             },
         )
 
-        # Each field may be absent (None, as defaults are not validated) but never null.
-        text: text_type = Field(None, description="One text.")
+        # Each field may be absent (None: defaults are not validated) but never null, so the
+        # types say `str` and the schema offers no null for a fuzzer or client to send.
+        text: text_type = Field(None, description="One text.")  # type: ignore[assignment]
         texts: list[text_type] = Field(
-            None, min_length=1, max_length=max_texts, description="Several texts, answered in the same order."
+            None,  # type: ignore[arg-type]
+            min_length=1, max_length=max_texts, description="Several texts, answered in the same order.",
         )
-        model: str = Field(None, max_length=200, description="Model name; the default sentiment model when absent.")
+        model: str = Field(  # type: ignore[assignment]
+            None, max_length=200, description="Model name; the default sentiment model when absent."
+        )
 
         @model_validator(mode="after")
         def _exactly_one(self) -> SentimentRequest:

@@ -2,6 +2,8 @@
 
 # No `from __future__ import annotations` here: FastAPI must see the body type built at run time.
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 
 from service.artifacts import TEXT_TASK
@@ -38,8 +40,9 @@ def build_router(settings: Settings) -> APIRouter:
     async def classify_sentiment(
         body: request_model, request: Request, registry: RegistryDep  # type: ignore[valid-type]
     ) -> SentimentResponse:
-        texts = body.all_texts
-        served = registry.get(body.model, TEXT_TASK)
+        payload: Any = body  # its class is built at run time, so mypy cannot know its fields
+        texts = payload.all_texts
+        served = registry.get(payload.model, TEXT_TASK)
         request.state.model = served.name
         answer = await served.batcher.submit([text.encode("utf-8") for text in texts])
         request.state.batch_size = answer.batch_size

@@ -37,7 +37,6 @@ def test_the_real_server_answers_both_endpoints_logs_each_request_and_stops_clea
 
 def test_a_malformed_artifact_stops_start_up_with_a_message_naming_the_folder(tmp_path: Path) -> None:
     (tmp_path / "broken" / "1").mkdir(parents=True)
-    with pytest.raises(RuntimeError, match="exited") as error:
-        with live_server(tmp_path, tmp_path / "service.log"):
-            pass
+    with pytest.raises(RuntimeError, match="exited") as error, live_server(tmp_path, tmp_path / "service.log"):
+        pass
     assert f"{tmp_path}/broken/1: no model card" in str(error.value)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from schemathesis import GenerationMode
 
 from service.imaging import MEDIA_TYPES
 from tests.service.images import encode
