@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,10 +38,12 @@ from training.image_model import DEFAULT_WIDTHS, make_model, with_flip_averaging
 
 MODULE = "training.image_classifier"
 CACHE_DIR = common.REPO_ROOT / ".cache" / "image-data"
+# Options that may change between an interrupted run and its --resume.
+NOT_RUN_SETTINGS = ("resume", "command", "work_dir", "version", "out", "benchmark", "benchmark_seconds", "flip_tta")
 TIME_BUDGET = "at most 3 hours of training on the 2-core machine named under 'machine'"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODULE}",
         description="Train a residual CNN image classifier and export it as "
@@ -60,9 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("artifacts/cifar10-cnn"),
         help="model folder; its name is the model's name, the version goes below it",
     )
-    parser.add_argument(
-        "--version", type=int, help="version number to write (default: one above the highest)"
-    )
+    parser.add_argument("--version", type=int, help="version number to write (default: one above the highest)")
     parser.add_argument(
         "--image-size",
         type=int,
@@ -87,9 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "it then falls linearly to 0",
     )
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
-    parser.add_argument(
-        "--label-smoothing", type=float, default=0.2, help="label smoothing of the loss"
-    )
+    parser.add_argument("--label-smoothing", type=float, default=0.2, help="label smoothing of the loss")
     parser.add_argument(
         "--widths",
         type=int,
@@ -104,18 +103,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.1,
         help="fraction of each training class held out for validation (fixed by --seed)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed for the split, initial weights and augmentation"
-    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for the split, initial weights and augmentation")
     parser.add_argument(
         "--precision",
         choices=["float32", "mixed_bfloat16"],
         default="float32",
         help="training compute dtype (the export is always float32)",
     )
-    parser.add_argument(
-        "--jit-compile", action="store_true", help="compile the training step with XLA"
-    )
+    parser.add_argument("--jit-compile", action="store_true", help="compile the training step with XLA")
     parser.add_argument(
         "--flip-tta",
         action="store_true",
@@ -138,10 +133,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="VERSION_DIR",
         help="only measure in-process inference images/s of an exported artifact and exit",
     )
-    parser.add_argument(
-        "--benchmark-seconds", type=float, default=5.0, help="seconds per measured batch size"
-    )
+    parser.add_argument("--benchmark-seconds", type=float, default=5.0, help="seconds per measured batch size")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    # The exact command, for the card: sys.argv when run from a shell, else the argv given.
+    args.command = common.command_line(MODULE) if argv is None else shlex.join(["python", "-m", MODULE, *argv])
     if args.benchmark is None and args.data is None:
         parser.error("--data is required (or --benchmark VERSION_DIR)")
     return args
@@ -188,9 +188,7 @@ def read_data(path: Path, height: int, width: int) -> tuple[ImageDataset, str]:
     return data, sha256
 
 
-def batches(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, train: bool
-) -> tf.data.Dataset:
+def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, train: bool) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if train:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
@@ -245,9 +243,7 @@ def prepare_work_dir(work_dir: Path, settings: dict[str, Any], resume: bool) -> 
         before = json.loads(settings_file.read_text())
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
-            raise SystemExit(
-                f"--resume: settings differ from the run in {work_dir} (was, now): {changed}"
-            )
+            raise SystemExit(f"--resume: settings differ from the run in {work_dir} (was, now): {changed}")
         return
     if settings_file.exists() or (work_dir / "backup").exists():
         raise SystemExit(
@@ -258,9 +254,7 @@ def prepare_work_dir(work_dir: Path, settings: dict[str, Any], resume: bool) -> 
     settings_file.write_text(json.dumps(settings, indent=2) + "\n")
 
 
-def train(
-    args: argparse.Namespace, data: ImageDataset, work_dir: Path
-) -> tuple[keras.Model, dict[str, Any]]:
+def train(args: argparse.Namespace, data: ImageDataset, work_dir: Path) -> tuple[keras.Model, dict[str, Any]]:
     height, width = args.image_size
     train_x, train_y, val_x, val_y = split_validation(
         data.train_images, data.train_labels, args.val_fraction, args.seed
@@ -293,12 +287,8 @@ def train(
     ]
     one_hot = len(data.labels)
     model.fit(
-        batches(
-            train_x, keras.utils.to_categorical(train_y, one_hot), args.batch_size, args.seed, True
-        ),
-        validation_data=batches(
-            val_x, keras.utils.to_categorical(val_y, one_hot), 1024, args.seed, False
-        ),
+        batches(train_x, keras.utils.to_categorical(train_y, one_hot), args.batch_size, args.seed, True),
+        validation_data=batches(val_x, keras.utils.to_categorical(val_y, one_hot), 1024, args.seed, False),
         epochs=args.epochs,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
@@ -344,9 +334,7 @@ def throughput(version_dir: Path, seconds: float) -> dict[str, float]:
         return rng.integers(0, 256, (n, *shape), dtype=np.uint8)
 
     return {
-        f"batch_{n}_images_per_second": round(
-            common.measure_throughput(artifact.predict, make_batch, n, seconds), 1
-        )
+        f"batch_{n}_images_per_second": round(common.measure_throughput(artifact.predict, make_batch, n, seconds), 1)
         for n in (1, 64)
     }
 
@@ -363,9 +351,7 @@ def export_and_evaluate(
     version_dir = args.out / str(version)
     if version_dir.exists():
         raise SystemExit(f"{version_dir} already exists; choose another --version")
-    common.export_saved_model(
-        model, version_dir, tf.TensorSpec([None, height, width, 3], tf.uint8, name="images")
-    )
+    common.export_saved_model(model, version_dir, tf.TensorSpec([None, height, width, 3], tf.uint8, name="images"))
     card: dict[str, Any] = {
         "name": args.out.name,
         "version": version,
@@ -376,20 +362,16 @@ def export_and_evaluate(
         "dataset": {"name": data.name, "sha256": sha256},
         "git_commit": common.git_commit(),
         "training": {
-            "command": common.command_line(MODULE),
+            "command": args.command,
             "seconds": summary["seconds"],
             "machine": common.machine_description(),
         },
     }
-    common.write_card(
-        version_dir, card
-    )  # a first card, so the artifact can be loaded to evaluate it
+    common.write_card(version_dir, card)  # a first card, so the artifact can be loaded to evaluate it
 
     artifact = load_artifact(version_dir)
     probabilities = common.predict_in_batches(artifact, data.test_images)
-    figures = common.classification_figures(
-        data.test_labels, probabilities.argmax(axis=1), data.labels
-    )
+    figures = common.classification_figures(data.test_labels, probabilities.argmax(axis=1), data.labels)
     figures["per_class_accuracy"] = {k: v["recall"] for k, v in figures["per_class"].items()}
     card["evaluation"] = {
         "split": "test",
@@ -436,9 +418,7 @@ def export_and_evaluate(
     }
     common.write_card(version_dir, card)
     common.plot_history(summary["history_csv"], version_dir / "training_curves.png")
-    common.plot_confusion(
-        figures["confusion_matrix"], data.labels, version_dir / "confusion_matrix.png"
-    )
+    common.plot_confusion(figures["confusion_matrix"], data.labels, version_dir / "confusion_matrix.png")
     print(f"test accuracy {figures['accuracy']:.4f}; inference {card['inference']}")
     print(f"wrote {version_dir}")
     return version_dir
@@ -452,20 +432,9 @@ def main(argv: list[str] | None = None) -> None:
     common.set_seed(args.seed)
     data, sha256 = read_data(args.data, *args.image_size)
     work_dir = args.work_dir or common.REPO_ROOT / "runs" / args.out.name
-    settings = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if k
-        not in (
-            "resume",
-            "work_dir",
-            "version",
-            "out",
-            "benchmark",
-            "benchmark_seconds",
-            "flip_tta",
-        )
-    }
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    for key in NOT_RUN_SETTINGS:
+        settings.pop(key)
     settings["dataset_sha256"] = sha256
     prepare_work_dir(work_dir, settings, args.resume)
     model, summary = train(args, data, work_dir)

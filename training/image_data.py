@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "test")
@@ -63,9 +63,7 @@ def load_dataset(path: Path, height: int, width: int) -> ImageDataset:
             return _read_image_folders(path.stem, names, archive.read, height, width)
     if path.is_dir():
         names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
-        return _read_image_folders(
-            path.name, names, lambda n: (path / n).read_bytes(), height, width
-        )
+        return _read_image_folders(path.name, names, lambda n: (path / n).read_bytes(), height, width)
     raise DatasetError(
         f"{path}: not a recognised dataset; expected cifar-10-python.tar.gz, "
         f"a {CIFAR_DIR}/ folder, or an image-folder tree <root>/{{train,test}}/<class>/ "
@@ -99,9 +97,7 @@ def _cifar_batch(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cifar_from_members(read: dict[str, bytes]) -> ImageDataset:
-    missing = [
-        n for n in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch") if n not in read
-    ]
+    missing = [n for n in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch") if n not in read]
     if missing:
         raise DatasetError(f"CIFAR-10 batches missing: {missing}")
     train = [_cifar_batch(read[f"data_batch_{i}"]) for i in range(1, 6)]
@@ -162,9 +158,7 @@ def _find_root(names: list[str]) -> str:
     if set(SPLITS) <= tops:
         return ""
     candidates = sorted(
-        top
-        for top in tops
-        if all(any(n.startswith(f"{top}/{split}/") for n in names) for split in SPLITS)
+        top for top in tops if all(any(n.startswith(f"{top}/{split}/") for n in names) for split in SPLITS)
     )
     if len(candidates) == 1:
         return candidates[0] + "/"
@@ -203,7 +197,8 @@ def _decode(
                 with Image.open(io.BytesIO(read(name))) as image:
                     yield _to_array(image, height, width), labels.index(label)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                skipped.append(f"{name}: {type(exc).__name__}: {exc}")
+                why = "not a decodable image" if isinstance(exc, UnidentifiedImageError) else exc
+                skipped.append(f"{name}: {type(exc).__name__}: {why}")
 
 
 def _read_image_folders(name: str, names: list[str], read, height: int, width: int) -> ImageDataset:
@@ -214,19 +209,13 @@ def _read_image_folders(name: str, names: list[str], read, height: int, width: i
         raise DatasetError(f"{prefix}train/ needs at least 2 class folders, found {labels}")
     unknown = sorted(set(test_files) - set(labels))
     if unknown:
-        raise DatasetError(
-            f"{prefix}test/ has classes that training does not: {unknown} (training has {labels})"
-        )
+        raise DatasetError(f"{prefix}test/ has classes that training does not: {unknown} (training has {labels})")
     skipped: list[str] = []
     splits = []
     for split, files in (("train", train_files), ("test", test_files)):
         decoded = list(_decode(files, labels, read, height, width, skipped))
         counts = np.bincount([label for _, label in decoded], minlength=len(labels))
-        empty = [
-            labels[i]
-            for i in range(len(labels))
-            if counts[i] == 0 and (split == "train" or labels[i] in files)
-        ]
+        empty = [labels[i] for i in range(len(labels)) if counts[i] == 0 and (split == "train" or labels[i] in files)]
         if empty:
             raise DatasetError(f"{prefix}{split}/: no readable images for class(es) {empty}")
         if not decoded:
@@ -255,10 +244,7 @@ def split_validation(
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
         if len(members) < 2:
-            raise DatasetError(
-                f"class index {label} has {len(members)} training image(s); "
-                "need 2+ to carve validation"
-            )
+            raise DatasetError(f"class index {label} has {len(members)} training image(s); need 2+ to carve validation")
         count = min(max(1, round(fraction * len(members))), len(members) - 1)
         val_index.append(members[:count])
     val = np.sort(np.concatenate(val_index))

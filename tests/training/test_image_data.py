@@ -1,0 +1,180 @@
+"""Dataset readers: CIFAR-10 pickles and image-folder trees, built here in tmp_path."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.image_data import DatasetError, augment_batch, load_dataset, split_validation
+
+COLOURS = {"blue": (30, 30, 200), "green": (30, 200, 30), "red": (200, 30, 30)}
+
+
+def png_bytes(colour: tuple[int, int, int], size: tuple[int, int], seed: int, fmt: str = "PNG") -> bytes:
+    """A noisy image of one colour, `size` = (height, width)."""
+    rng = np.random.default_rng(seed)
+    pixels = (np.asarray(colour) + rng.normal(0, 25, (*size, 3))).clip(0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def image_tree(per_class: dict[str, int], top: str = "") -> dict[str, bytes]:
+    """Relative path -> bytes of a tree <top>/{train,test}/<class>/, one corrupt training file.
+
+    Images come in mixed sizes and formats (and one greyscale), as users' folders do.
+    """
+    files: dict[str, bytes] = {}
+    for split, count in per_class.items():
+        for index, (label, colour) in enumerate(COLOURS.items()):
+            for i in range(count):
+                size = (20 + i % 3, 30 - i % 2)
+                fmt = "JPEG" if i % 2 else "PNG"
+                files[f"{top}{split}/{label}/{i:04d}.{fmt.lower()}"] = png_bytes(colour, size, 100 * index + i, fmt)
+    grey = io.BytesIO()
+    Image.new("L", (7, 9), 128).save(grey, "PNG")
+    files[f"{top}train/blue/grey.png"] = grey.getvalue()
+    files[f"{top}train/red/broken.jpg"] = b"\xff\xd8\xff this is not really a JPEG"
+    files[f"{top}train/notes.txt"] = b"not a class folder"
+    return files
+
+
+def write_folder(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def write_zip(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def cifar_batches(seed: int = 0) -> dict[str, bytes]:
+    """Pickled batches in the CIFAR-10 python format, with known pixels and labels."""
+    rng = np.random.default_rng(seed)
+
+    def batch(n: int, offset: int) -> bytes:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        data[:, :1024] = 7  # the whole red plane
+        labels = [(offset + i) % 10 for i in range(n)]
+        return pickle.dumps({b"data": data, b"labels": labels, b"batch_label": b"x"})
+
+    members = {f"data_batch_{i}": batch(4, i) for i in range(1, 6)}
+    members["test_batch"] = batch(6, 0)
+    names = [f"thing{i}".encode() for i in range(10)]
+    members["batches.meta"] = pickle.dumps({b"label_names": names})
+    return members
+
+
+def test_cifar_folder_and_tarball_read_the_same(tmp_path: Path) -> None:
+    members = cifar_batches()
+    folder = write_folder(tmp_path / "extracted" / "cifar-10-batches-py", members)
+    tarball = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(folder, arcname="cifar-10-batches-py")
+
+    for path in (folder, folder.parent, tarball):
+        data = load_dataset(path, 32, 32)
+        assert data.labels == [f"thing{i}" for i in range(10)]
+        assert data.train_images.shape == (20, 32, 32, 3) and data.test_images.shape == (
+            6,
+            32,
+            32,
+            3,
+        )
+        assert data.train_images.dtype == np.uint8
+        # Channel planes become the last axis: red is channel 0 everywhere.
+        assert (data.train_images[..., 0] == 7).all()
+        assert data.train_labels.tolist()[:5] == [1, 2, 3, 4, 2]
+        assert data.test_labels.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_cifar_resized_on_request(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "cifar-10-batches-py", cifar_batches())
+    data = load_dataset(folder, 16, 24)
+    assert data.train_images.shape == (20, 16, 24, 3)
+    assert data.test_images.shape == (6, 16, 24, 3)
+
+
+@pytest.mark.parametrize("form", ["folder", "zip"])
+def test_image_tree_with_top_folder_and_corrupt_file(tmp_path: Path, form: str) -> None:
+    files = image_tree({"train": 4, "test": 2}, top="mydata/")
+    path = write_folder(tmp_path / "tree", files) if form == "folder" else write_zip(tmp_path / "d.zip", files)
+
+    data = load_dataset(path, 12, 20)
+
+    assert data.labels == ["blue", "green", "red"]
+    assert data.train_images.shape == (13, 12, 20, 3)  # 3 x 4 + the greyscale one
+    assert data.test_images.shape == (6, 12, 20, 3)
+    assert np.bincount(data.train_labels).tolist() == [5, 4, 4]
+    assert len(data.skipped) == 1 and "broken.jpg" in data.skipped[0]
+    # Each class keeps its colour through decoding and resizing.
+    red = data.train_images[data.train_labels == 2].mean(axis=(0, 1, 2))
+    assert red[0] > 150 and red[2] < 80
+
+
+def test_image_tree_at_the_root_of_a_zip(tmp_path: Path) -> None:
+    data = load_dataset(write_zip(tmp_path / "d.zip", image_tree({"train": 2, "test": 1})), 8, 8)
+    assert data.train_images.shape[1:] == (8, 8, 3) and len(data.test_labels) == 3
+
+
+def test_empty_training_class_is_an_error(tmp_path: Path) -> None:
+    files = image_tree({"train": 2, "test": 1})
+    files = {k: v for k, v in files.items() if not k.startswith("train/green/")}
+    files["train/green/broken.png"] = b"garbage"
+    with pytest.raises(DatasetError, match="green"):
+        load_dataset(write_zip(tmp_path / "d.zip", files), 8, 8)
+
+
+def test_test_class_unknown_to_training_is_an_error(tmp_path: Path) -> None:
+    files = image_tree({"train": 2, "test": 1})
+    files["test/purple/0000.png"] = png_bytes((120, 0, 120), (8, 8), 0)
+    with pytest.raises(DatasetError, match="purple"):
+        load_dataset(write_folder(tmp_path / "tree", files), 8, 8)
+
+
+def test_unrecognised_path_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="train,test"):
+        load_dataset(tmp_path / "empty", 8, 8)
+    with pytest.raises(DatasetError, match="no such"):
+        load_dataset(tmp_path / "missing.zip", 8, 8)
+
+
+def test_validation_split_is_stratified_disjoint_and_fixed_by_seed() -> None:
+    images = np.arange(60, dtype=np.uint8).reshape(60, 1, 1, 1)
+    labels = np.repeat([0, 1, 2], 20)
+
+    train_x, train_y, val_x, val_y = split_validation(images, labels, 0.25, seed=3)
+
+    assert np.bincount(val_y).tolist() == [5, 5, 5]
+    assert np.bincount(train_y).tolist() == [15, 15, 15]
+    assert not set(train_x.ravel()) & set(val_x.ravel())
+    assert set(train_x.ravel()) | set(val_x.ravel()) == set(range(60))
+    assert np.array_equal(split_validation(images, labels, 0.25, seed=3)[2], val_x)
+    assert not np.array_equal(split_validation(images, labels, 0.25, seed=4)[2], val_x)
+
+
+def test_augmentation_gives_shifted_or_mirrored_crops_of_each_image() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 6, 10, 3), dtype=np.uint8)
+
+    out = augment_batch(images, pad=2).numpy()
+
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, images)  # 16 images all left untouched: odds ~ (1/50)^16
+    for image, result in zip(images, out, strict=True):
+        padded = np.pad(image, [(2, 2), (2, 2), (0, 0)], mode="reflect")
+        crops = [padded[y : y + 6, x : x + 10] for y in range(5) for x in range(5)]
+        assert any(np.array_equal(result, c) or np.array_equal(result, c[:, ::-1]) for c in crops)
