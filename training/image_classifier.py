@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("artifacts/cifar10-cnn"),
         help="model folder; its name is the model's name, the version goes below it",
     )
-    parser.add_argument("--version", type=int, help="version number to write (default: one above the highest)")
+    parser.add_argument("--version", type=int, help="version number to write; if omitted, one above the highest")
     parser.add_argument(
         "--image-size",
         type=int,
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--work-dir",
         type=Path,
-        help="checkpoints and the per-epoch metrics CSV (default: runs/<model name>)",
+        help="checkpoints and the per-epoch metrics CSV; if omitted, runs/<model name>",
     )
     parser.add_argument(
         "--resume",
