@@ -9,15 +9,16 @@ import httpx2 as httpx
 import pytest
 
 from tests.service.images import solid
-from tests.service.live_server import live_server
+from loadtests.server import running_service
 
 
 def test_the_real_server_answers_both_endpoints_logs_each_request_and_stops_cleanly(
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "service.log"
-    with live_server(artifacts_dir, log_path) as (base_url, process):
-        with httpx.Client(base_url=base_url, timeout=10) as http:
+    with running_service(artifacts_dir, log_path, default_sentiment_model="tiny-text") as service:
+        process = service.process
+        with httpx.Client(base_url=service.base_url, timeout=10) as http:
             sentiment = http.post("/sentiment", json={"texts": ["good good", "bad"]}, headers={"X-Request-ID": "e2e-1"})
             image = http.post("/classify-image", files=[("file", ("b.png", solid("blue"), "image/png"))])
             metrics = http.get("/metrics").text
@@ -37,6 +38,6 @@ def test_the_real_server_answers_both_endpoints_logs_each_request_and_stops_clea
 
 def test_a_malformed_artifact_stops_start_up_with_a_message_naming_the_folder(tmp_path: Path) -> None:
     (tmp_path / "broken" / "1").mkdir(parents=True)
-    with pytest.raises(RuntimeError, match="exited") as error, live_server(tmp_path, tmp_path / "service.log"):
+    with pytest.raises(RuntimeError, match="exited") as error, running_service(tmp_path, tmp_path / "service.log"):
         pass
     assert f"{tmp_path}/broken/1: no model card" in str(error.value)

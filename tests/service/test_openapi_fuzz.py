@@ -13,7 +13,7 @@ from schemathesis import GenerationMode
 
 from service.imaging import MEDIA_TYPES
 from tests.service.images import encode
-from tests.service.live_server import live_server
+from loadtests.server import running_service
 
 # A binary string is all the schema can say of an image; teach the fuzzer what a valid one is,
 # so that its schema-valid requests carry real images of every accepted format.
@@ -29,8 +29,9 @@ for _format, _media_type in MEDIA_TYPES.items():
 
 
 def test_every_operation_conforms_to_its_schema(artifacts_dir: Path, tmp_path: Path) -> None:
-    with live_server(artifacts_dir, tmp_path / "service.log", max_body_bytes="262144") as (base_url, _):
-        schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    log_path = tmp_path / "service.log"
+    with running_service(artifacts_dir, log_path, max_body_bytes="262144", default_sentiment_model="tiny-text") as service:
+        schema = schemathesis.openapi.from_url(f"{service.base_url}/openapi.json")
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) >= 7
         for operation in operations:

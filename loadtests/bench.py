@@ -1,0 +1,220 @@
+"""Benchmark the service on the committed models: batching on, batching off, and the ceiling.
+
+    python -m loadtests.bench [--concurrency 32] [--duration 20]
+
+For each endpoint it starts the real service (`python -m service`), drives it with wrk at a
+fixed concurrency with real inputs (CIFAR-10 test JPEGs, IMDB test reviews, GOP tweets), and
+prints requests/s and p50/p95/p99 latency for:
+  - batching on: the default settings;
+  - batching off: SERVICE_MAX_BATCH_SIZE=1, one model call per request;
+  - the ceiling: the same model called in-process with batches of the default size, no HTTP.
+wrk (Debian's `wrk` package) generates the load: a Python client on the same two cores would
+measure itself more than the service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from loadtests.server import REPO, running_service
+from service.artifacts import list_versions, load_artifact
+from service.imaging import decode_image
+from service.settings import Settings
+
+DATASETS = REPO.parent / "shared" / "datasets"
+INPUTS = 64  # distinct request bodies per scenario, sent round-robin
+
+WRK_SCRIPT = """
+local bodies = {}
+local count = 0
+init = function(args)
+  for path in io.lines(args[1]) do
+    local file = io.open(path, "rb"); count = count + 1; bodies[count] = file:read("*all"); file:close()
+  end
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = args[2]
+end
+local i = 0
+request = function()
+  i = i % count + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status, e.timeout, 0))
+end
+"""
+
+
+@dataclass
+class Scenario:
+    """One endpoint driven with one model's real inputs."""
+
+    name: str
+    model: str
+    path: str
+    content_type: str
+    bodies: list[bytes]
+    model_inputs: object  # what the model takes in-process: an image array or a list of texts
+
+
+@dataclass
+class Row:
+    scenario: str
+    mode: str
+    requests_per_s: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    failed: int
+
+
+def _cifar_jpegs(path: Path, count: int) -> list[bytes]:
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(n for n in archive.namelist() if "/test/" in n and n.lower().endswith(".jpg"))
+        step = max(1, len(names) // count)
+        return [archive.read(name) for name in names[::step][:count]]
+
+
+def _imdb_reviews(path: Path, count: int) -> list[str]:
+    reviews = []
+    with tarfile.open(path) as archive:
+        for member in archive:
+            if "/test/" in member.name and member.name.endswith(".txt") and member.isfile():
+                handle = archive.extractfile(member)
+                assert handle is not None
+                reviews.append(handle.read().decode("utf-8"))
+                if len(reviews) == count:
+                    break
+    return reviews
+
+
+def _tweets(path: Path, count: int) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [row["text"] for row in csv.DictReader(handle)][:count]
+
+
+def scenarios(artifacts: Path, datasets: Path) -> list[Scenario]:
+    settings = Settings(artifacts_dir=artifacts)
+    found = []
+    images = _cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
+    card = load_artifact(artifacts / "cifar10-cnn" / str(list_versions(artifacts / "cifar10-cnn")[-1])).card
+    height, width = card.input.height, card.input.width  # type: ignore[union-attr]
+    decoded = np.stack([decode_image(b, height, width, settings.max_image_pixels) for b in images])
+    found.append(Scenario("classify-image", "cifar10-cnn", "/classify-image?model=cifar10-cnn", "image/jpeg",
+                          images, decoded))
+    for model, texts in (
+        ("sentiment-imdb", _imdb_reviews(datasets / "aclImdb_v1_labelled.tar.gz", INPUTS)),
+        ("sentiment-tweets", _tweets(datasets / "gop-debate" / "Sentiment.csv", INPUTS)),
+    ):
+        bodies = [json.dumps({"text": text, "model": model}).encode() for text in texts]
+        found.append(Scenario(f"sentiment ({model})", model, "/sentiment", "application/json", bodies,
+                              [t.encode() for t in texts]))
+    return found
+
+
+def run_wrk(url: str, scenario: Scenario, workdir: Path, concurrency: int, duration: int, threads: int) -> Row:
+    listing = workdir / "bodies.txt"
+    paths = []
+    for index, body in enumerate(scenario.bodies):
+        path = workdir / f"body-{index}"
+        path.write_bytes(body)
+        paths.append(str(path))
+    listing.write_text("\n".join(paths) + "\n")
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script),
+               url, "--", str(listing), scenario.content_type]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"^RESULT (.*)$", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    requests, duration_us, p50, p95, p99, socket_errors, status_errors, _, _ = map(int, match.group(1).split())
+    ok = requests - status_errors
+    return Row(scenario.name, "", ok / (duration_us / 1e6), p50 / 1000, p95 / 1000, p99 / 1000,
+               status_errors + socket_errors)
+
+
+def in_process_ceiling(artifacts: Path, scenario: Scenario, batch_size: int, seconds: float) -> Row:
+    artifact = load_artifact(artifacts / scenario.model / str(list_versions(artifacts / scenario.model)[-1]))
+    inputs = scenario.model_inputs
+    batch = inputs[:batch_size]  # type: ignore[index]
+    artifact.predict(batch)
+    calls, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        artifact.predict(batch)
+        calls += 1
+    return Row(scenario.name, f"in-process, batch {batch_size}", calls * batch_size / elapsed, None, None, None, 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", type=Path, default=REPO / "artifacts", help="the models to serve")
+    parser.add_argument("--datasets", type=Path, default=DATASETS,
+                        help="folder with cifar10-jpeg.zip, aclImdb_v1_labelled.tar.gz, gop-debate/Sentiment.csv")
+    parser.add_argument("--concurrency", type=int, default=32, help="open connections, each one request at a time")
+    parser.add_argument("--duration", type=int, default=20, help="seconds of load per measurement")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (the machine has 2 cores)")
+    parser.add_argument("--only", help="run only the scenarios whose name contains this")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed: apt-get install wrk (or your system's package)")
+
+    default_batch = Settings.model_fields["max_batch_size"].default
+    rows: list[Row] = []
+    chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
+    args.out.mkdir(exist_ok=True)
+    for scenario in chosen:
+        for mode, settings in (("batching on (defaults)", {}), ("batching off (max batch 1)", {"max_batch_size": "1"})):
+            with tempfile.TemporaryDirectory() as tmp, running_service(
+                args.artifacts, args.out / "service.log", log_level="warning", **settings
+            ) as service:
+                row = run_wrk(service.base_url + scenario.path, scenario, Path(tmp), args.concurrency,
+                              args.duration, args.wrk_threads)
+            row.mode = mode
+            rows.append(row)
+            print(_format(row), flush=True)
+        rows.append(in_process_ceiling(args.artifacts, scenario, default_batch, args.duration / 2))
+        print(_format(rows[-1]), flush=True)
+
+    print(f"\nconcurrency {args.concurrency}, {args.duration} s per run, wrk -t{args.wrk_threads}; "
+          f"{_machine()}\n")
+    print("| endpoint (model) | mode | requests/s | p50 ms | p95 ms | p99 ms | failed |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(_format(row))
+    (args.out / "bench.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
+
+
+def _format(row: Row) -> str:
+    def ms(value: float | None) -> str:
+        return "" if value is None else f"{value:.1f}"
+
+    return (f"| {row.scenario} | {row.mode} | {row.requests_per_s:.0f} | {ms(row.p50_ms)} | {ms(row.p95_ms)} | "
+            f"{ms(row.p99_ms)} | {row.failed} |")
+
+
+def _machine() -> str:
+    from training.common import machine_description
+
+    return machine_description()
+
+
+if __name__ == "__main__":
+    main()

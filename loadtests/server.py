@@ -1,0 +1,71 @@
+"""Run `python -m service` as a real process on 127.0.0.1 (for benchmarks and end-to-end tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningService:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@contextmanager
+def running_service(
+    artifacts_dir: Path, log_path: Path, start_timeout_s: float = 120, **settings: str
+) -> Iterator[RunningService]:
+    """Start the service with `SERVICE_*` settings, wait until /readyz says ready, stop it after."""
+    port = free_port()
+    env = os.environ | {"SERVICE_ARTIFACTS_DIR": str(artifacts_dir), "SERVICE_PORT": str(port),
+                        "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env |= {f"SERVICE_{key.upper()}": value for key, value in settings.items()}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=log, stderr=log)
+    service = RunningService(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not _ready(f"{service.base_url}/readyz"):
+            if process.poll() is not None:
+                raise RuntimeError(f"the service exited with {process.returncode}:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service was not ready in {start_timeout_s} s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield service
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
