@@ -106,12 +106,23 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
+OPEN_INFERENCE_PREFIX = "/v2"
+
+
 def error_json(request: Request, status: int, code: str, message: str, accepted: str | None = None) -> JSONResponse:
+    """The error response; the Open Inference Protocol's routes answer in its own shape."""
+    headers = {}
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if request.url.path.startswith(OPEN_INFERENCE_PREFIX):
+        text = f"{message} (accepted: {accepted})" if accepted else message
+        return JSONResponse({"error": text}, status_code=status, headers=headers)
     body = ErrorResponse(
         error=ErrorDetail(code=code, message=message, accepted=accepted),
         request_id=getattr(request.state, "request_id", None),
     )
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 

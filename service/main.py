@@ -6,14 +6,15 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from service.access_log import AccessLogMiddleware
+from service.auth import require_api_key
 from service.body_limit import BodyLimitMiddleware
-from service.errors import install_error_handlers
+from service.errors import error_responses, install_error_handlers
 from service.metrics import Metrics
 from service.registry import ModelRegistry
-from service.routes import health, images, models, sentiment
+from service.routes import health, images, inference_protocol, models, sentiment
 from service.settings import Settings
 
 
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
             app.state.decode_pool = pool
-            await app.state.registry.load_all()
+            await app.state.registry.start()
             try:
                 yield
             finally:
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)  # outermost: sees every answer
-    for router in (images.router, sentiment.build_router(settings), models.router, health.router):
+    for router in (images.router, sentiment.build_router(settings), models.router, inference_protocol.router):
+        app.include_router(router, dependencies=[Depends(require_api_key)], responses=error_responses(401))
+    for router in (health.router, inference_protocol.health_router):  # probes stay open
         app.include_router(router)
     return app

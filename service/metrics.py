@@ -55,6 +55,11 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.load_failures = Counter(
+            "service_model_load_failures_total", "Model versions that failed to load.", ["model"],
+            registry=self.registry,
+        )
+
     def for_batcher(self, model: str, version: int) -> BatcherMetrics:
         labels = {"model": model, "version": str(version)}
         return BatcherMetrics(

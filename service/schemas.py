@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -61,6 +61,9 @@ def sentiment_request_model(max_texts: int, max_text_chars: int) -> type[BaseMod
         model: str = Field(  # type: ignore[assignment]
             None, max_length=200, description="Model name; the default sentiment model when absent."
         )
+        version: int = Field(  # type: ignore[assignment]
+            None, ge=1, description="Pin a loaded version of the model; the newest by default."
+        )
 
         @model_validator(mode="after")
         def _exactly_one(self) -> SentimentRequest:
@@ -88,8 +91,12 @@ class SentimentResponse(BaseModel):
 
 class VersionInfo(BaseModel):
     version: int
-    state: str = Field(description="'serving' for the loaded version, 'available' for others on disk.")
+    state: Literal["serving", "loaded", "failed", "available"] = Field(
+        description="serving: answers requests that name no version; loaded: answers requests pinned to it; "
+        "failed: could not be loaded (see error); available: on disk, not loaded."
+    )
     card: dict[str, Any] | None = Field(None, description="The model card of a loaded version.")
+    error: str | None = Field(None, description="Why a failed version could not be loaded.")
 
 
 class ModelInfo(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,12 +38,32 @@ class Settings(BaseSettings):
     max_texts: int = Field(64, ge=1, le=4096, description="Most texts in one /sentiment request.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text, in characters.")
 
+    # Versions and updates.
+    model_versions: int = Field(2, ge=1, le=16, description="Newest versions of each model kept loaded.")
+    reload_interval_s: float = Field(
+        2.0, ge=0, le=3600, description="How often the artifacts folder is checked for new versions; 0: never."
+    )
+
+    # Access and shutdown.
+    api_keys: SecretStr = Field(
+        SecretStr(""), description="Comma-separated API keys; empty: no key needed (local use)."
+    )
+    shutdown_grace_s: float = Field(
+        30.0, gt=0, le=3600, description="On SIGTERM, longest wait for queued and in-flight requests."
+    )
+
     default_sentiment_model: str = Field(
         "sentiment-imdb", description="The /sentiment model used when a request names none."
     )
 
+    @property
+    def api_key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if any(len(key) < 16 for key in self.api_key_list):
+            raise ValueError("each key in SERVICE_API_KEYS must be at least 16 characters (use a random token)")
         if self.queue_limit < self.max_batch_size:
             raise ValueError(
                 f"SERVICE_QUEUE_LIMIT ({self.queue_limit}) must be at least SERVICE_MAX_BATCH_SIZE "

@@ -47,9 +47,10 @@ async def classify_image(
     registry: RegistryDep,
     settings: SettingsDep,
     model: Annotated[str | None, Query(max_length=200, description="Image model; the only one by default.")] = None,
+    version: Annotated[int | None, Query(ge=1, description="Pin a loaded version; the newest by default.")] = None,
     top_k: Annotated[int, Query(ge=1, le=100, description="How many labels to list per image.")] = 3,
 ) -> ImageClassificationResponse:
-    served = registry.get(model, IMAGE_TASK)
+    served = registry.get(model, IMAGE_TASK, version)
     request.state.model = served.name
     uploads = await read_uploads(request, settings.max_files)
     assert isinstance(served.card.input, ImageInput)

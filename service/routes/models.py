@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.dependencies import RegistryDep
-from service.errors import NotFound, error_responses
-from service.registry import ModelRegistry, ServedModel
+from service.errors import error_responses
+from service.registry import ModelEntry, ModelRegistry
 from service.schemas import ModelInfo, ModelList, VersionInfo
 
 router = APIRouter(tags=["models"])
@@ -14,30 +14,30 @@ router = APIRouter(tags=["models"])
 
 @router.get("/models", response_model=ModelList, summary="List the models")
 async def list_models(registry: RegistryDep) -> ModelList:
-    return ModelList(models=[_describe(registry, served) for served in registry.models()])
+    return ModelList(models=[_describe(registry, entry) for entry in registry.models()])
 
 
 @router.get("/models/{name}", response_model=ModelInfo, responses=error_responses(404), summary="Describe one model")
 async def read_model(name: str, registry: RegistryDep) -> ModelInfo:
-    for served in registry.models():
-        if served.name == name:
-            return _describe(registry, served)
-    raise NotFound(f"no model named {name!r}",
-                   accepted=f"one of: {', '.join(m.name for m in registry.models())}")
+    return _describe(registry, registry.entry(name))
 
 
-def _describe(registry: ModelRegistry, served: ServedModel) -> ModelInfo:
-    versions = [
-        VersionInfo(version=v, state="serving", card=served.card.model_dump(mode="json"))
-        if v == served.version
-        else VersionInfo(version=v, state="available")
-        for v in registry.available_versions(served.name)
-    ]
+def _describe(registry: ModelRegistry, entry: ModelEntry) -> ModelInfo:
+    latest = entry.latest
+
+    def version_info(version: int) -> VersionInfo:
+        if version in entry.loaded:
+            card = entry.loaded[version].card.model_dump(mode="json")
+            return VersionInfo(version=version, state="serving" if version == latest.version else "loaded", card=card)
+        if version in entry.failed:
+            return VersionInfo(version=version, state="failed", error=entry.failed[version])
+        return VersionInfo(version=version, state="available")
+
     return ModelInfo(
-        name=served.name,
-        task=served.card.task,
-        labels=served.labels,
-        serving_version=served.version,
-        default=registry.default_name(served.card.task) == served.name,
-        versions=versions,
+        name=entry.name,
+        task=entry.task,
+        labels=latest.labels,
+        serving_version=latest.version,
+        default=registry.default_name(entry.task) == entry.name,
+        versions=[version_info(v) for v in sorted(set(entry.on_disk) | set(entry.loaded) | set(entry.failed))],
     )

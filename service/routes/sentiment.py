@@ -42,7 +42,7 @@ def build_router(settings: Settings) -> APIRouter:
     ) -> SentimentResponse:
         payload: Any = body  # its class is built at run time, so mypy cannot know its fields
         texts = payload.all_texts
-        served = registry.get(payload.model, TEXT_TASK)
+        served = registry.get(payload.model, TEXT_TASK, payload.version)
         request.state.model = served.name
         answer = await served.batcher.submit([text.encode("utf-8") for text in texts])
         request.state.batch_size = answer.batch_size

@@ -73,7 +73,7 @@ async def test_a_request_that_waits_past_its_timeout_gets_504(make_settings: Cal
         response = await http.post("/sentiment", json={"text": "slow"})
         assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
         # Once the slow call is over, requests are answered again.
-        for _ in range(100):
+        for _ in range(300):  # up to 30 s: the machine may be busy
             if (await http.post("/sentiment", json={"text": "good"})).status_code == 200:
                 break
             await asyncio.sleep(0.1)

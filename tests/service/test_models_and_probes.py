@@ -18,7 +18,7 @@ def test_models_lists_each_model_its_versions_and_the_served_card(client: TestCl
     assert set(models) == {"tiny-image", "tiny-text"}
     text = models["tiny-text"]
     assert text["serving_version"] == 2 and text["default"] is True
-    assert [(v["version"], v["state"]) for v in text["versions"]] == [(1, "available"), (2, "serving")]
+    assert [(v["version"], v["state"]) for v in text["versions"]] == [(1, "loaded"), (2, "serving")]
     served_card = text["versions"][1]["card"]
     assert served_card["labels"] == ["negative", "positive"] and served_card["input"] == {"max_tokens": 64}
 
