@@ -31,6 +31,12 @@ class ErrorResponse(BaseModel):
     request_id: str | None = None
 
 
+class ProtocolErrorResponse(BaseModel):
+    """The Open Inference Protocol's error shape, used on its /v2 routes."""
+
+    error: str
+
+
 class ServiceError(Exception):
     """A request the service cannot answer as asked; subclasses fix the status and code."""
 
@@ -101,9 +107,9 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*statuses: int, model: type[BaseModel] = ErrorResponse) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the error statuses a route can answer."""
-    return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]} for status in statuses}
+    return {status: {"model": model, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
 OPEN_INFERENCE_PREFIX = "/v2"

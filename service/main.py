@@ -44,8 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)  # outermost: sees every answer
-    for router in (images.router, sentiment.build_router(settings), models.router, inference_protocol.router):
-        app.include_router(router, dependencies=[Depends(require_api_key)], responses=error_responses(401))
+    for router in (images.router, sentiment.build_router(settings), models.router):
+        app.include_router(router, dependencies=[Depends(require_api_key)], responses=error_responses(401, 422))
+    app.include_router(inference_protocol.router, dependencies=[Depends(require_api_key)],
+                       responses=inference_protocol.error_responses(401, 422))
     for router in (health.router, inference_protocol.health_router):  # probes stay open
         app.include_router(router)
     return app

@@ -48,8 +48,8 @@ class Settings(BaseSettings):
     api_keys: SecretStr = Field(
         SecretStr(""), description="Comma-separated API keys; empty: no key needed (local use)."
     )
-    shutdown_grace_s: float = Field(
-        30.0, gt=0, le=3600, description="On SIGTERM, longest wait for queued and in-flight requests."
+    shutdown_grace_s: int = Field(
+        30, ge=1, le=3600, description="On SIGTERM, longest wait (seconds) for queued and in-flight requests."
     )
 
     default_sentiment_model: str = Field(

@@ -41,6 +41,24 @@ class InferenceRequest(BaseModel):
     outputs: list[RequestedOutput] | None = None
 
 
+def request_schema() -> dict[str, Any]:
+    """The request's JSON schema with its definitions inlined, to embed in the OpenAPI document."""
+    schema = InferenceRequest.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
 def parse_request(body: bytes, header_length: str | None) -> tuple[InferenceRequest, bytes]:
     """Split the body into the JSON request and the binary section after it."""
     if header_length is not None:

@@ -13,15 +13,20 @@ from fastapi.responses import JSONResponse
 
 from service.artifacts import IMAGE_TASK, INPUT_NAME, OUTPUT_NAME, ImageInput
 from service.dependencies import RegistryDep, SettingsDep
-from service.errors import InvalidInput, error_responses
+from service.errors import InvalidInput, ProtocolErrorResponse
+from service.errors import error_responses as _error_responses
 from service.registry import ModelRegistry, ServedModel
-from service.tensors import HEADER_LENGTH, decode_input, encode_response, parse_request
+from service.tensors import HEADER_LENGTH, decode_input, encode_response, parse_request, request_schema
 
 PLATFORM = "tensorflow_savedmodel"
 _DATATYPE = {IMAGE_TASK: "UINT8"}  # every other task takes text: BYTES
 
 health_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return _error_responses(*statuses, model=ProtocolErrorResponse)
+
 
 ModelName = Annotated[str, Path(max_length=200)]
 Version = Annotated[int, Path(ge=1)]
@@ -67,7 +72,13 @@ async def read_version_ready(name: ModelName, version: Version, registry: Regist
 
 
 _INFER_RESPONSES = error_responses(400, 404, 413, 422, 500, 503, 504)
-_INFER_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A v2 inference request; with the binary tensor extension, JSON then tensor bytes.",
+        "content": {"application/json": {"schema": request_schema()}},
+    }
+}
 
 
 @router.post("/models/{name}/infer", summary="Run inference", responses=_INFER_RESPONSES, openapi_extra=_INFER_BODY)
