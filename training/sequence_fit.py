@@ -151,6 +151,7 @@ def fit_classifier(
     else:
         print(f"[{name}] resuming from {run_dir / LAST} after epoch {state['epoch']}", flush=True)
         model = keras.models.load_model(run_dir / LAST)
+    state["plan"] = asdict(plan)  # a resumed run may train to more epochs than first planned
     state["commands"].append(command)
     _truncate_history(run_dir / HISTORY, state["epoch"])
     callbacks = [
