@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.service.images import solid
 from loadtests.server import running_service
+from tests.service.images import solid
 
 
 def test_the_real_server_answers_both_endpoints_logs_each_request_and_stops_cleanly(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -12,9 +13,9 @@ from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from loadtests.server import running_service
 from service.imaging import MEDIA_TYPES
 from tests.service.images import encode
-from loadtests.server import running_service
 
 API_KEY = "fuzz-key-0123456789abcdef"
 
@@ -45,24 +46,26 @@ def test_every_operation_conforms_to_its_schema(artifacts_dir: Path, tmp_path: P
 
             def set(self, case: schemathesis.Case, key: str, context: object) -> None:
                 case.headers = {**(case.headers or {}), "X-API-Key": key}
+
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) >= 7
         for operation in operations:
-            # Schema-valid cases must be accepted and schema-invalid ones refused with a 4xx.
-            cases = operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE)
-
-            @given(case=cases)
-            @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck),
-                      database=None)
-            def conforms(case: schemathesis.Case) -> None:
-                case.call_and_validate(excluded_checks=excluded)
-
-            # The protocol's infer body is model-agnostic JSON: which input names, datatypes and shapes
-            # a model takes is in its metadata, not in the schema, so schema-valid bodies are often
-            # (rightly) refused there. Every other check still applies to those routes.
-            excluded = [positive_data_acceptance] if operation.path.endswith("/infer") else []
-
             try:
-                conforms()
+                check(operation)
             except Exception as error:
                 pytest.fail(f"{operation.label}: {error}")
+
+
+def check(operation: Any) -> None:
+    """Schema-valid cases must be accepted, schema-invalid ones refused with a 4xx, all in shape."""
+    # The protocol's infer body is model-agnostic JSON: which input names, datatypes and shapes
+    # a model takes is in its metadata, not in the schema, so schema-valid bodies are often
+    # (rightly) refused there. Every other check still applies to those routes.
+    excluded = [positive_data_acceptance] if operation.path.endswith("/infer") else []
+
+    @given(case=operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE))
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def conforms(case: schemathesis.Case) -> None:
+        case.call_and_validate(excluded_checks=excluded)
+
+    conforms()

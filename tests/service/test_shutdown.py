@@ -16,14 +16,18 @@ def test_sigterm_answers_every_accepted_request_then_exits_within_the_grace_peri
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "service.log"
-    with running_service(artifacts_dir, log_path, default_sentiment_model="tiny-text", shutdown_grace_s="20") as service:
+    overrides = {"default_sentiment_model": "tiny-text", "shutdown_grace_s": "20"}
+    with running_service(artifacts_dir, log_path, **overrides) as service:
 
         def post(text: str) -> int | str:
             with httpx.Client(base_url=service.base_url, timeout=30) as http:
                 try:
-                    return http.post("/sentiment", json={"text": text}).status_code
+                    response = http.post("/sentiment", json={"text": text})
                 except httpx.ConnectError:
                     return "refused"  # never accepted: the server had stopped listening
+                if response.status_code == 503 and response.json()["error"]["code"] == "unavailable":
+                    return "refused"  # arrived after SIGTERM: refused, with Retry-After
+                return response.status_code
 
         def queued() -> float:
             metrics = httpx.get(f"{service.base_url}/metrics").text
@@ -46,8 +50,8 @@ def test_sigterm_answers_every_accepted_request_then_exits_within_the_grace_peri
             refused = False
         except httpx.TransportError:
             refused = True
-    answered = [status for status in statuses if status != "refused"]
-    assert len(answered) >= 12 and set(answered) == {200}, statuses  # nothing accepted was lost
+    # At least the 12 requests seen queued before SIGTERM were answered, and nothing was lost.
+    assert statuses.count(200) >= 12 and set(statuses) <= {200, "refused"}, statuses
     assert exit_code in (0, -signal.SIGTERM) and exited_after < 20
     assert refused  # no new connections once it stopped
     assert "Application shutdown complete" in log_path.read_text()
