@@ -8,15 +8,20 @@ SERVICE_SHUTDOWN_GRACE_S, then the models are unloaded and the process exits.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from types import FrameType
 
-import uvicorn
-from pydantic import ValidationError
+# TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise in a service log; set before
+# TensorFlow is first imported. An explicit TF_CPP_MIN_LOG_LEVEL still wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from service.main import create_app
-from service.registry import ModelRegistry
-from service.settings import Settings
+import uvicorn  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from service.main import create_app  # noqa: E402
+from service.registry import ModelRegistry  # noqa: E402
+from service.settings import Settings  # noqa: E402
 
 
 class DrainingServer(uvicorn.Server):
