@@ -199,6 +199,11 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
         print(_format(row))
+    print()
+    for scenario in chosen:
+        on, off, ceiling = (r for r in rows if r.scenario == scenario.name)
+        print(f"{scenario.name}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x; "
+              f"on / in-process ceiling = {on.requests_per_s / ceiling.requests_per_s:.0%}")
     (args.out / "bench.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
 
 
