@@ -35,23 +35,27 @@ from training.tfidf_baseline import tfidf_baseline
 DEFAULTS = {
     "imdb": dict(
         vocabulary_size=25000,
-        max_tokens=400,
+        max_tokens=500,
         keep="tail",
         lstm_units=64,
         dropout=0.3,
-        epochs=6,
+        epochs=14,
         frozen_epochs=1,
-        random_init_epochs=None,
+        random_init_epochs=6,
+        learning_rate=1e-3,
+        fine_tune_learning_rate=5e-4,
     ),
     "tweets": dict(
         vocabulary_size=10000,
         max_tokens=64,
         keep="head",
-        lstm_units=32,
-        dropout=0.4,
-        epochs=8,
+        lstm_units=64,
+        dropout=0.3,
+        epochs=12,
         frozen_epochs=2,
         random_init_epochs=None,
+        learning_rate=2e-3,
+        fine_tune_learning_rate=2e-3,
     ),
 }
 NETWORKS = ("glove", "random-init")
@@ -130,14 +134,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--random-init-epochs",
         type=int,
-        help="epochs for the random-embedding comparison (default: --epochs)",
+        help="epochs for the random-embedding comparison (None: --epochs)",
     )
     add("--batch-size", type=int, default=64, help="training batch size")
-    add("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
+    add("--learning-rate", type=float, help="Adam learning rate")
     add(
         "--fine-tune-learning-rate",
         type=float,
-        default=5e-4,
         help="Adam learning rate once the embedding is unfrozen",
     )
     add("--validation-fraction", type=float, default=0.1, help="share of training data held out")
