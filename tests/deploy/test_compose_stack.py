@@ -1,0 +1,286 @@
+"""End to end: build the real image, run the compose stack (host networking), use it, tear it down.
+
+Runs only with DEPLOY_TESTS=1 (`make test-deploy`), on a machine with a Docker engine; CI starts
+one with shared/tools/docker-engine.sh. The stack is docker-compose.yml with
+deploy/docker-compose.host.yml: three replicas on 127.0.0.1:8001-8003, nginx on :8080 and
+Prometheus on :9090. The models are the ones in artifacts/ (baked into the image) when there are
+an image and a text model there, else tiny ones built here and mounted (deploy/docker-compose.models.yml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.promql import dashboard_expressions, missing_metrics
+
+pytestmark = pytest.mark.deploy
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "tfserving-e2e"
+IMAGE = "tf-serving-service:e2e"
+LB = "http://127.0.0.1:8080"
+PROMETHEUS = "http://127.0.0.1:9090"
+REPLICAS = {"service-1": 8001, "service-2": 8002, "service-3": 8003}
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "service.json"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+def http(method: str, url: str, body: bytes | None = None, content_type: str | None = None,
+         timeout: float = 30) -> Answer:
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Content-Type": content_type} if content_type else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+def _docker() -> str:
+    # Debian's client first: it has BuildKit built in (a newer client may want a buildx plugin).
+    return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+
+
+def _compose_command(docker: str) -> list[str]:
+    if subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("neither `docker compose` nor `docker-compose` is installed")
+
+
+def _has_models(folder: Path) -> bool:
+    """Whether `folder` holds an image model and a text model (a card each), so both routes can be tried."""
+    tasks = set()
+    for card in folder.glob("*/*/model.json"):
+        try:
+            tasks.add(json.loads(card.read_text()).get("task"))
+        except ValueError:
+            continue  # a card still being written
+    return {"image-classification", "text-classification"} <= tasks
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Stack:
+    docker: str
+    compose: list[str]
+    env: dict[str, str]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*self.compose, *args], cwd=REPO, env=self.env, text=True, capture_output=True,
+                              check=check, timeout=timeout)
+
+    def container(self, service: str) -> str:
+        return self.run("ps", "-q", service).stdout.strip()
+
+    def inspect(self, container: str, template: str) -> str:
+        return subprocess.run([self.docker, "inspect", "-f", template, container], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+
+def _build_image(docker: str) -> None:
+    command = [docker, "build", "--network", "host", "-t", IMAGE, "."]
+    if CA_BUNDLE.is_file():  # for pip behind this machine's TLS-inspecting proxy; never copied into the image
+        command[2:2] = ["--secret", f"id=pip-ca,src={CA_BUNDLE}"]
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=REPO, env=os.environ | {"DOCKER_BUILDKIT": "1"}, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, f"docker build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    print(f"image built in {time.monotonic() - started:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if os.environ.get("DEPLOY_TESTS") != "1":
+        pytest.skip("deployment test: run `make test-deploy` (DEPLOY_TESTS=1) on a machine with a Docker engine")
+    docker = _docker()
+    if subprocess.run([docker, "info"], capture_output=True).returncode != 0:
+        pytest.fail("no Docker engine answers; start one (CI: ../shared/tools/docker-engine.sh)")
+    busy = [port for port in (8080, 9090, *REPLICAS.values()) if _port_in_use(port)]
+    if busy:
+        pytest.fail(f"ports {busy} are in use; the host-networking stack needs 8080, 9090 and 8001-8003")
+
+    env = os.environ | {"SERVICE_IMAGE": IMAGE, "COMPOSE_PROJECT_NAME": PROJECT}
+    files = ["-f", "docker-compose.yml", "-f", "deploy/docker-compose.host.yml"]
+    if not _has_models(REPO / "artifacts"):
+        from tests.tiny_models import build_image_model, build_text_model
+
+        models = tmp_path_factory.mktemp("models")
+        build_image_model(models / "cifar10-cnn" / "1", size=32)
+        build_text_model(models / "sentiment-imdb" / "1")
+        build_text_model(models / "sentiment-tweets" / "1")
+        subprocess.run(["chmod", "-R", "a+rX", str(models)], check=True)  # the image's user is not this one
+        models.parent.chmod(0o755)
+        env["MODELS_DIR"] = str(models)
+        files += ["-f", "deploy/docker-compose.models.yml"]
+
+    _build_image(docker)
+    stack = Stack(docker, [*_compose_command(docker), *files], env)
+    stack.run("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an interrupted run
+    try:
+        started = time.monotonic()
+        # Returns once the replicas are healthy (ready) and nginx and Prometheus have started.
+        up = stack.run("up", "-d", "--no-build", check=False)
+        assert up.returncode == 0, f"compose up failed:\n{up.stdout}\n{up.stderr}"
+        _wait_for(lambda: http("GET", f"{LB}/readyz").status == 200, 120, "the load balancer to answer /readyz")
+        print(f"stack up in {time.monotonic() - started:.0f} s")
+        yield stack
+    except BaseException:
+        print(stack.run("logs", "--no-color", "--tail", "200", check=False).stdout)
+        raise
+    finally:
+        stack.run("down", "--volumes", "--remove-orphans", "--timeout", "40", check=False)
+
+
+def _wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if condition():
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(1)
+
+
+def _models() -> dict[str, list[str]]:
+    models = http("GET", f"{LB}/models").json()["models"]
+    by_task: dict[str, list[str]] = {}
+    for model in models:
+        by_task.setdefault(model["task"], []).append(model["name"])
+    return by_task
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_image_runs_as_a_user_and_holds_no_build_or_training_tools(stack: Stack) -> None:
+    container = stack.container("service-1")
+    assert stack.inspect(container, "{{.Config.User}}") == "app"
+    check = ("import importlib.util, shutil; "
+             "print([m for m in ('pip', 'gensim', 'matplotlib', 'sklearn', 'pytest', 'locust', 'clang', 'training', "
+             "'tests') if importlib.util.find_spec(m)], [t for t in ('gcc', 'cc', 'g++', 'make') if shutil.which(t)])")
+    found = subprocess.run([stack.docker, "exec", container, "python", "-c", check], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert found == "[] []"
+    assert subprocess.run([stack.docker, "exec", container, "id", "-u"], capture_output=True, text=True,
+                          check=True).stdout.strip() == "10001"
+    assert stack.inspect(container, "{{json .Config.Entrypoint}}").startswith('["/usr/bin/tini"')
+
+
+def test_both_endpoints_answer_through_the_load_balancer_from_every_replica(stack: Stack) -> None:
+    models = _models()
+    assert models.get("image-classification") and models.get("text-classification"), models
+    upstreams = set()
+    image = _png()
+    for _ in range(6):
+        for model in models["image-classification"]:
+            answer = http("POST", f"{LB}/classify-image?model={model}", image, "image/png")
+            assert answer.status == 200, answer.body
+            assert len(answer.json()["results"]) == 1
+            assert answer.headers.get("x-request-id")
+            upstreams.add(answer.headers["x-upstream-addr"])
+        for model in models["text-classification"]:
+            payload = json.dumps({"texts": ["a wonderful, moving film", "dull and far too long"], "model": model})
+            answer = http("POST", f"{LB}/sentiment", payload.encode(), "application/json")
+            assert answer.status == 200, answer.body
+            assert len(answer.json()["results"]) == 2
+            upstreams.add(answer.headers["x-upstream-addr"])
+    assert upstreams == {f"127.0.0.1:{port}" for port in REPLICAS.values()}
+
+
+def test_the_load_balancer_refuses_oversized_bodies_in_the_service_error_shape(stack: Stack) -> None:
+    answer = http("POST", f"{LB}/classify-image", b"\0" * (10 * 1024 * 1024 + 1), "image/png")
+    assert answer.status == 413
+    assert answer.json()["error"]["code"] == "payload_too_large"
+    assert answer.headers.get("x-request-id")
+    assert http("GET", f"{LB}/metrics").status == 404  # scraped per replica, never through the LB
+
+
+def _prometheus(query: str) -> dict:
+    return http("GET", f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': query})}").json()
+
+
+def test_prometheus_scrapes_every_replica(stack: Stack) -> None:
+    def all_up() -> bool:
+        result = _prometheus('up{job="service"}')["data"]["result"]
+        return {r["metric"]["replica"]: r["value"][1] for r in result} == {name: "1" for name in REPLICAS}
+
+    _wait_for(all_up, 60, "Prometheus to see every replica up")
+    loaded = _prometheus("service_model_version_loaded")["data"]["result"]
+    assert {r["metric"]["replica"] for r in loaded} == set(REPLICAS)
+
+
+def test_every_dashboard_metric_exists_and_every_dashboard_query_runs(stack: Stack) -> None:
+    expressions = dashboard_expressions(DASHBOARD)
+    for name, port in REPLICAS.items():
+        exposition = http("GET", f"http://127.0.0.1:{port}/metrics").body.decode()
+        assert missing_metrics(expressions, exposition, {"up"}) == set(), name
+    for expr in expressions:  # Grafana cannot run here; Prometheus can at least evaluate its queries
+        query = expr.replace("$__rate_interval", "1m").replace("$replica", ".*")
+        assert _prometheus(query)["status"] == "success", query
+
+
+def test_a_stopped_replica_drains_and_the_others_keep_answering(stack: Stack) -> None:
+    text_model = _models()["text-classification"][0]
+    payload = json.dumps({"texts": ["good"] * 8, "model": text_model}).encode()
+    container = stack.container("service-3")
+    statuses: list[int] = []
+
+    def client(_: int) -> None:
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            statuses.append(http("POST", f"{LB}/sentiment", payload, "application/json").status)
+
+    with ThreadPoolExecutor(4) as pool:
+        clients = [pool.submit(client, i) for i in range(4)]
+        time.sleep(3)
+        started = time.monotonic()
+        stack.run("stop", "--timeout", "40", "service-3")
+        stopped_in = time.monotonic() - started
+        for future in clients:
+            future.result()
+    # SIGTERM reached the server through tini: it drained and exited 0, well before a SIGKILL.
+    assert stack.inspect(container, "{{.State.ExitCode}}") == "0"
+    assert stopped_in < 35
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    logs = subprocess.run([stack.docker, "logs", container], capture_output=True, text=True).stderr
+    assert "Shutting down" in logs or "Finished server process" in logs
