@@ -10,10 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from service.artifacts import load_artifact
+from service.artifacts import list_versions, load_artifact
 from tests.training.test_image_data import image_tree, write_zip
 from training import image_classifier
-from training.common import sha256_file
+from training.common import REPO_ROOT, sha256_file
 
 TINY = ["--widths", "4", "8", "8", "8", "--batch-size", "8", "--benchmark-seconds", "0.2"]
 
@@ -167,3 +167,18 @@ def test_data_is_required_without_benchmark() -> None:
     with pytest.raises(SystemExit) as exit_info:
         image_classifier.parse_args(["--epochs", "1"])
     assert exit_info.value.code == 2
+
+
+def test_committed_cifar10_model_meets_the_contract_and_the_bar() -> None:
+    model_dir = REPO_ROOT / "artifacts" / "cifar10-cnn"
+    if not model_dir.is_dir():
+        pytest.skip("no committed cifar10-cnn artifact in this checkout")
+    artifact = load_artifact(model_dir / str(list_versions(model_dir)[-1]))
+    card = artifact.card
+    assert card.evaluation["split"] == "test" and card.evaluation["images"] == 10_000
+    assert card.evaluation["accuracy"] >= 0.88
+    assert card.training.seconds <= 3 * 3600
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    probabilities = artifact.predict(images)
+    assert probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
