@@ -48,9 +48,7 @@ def make_model(
     if len(widths) != 4:
         raise ValueError(f"widths needs 4 values (stem, stage 1, 2, 3), got {list(widths)}")
     if min(height, width) < 8:
-        raise ValueError(
-            f"images must be at least 8x8 pixels (three 2x poolings), got {height}x{width}"
-        )
+        raise ValueError(f"images must be at least 8x8 pixels (three 2x poolings), got {height}x{width}")
     inputs = keras.Input((height, width, 3), dtype="uint8", name="images")
     x = layers.Rescaling(1.0, name="to_float")(inputs)  # Rescaling casts uint8 -> the compute dtype
     x = layers.Normalization(
