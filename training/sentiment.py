@@ -15,12 +15,14 @@ import shlex
 import time
 from pathlib import Path
 
+import keras
+import numpy as np
 import tensorflow as tf
 
 from training import common
 from training.glove import embedding_matrix, load_glove
 from training.sentiment_export import export_and_evaluate
-from training.sentiment_model import NetworkConfig, make_classifier
+from training.sentiment_model import NetworkConfig, make_classifier, make_ensemble
 from training.sequence_fit import FitPlan, bucketed_batches, fit_classifier
 from training.text_data import (
     TextSplit,
@@ -123,12 +125,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="longest text the model reads, in words; longer ones are truncated, never rejected",
     )
     add("--keep", choices=["head", "tail"], help="which end of a long text is kept")
+    add(
+        "--split-hashtags",
+        action="store_true",
+        help="split camel-case hashtags into words in the graph (#GOPDebate -> gop debate)",
+    )
     add("--lstm-units", type=int, help="LSTM units per direction")
+    add("--lstm-layers", type=int, default=1, help="stacked bidirectional LSTM layers")
     add("--dropout", type=float, help="spatial dropout on embeddings and dropout before the head")
     add(
         "--epochs",
         type=int,
-        help="training epochs in all (the best by validation accuracy is kept)",
+        help="training epochs in all (the best by validation accuracy is kept; the last with "
+        "--final-fit)",
     )
     add("--frozen-epochs", type=int, help="first epochs with GloVe frozen, then fine-tuned")
     add(
@@ -145,12 +154,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add("--validation-fraction", type=float, default=0.1, help="share of training data held out")
     add(
+        "--final-fit",
+        action="store_true",
+        help="train the networks on training + validation data for exactly --epochs (chosen "
+        "beforehand on a run without it) and keep the last epoch; the TF-IDF baseline still "
+        "chooses C on the validation split",
+    )
+    add(
         "--test-fraction",
         type=float,
         default=0.2,
         help="tweets only: share of rows in the test split",
     )
     add("--seed", type=int, default=42, help="seed for splits, initialisation and shuffling")
+    add(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="GloVe networks trained from seeds SEED, SEED+1, ... (the splits always use "
+        "--seed); the exported model averages their probabilities in one graph",
+    )
     add("--throughput-seconds", type=float, default=5.0, help="time per texts/s measurement")
     args = parser.parse_args(argv)
     for key, value in DEFAULTS[args.dataset].items():
@@ -161,6 +184,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.run_dir = args.run_dir or Path("runs") / f"sentiment-{args.dataset}"
     if args.frozen_epochs > args.epochs:
         parser.error("--frozen-epochs must not exceed --epochs")
+    if args.ensemble < 1:
+        parser.error("--ensemble must be at least 1")
     return args
 
 
@@ -181,6 +206,8 @@ def main(argv: list[str] | None = None) -> Path | None:
         else read_tweets(args.data, args.test_fraction, args.seed)
     )
     fit, val = validation_split(data.train, args.validation_fraction, args.seed)
+    # the networks' training text: a final fit also learns from the validation split
+    learn = _concatenate(fit, val) if args.final_fit else fit
     print(
         f"data: {len(fit)} train, {len(val)} validation, {len(data.test)} test; "
         f"skipped {data.skipped}",
@@ -188,9 +215,13 @@ def main(argv: list[str] | None = None) -> Path | None:
     )
 
     token_ids = TokenIds(
-        args.vocabulary_size, args.max_tokens, args.keep, social=args.dataset == "tweets"
+        args.vocabulary_size,
+        args.max_tokens,
+        args.keep,
+        social=args.dataset == "tweets",
+        split_hashtags=args.split_hashtags,
     )
-    vocabulary = _vocabulary(token_ids, fit, args.run_dir / "vocabulary.json")
+    vocabulary = _vocabulary(token_ids, learn, args.run_dir / "vocabulary.json")
     vectors, glove_source = load_glove(args.glove, args.embedding_dim)
     matrix, coverage = embedding_matrix(vocabulary, vectors, args.seed)
     del vectors
@@ -202,19 +233,26 @@ def main(argv: list[str] | None = None) -> Path | None:
     )
 
     config = NetworkConfig(
-        len(vocabulary), args.embedding_dim, args.lstm_units, args.dropout, len(data.labels)
+        len(vocabulary),
+        args.embedding_dim,
+        args.lstm_units,
+        args.dropout,
+        len(data.labels),
+        args.lstm_layers,
     )
-    train_batches, val_batches = (
-        bucketed_batches(
-            token_ids.ragged_ids(tf.constant(s.texts)),
-            s.labels,
+
+    def batches(split: TextSplit, seed: int = args.seed) -> tf.data.Dataset:
+        return bucketed_batches(
+            token_ids.ragged_ids(tf.constant(split.texts)),
+            split.labels,
             args.batch_size,
             args.max_tokens,
-            shuffle=s is fit,
-            seed=args.seed,
+            shuffle=split is learn,
+            seed=seed,
         )
-        for s in (fit, val)
-    )
+
+    train_batches = batches(learn)
+    val_batches = None if args.final_fit else batches(val)
     plans = {
         "glove": FitPlan(
             args.epochs,
@@ -231,20 +269,37 @@ def main(argv: list[str] | None = None) -> Path | None:
             args.fine_tune_learning_rate,
         ),
     }
-    initial = {"glove": matrix, "random-init": None}
     trained = {}
-    for network in NETWORKS:
-        if args.train_only in (None, network):
-            trained[network] = fit_classifier(
-                lambda network=network: make_classifier(config, initial[network]),
-                args.run_dir / network,
-                train_batches,
-                val_batches,
-                plans[network],
-                args.resume,
-                network,
-                command,
+    if args.train_only in (None, "glove"):
+        members = []
+        for index in range(args.ensemble):
+            seed, name = args.seed + index, "glove" if index == 0 else f"glove-{index + 1}"
+            if index:
+                common.set_seed(seed)  # the first member is seeded at start-up, as a single network
+            members.append(
+                fit_classifier(
+                    lambda name=name: make_classifier(config, matrix, name=name.replace("-", "_")),
+                    args.run_dir / name,
+                    batches(learn, seed) if index else train_batches,
+                    val_batches,
+                    plans["glove"],
+                    args.resume,
+                    name,
+                    command,
+                )
             )
+        trained["glove"] = _ensemble(members, val_batches)
+    if args.train_only in (None, "random-init"):
+        trained["random-init"] = fit_classifier(
+            lambda: make_classifier(config, None),
+            args.run_dir / "random-init",
+            train_batches,
+            val_batches,
+            plans["random-init"],
+            args.resume,
+            "random-init",
+            command,
+        )
     if args.train_only:
         return None
 
@@ -259,11 +314,44 @@ def main(argv: list[str] | None = None) -> Path | None:
         baseline_predictions,
         baseline_setup,
         command,
-        len(fit),
-        len(val),
+        len(learn),
+        0 if args.final_fit else len(val),
     )
     print(f"exported {version_dir}", flush=True)
     return version_dir
+
+
+def _concatenate(a: TextSplit, b: TextSplit) -> TextSplit:
+    return TextSplit(a.texts + b.texts, np.concatenate([a.labels, b.labels]), a.ids + b.ids)
+
+
+def _ensemble(
+    members: list[tuple[keras.Model, dict]], val_batches: tf.data.Dataset | None
+) -> tuple[keras.Model, dict]:
+    """One model (the members' mean) and one state: a single member's own, or a summary whose
+    best_val_accuracy is the ensemble's (each member at its own best epoch; None without
+    validation data)."""
+    if len(members) == 1:
+        return members[0]
+    model = make_ensemble([m for m, _ in members])
+    states = [s for _, s in members]
+    val_accuracy = None
+    if val_batches is not None:
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        val_accuracy = float(model.evaluate(val_batches, verbose=0, return_dict=True)["accuracy"])
+    print(
+        f"[ensemble] {len(members)} members, best epochs {[s['best_epoch'] for s in states]}, "
+        f"val_accuracy {val_accuracy} (members {[s['best_val_accuracy'] for s in states]})",
+        flush=True,
+    )
+    state = {
+        "seconds": sum(s["seconds"] for s in states),
+        "commands": states[0]["commands"],
+        "best_epoch": [s["best_epoch"] for s in states],
+        "best_val_accuracy": val_accuracy,
+        "members_best_val_accuracy": [s["best_val_accuracy"] for s in states],
+    }
+    return model, state
 
 
 def _vocabulary(token_ids: TokenIds, fit: TextSplit, path: Path) -> list[str]:

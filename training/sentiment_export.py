@@ -69,7 +69,8 @@ def export_and_evaluate(
                 "; URLs -> xxurl, RT -> xxrt, @user and #tag -> user, tag"
                 if token_ids.social
                 else ""
-            ),
+            )
+            + ("; camel-case hashtags split into words" if token_ids.split_hashtags else ""),
         },
         "evaluation": {"split": data.test_split},
         "dataset": {
@@ -93,13 +94,15 @@ def export_and_evaluate(
             "best_val_accuracy": glove_state["best_val_accuracy"],
             "network": {
                 "lstm_units": args.lstm_units,
+                "lstm_layers": args.lstm_layers,
                 "dropout": args.dropout,
                 "embedding_dim": args.embedding_dim,
                 "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate,
                 "fine_tune_learning_rate": args.fine_tune_learning_rate,
                 "layers": "TokenIds > Embedding(GloVe) > SpatialDropout1D > "
-                "Bidirectional(LSTM) > max+mean pooling > Dropout > Dense softmax",
+                + ("Bidirectional(LSTM) > " * args.lstm_layers)
+                + "max+mean pooling > Dropout > Dense softmax",
             },
         },
         "embeddings": {
@@ -111,6 +114,29 @@ def export_and_evaluate(
         },
         "git_commit": common.git_commit(),
     }
+    if args.final_fit:
+        card["training"]["final_fit"] = (
+            f"the networks learned from training + validation ({n_fit} tweets) for exactly "
+            f"{args.epochs} epochs, chosen beforehand on validation; the last epoch is kept, so "
+            "there is no validation figure; the TF-IDF baseline learned from the "
+            "training split only, C chosen on the validation split"
+        )
+    if args.ensemble > 1:
+        network = card["training"]["network"]
+        network["layers"] = (
+            f"TokenIds > mean of {args.ensemble} networks ({network['layers'].split(' > ', 1)[1]})"
+        )
+        card["training"]["ensemble"] = {
+            "members": args.ensemble,
+            "seeds": [args.seed + i for i in range(args.ensemble)],
+            "combination": "mean of the members' probabilities, in the exported graph",
+            "best_epochs": glove_state["best_epoch"],
+        }
+        if not args.final_fit:
+            card["training"]["ensemble"].update(
+                members_best_val_accuracy=glove_state["members_best_val_accuracy"],
+                best_val_accuracy="the ensemble's, each member at its own best epoch",
+            )
     common.write_card(
         staging, card
     )  # the contract needs a card before load_artifact accepts the folder

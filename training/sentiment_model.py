@@ -1,5 +1,8 @@
 """The sentiment network: token ids -> GloVe Embedding -> BiLSTM -> max+mean pooling -> softmax.
 
+`make_ensemble` averages the probabilities of several such networks (trained from different
+seeds) inside one graph, so the export is still one model.
+
 `make_classifier` works on token ids, so training can bucket batches by length; `make_text_model`
 puts the in-graph `TokenIds` layer in front of it for export (raw strings in, probabilities out).
 """
@@ -22,6 +25,7 @@ class NetworkConfig:
     lstm_units: int
     dropout: float
     num_classes: int
+    lstm_layers: int = 1  # stacked BiLSTMs; the pooling reads the last one
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +60,9 @@ class MaskedMaxMeanPooling(keras.layers.Layer):
         return (input_shape[0], 2 * input_shape[-1])
 
 
-def make_classifier(config: NetworkConfig, embeddings: np.ndarray | None) -> keras.Model:
+def make_classifier(
+    config: NetworkConfig, embeddings: np.ndarray | None, name: str = "sentiment_classifier"
+) -> keras.Model:
     """The network on int64 token ids [batch, time] (0 = padding)."""
     ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     embedding = layers.Embedding(
@@ -71,13 +77,24 @@ def make_classifier(config: NetworkConfig, embeddings: np.ndarray | None) -> ker
             )
         embedding.set_weights([embeddings])
     x = layers.SpatialDropout1D(config.dropout)(x)
-    x = layers.Bidirectional(layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm")(
-        x
-    )
+    for layer in range(config.lstm_layers):
+        x = layers.Bidirectional(
+            layers.LSTM(config.lstm_units, return_sequences=True),
+            name="bilstm" if layer == 0 else f"bilstm_{layer + 1}",
+        )(x)
     x = MaskedMaxMeanPooling(name="pooling")(x)
     x = layers.Dropout(config.dropout)(x)
     probabilities = layers.Dense(config.num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(ids, probabilities, name="sentiment_classifier")
+    return keras.Model(ids, probabilities, name=name)
+
+
+def make_ensemble(members: list[keras.Model]) -> keras.Model:
+    """The mean of the members' probabilities, on the same token ids; one member is returned as is."""
+    if len(members) == 1:
+        return members[0]
+    ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
+    probabilities = layers.Average(name="mean_probabilities")([member(ids) for member in members])
+    return keras.Model(ids, probabilities, name="sentiment_ensemble")
 
 
 def make_text_model(token_ids: TokenIds, classifier: keras.Model) -> keras.Model:

@@ -97,8 +97,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         _atomic(self.run_dir / LAST, lambda tmp: self.model.save(tmp))
-        val = float(logs.get("val_accuracy", -1.0))
-        if val > self.state["best_val_accuracy"]:
+        val = logs.get("val_accuracy")
+        # without validation data (a final fit on train + validation) the last epoch is kept
+        if val is None or float(val) > self.state["best_val_accuracy"]:
+            val = None if val is None else float(val)
             _atomic(self.run_dir / BEST, lambda tmp: self.model.save_weights(tmp))
             self.state.update(best_val_accuracy=val, best_epoch=epoch + 1)
         self.state["epoch"] = epoch + 1
@@ -123,13 +125,14 @@ def fit_classifier(
     make: Callable[[], keras.Model],
     run_dir: Path,
     train: tf.data.Dataset,
-    validation: tf.data.Dataset,
+    validation: tf.data.Dataset | None,
     plan: FitPlan,
     resume: bool,
     name: str,
     command: str,
 ) -> tuple[keras.Model, dict]:
-    """Train (or continue training) to `plan.epochs`; returns the best-epoch model and its state."""
+    """Train (or continue training) to `plan.epochs`; returns the best-epoch model and its state
+    (the last epoch's when `validation` is None)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     state = read_state(run_dir)
     if state is not None and not resume:
@@ -179,11 +182,15 @@ def fit_classifier(
             verbose=0,
         )
     _atomic(run_dir / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2)))
+    if validation is None:
+        _drop_empty_columns(run_dir / HISTORY)  # Keras writes val_* columns of "NA"
     if state["best_epoch"] == 0:
         raise SystemExit(f"{run_dir}: no epoch was completed (epochs={plan.epochs})")
     model.load_weights(run_dir / BEST)
+    best = state["best_val_accuracy"]
     print(
-        f"[{name}] best epoch {state['best_epoch']} val_accuracy {state['best_val_accuracy']:.4f}",
+        f"[{name}] best epoch {state['best_epoch']} val_accuracy "
+        + ("none (no validation data: the last epoch)" if best is None else f"{best:.4f}"),
         flush=True,
     )
     return model, state
@@ -208,3 +215,11 @@ def _truncate_history(path: Path, epochs_done: int) -> None:
         kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done]
         with open(path, "w", newline="") as handle:
             csv.writer(handle).writerows(kept)
+
+
+def _drop_empty_columns(path: Path) -> None:
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    keep = [i for i in range(len(rows[0])) if any(r[i] != "NA" for r in rows[1:])]
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([[r[i] for i in keep] for r in rows])

@@ -24,6 +24,12 @@ _SOCIAL_RULES = [
     (r"@(\w+)", " \\1 "),  # @realDonaldTrump -> realdonaldtrump: who is addressed matters
     (r"#(\w+)", " \\1 "),  # #GOPDebate -> gopdebate: hashtags are words
 ]
+# Hashtags split where the case changes, before the rules above drop the '#':
+# #GOPDebate -> #GOP #Debate, #DebateWithBernie -> #Debate #With #Bernie (GloVe knows the words).
+# RE2 has no look-around, so a lower->upper boundary is split once per pass.
+_HASHTAG_RULES = [(r"#(\w*?\p{Ll})(\p{Lu})", "#\\1 #\\2")] * 4 + [
+    (r"#(\p{Lu}+)(\p{Lu}\p{Ll})", "#\\1 #\\2")
+]
 # Split the clitics the way GloVe 6B was tokenised ("don't" -> "do n't", "it's" -> "it 's"),
 # after dropping quotes that are not inside a word.
 _WORD_RULES = [
@@ -37,9 +43,11 @@ _WORD_RULES = [
 ]
 
 
-def normalize(texts: tf.Tensor, social: bool) -> tf.Tensor:
-    """Lower-cased, HTML-free words separated by single spaces; `social` adds the tweet rules."""
-    rules = (_SOCIAL_RULES if social else []) + _HTML_RULES
+def normalize(texts: tf.Tensor, social: bool, split_hashtags: bool = False) -> tf.Tensor:
+    """Lower-cased, HTML-free words separated by single spaces; `social` adds the tweet rules,
+    `split_hashtags` splits camel-case hashtags into their words first."""
+    rules = (_HASHTAG_RULES if split_hashtags else []) + (_SOCIAL_RULES if social else [])
+    rules += _HTML_RULES
     for pattern, replacement in rules:
         texts = tf.strings.regex_replace(texts, pattern, replacement)
     texts = tf.strings.lower(texts, encoding="utf-8")
@@ -63,17 +71,14 @@ class TokenIds(keras.layers.Layer):
         max_tokens: int,
         keep: str = "head",
         social: bool = False,
+        split_hashtags: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if keep not in ("head", "tail"):
             raise ValueError(f"keep must be 'head' or 'tail', got {keep!r}")
-        self.vocabulary_size, self.max_tokens, self.keep, self.social = (
-            vocabulary_size,
-            max_tokens,
-            keep,
-            social,
-        )
+        self.vocabulary_size, self.max_tokens, self.keep = vocabulary_size, max_tokens, keep
+        self.social, self.split_hashtags = social, split_hashtags
         self.vectorize = keras.layers.TextVectorization(
             max_tokens=vocabulary_size,
             standardize=None,
@@ -85,7 +90,10 @@ class TokenIds(keras.layers.Layer):
 
     def adapt(self, texts: tf.data.Dataset) -> None:
         """Fit the vocabulary on (already batched) training text."""
-        self.vectorize.adapt(texts.map(lambda t: normalize(t, self.social)))
+        self.vectorize.adapt(texts.map(lambda t: self.normalize(t)))
+
+    def normalize(self, texts):
+        return normalize(texts, self.social, self.split_hashtags)
 
     def vocabulary(self) -> list[str]:
         return [str(word) for word in self.vectorize.get_vocabulary()]
@@ -95,7 +103,7 @@ class TokenIds(keras.layers.Layer):
 
     def ragged_ids(self, texts) -> tf.RaggedTensor:
         """The truncated ids without padding, one row per text."""
-        ids = self.vectorize(normalize(texts, self.social))
+        ids = self.vectorize(self.normalize(texts))
         return ids[:, : self.max_tokens] if self.keep == "head" else ids[:, -self.max_tokens :]
 
     def call(self, texts):
@@ -113,4 +121,5 @@ class TokenIds(keras.layers.Layer):
             "max_tokens": self.max_tokens,
             "keep": self.keep,
             "social": self.social,
+            "split_hashtags": self.split_hashtags,
         }

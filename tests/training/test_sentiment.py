@@ -176,3 +176,54 @@ def test_help_explains_every_option(capsys) -> None:
         "--epochs",
     ):
         assert option in text
+
+
+def test_ensemble_averages_its_members_in_one_exported_graph(
+    tmp_path: Path, tweets_csv: Path, glove_txt: Path
+) -> None:
+    version_dir = run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--ensemble", "2")
+    card = json.loads((version_dir / "model.json").read_text())
+    ensemble = card["training"]["ensemble"]
+    assert ensemble["members"] == 2 and ensemble["seeds"] == [42, 43]
+    assert len(ensemble["best_epochs"]) == 2 and len(ensemble["members_best_val_accuracy"]) == 2
+    assert 0 <= card["training"]["best_val_accuracy"] <= 1
+    assert "mean of 2 networks" in card["training"]["network"]["layers"]
+    for member in ("glove", "glove-2"):
+        assert (tmp_path / "runs" / "tweets" / member / "state.json").is_file()
+    probabilities = load_artifact(version_dir).predict([b"great", b"awful debate"])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_make_ensemble_is_the_mean_of_its_members() -> None:
+    from training.sentiment_model import NetworkConfig, make_classifier, make_ensemble
+
+    config = NetworkConfig(20, 4, 3, 0.0, 3)
+    members = [make_classifier(config, None, name=f"m{i}") for i in range(3)]
+    ids = np.array([[1, 2, 3], [4, 5, 0]])
+    expected = np.mean([m(ids, training=False).numpy() for m in members], axis=0)
+    np.testing.assert_allclose(make_ensemble(members)(ids, training=False), expected, atol=1e-6)
+    assert make_ensemble(members[:1]) is members[0]
+
+
+def test_ensemble_must_have_a_member() -> None:
+    with pytest.raises(SystemExit):
+        sentiment.parse_args(["--dataset", "tweets", "--data", "x.csv", "--ensemble", "0"])
+
+
+def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(
+    tmp_path: Path, tweets_csv: Path, glove_txt: Path
+) -> None:
+    version_dir = run_job(
+        tmp_path, "tweets", tweets_csv, glove_txt, "--final-fit", "--lstm-layers", "2"
+    )
+    card = json.loads((version_dir / "model.json").read_text())
+    plain = read_tweets(tweets_csv, 0.2, seed=42)
+    assert (card["dataset"]["train"], card["dataset"]["validation"]) == (len(plain.train), 0)
+    assert "training + validation" in card["training"]["final_fit"]
+    assert card["training"]["best_epoch"] == 2 and card["training"]["best_val_accuracy"] is None
+    assert card["training"]["network"]["lstm_layers"] == 2
+    assert card["training"]["network"]["layers"].count("Bidirectional(LSTM)") == 2
+    assert "tfidf_logistic_regression" in card["evaluation"]["comparison_same_split"]
+    assert load_artifact(version_dir).predict([b"good"]).shape == (1, 3)
+    with open(tmp_path / "runs" / "tweets" / "glove" / "history.csv") as handle:
+        assert next(csv.reader(handle)) == ["epoch", "accuracy", "loss"]

@@ -72,3 +72,23 @@ def test_empty_and_unknown_texts_still_get_ids() -> None:
 def test_keep_must_be_head_or_tail() -> None:
     with pytest.raises(ValueError, match="keep"):
         TokenIds(vocabulary_size=10, max_tokens=3, keep="middle")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#GOPDebate #DebateWithBernie tonight", "gop debate debate with bernie tonight"),
+        ("#TedCruz #gopdebate #Trump2016 #USA", "ted cruz gopdebate trump2016 usa"),
+        ("@realDonaldTrump MacBook", "realdonaldtrump macbook"),  # only hashtags are split
+    ],
+)
+def test_split_hashtags(text: str, expected: str) -> None:
+    assert normalize(tf.constant([text]), True, split_hashtags=True).numpy()[0].decode() == expected
+
+
+def test_split_hashtags_is_off_by_default_and_kept_in_the_config() -> None:
+    assert normalized("#GOPDebate", social=True) == "gopdebate"
+    layer = TokenIds(vocabulary_size=10, max_tokens=3, social=True, split_hashtags=True)
+    layer.set_vocabulary(["", "[UNK]", "gop", "debate"])
+    np.testing.assert_array_equal(layer(tf.constant(["#GOPDebate"])).numpy(), [[2, 3]])
+    assert TokenIds.from_config(layer.get_config()).split_hashtags
