@@ -36,6 +36,8 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
             image: Image.Image = Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES))
     except UnidentifiedImageError:
         raise InvalidImage("the data is not an image in a supported format", accepted=ACCEPTED) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # recognised, but its header is cut off
+        raise InvalidImage(f"the image header is truncated or corrupt ({exc})", accepted=ACCEPTED) from None
     except Image.DecompressionBombError:  # Pillow's own, far higher, limit
         raise _too_many_pixels("far too many", max_pixels) from None
     if image.width * image.height > max_pixels:  # refused from the header, before decoding

@@ -67,6 +67,14 @@ def test_truncated_images_are_refused(fmt: str) -> None:
         decode_image(data[: len(data) // 2], 8, 8, LIMIT)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
+@pytest.mark.parametrize("keep", [8, 16, 40])
+def test_an_image_cut_off_inside_its_header_is_refused(fmt: str, keep: int) -> None:
+    data = encode(Image.new("RGB", (20, 20), (10, 200, 30)), fmt)
+    with pytest.raises(InvalidImage):
+        decode_image(data[:keep], 8, 8, LIMIT)
+
+
 def test_a_decompression_bomb_is_refused_from_its_header() -> None:
     bomb = png_bomb(30_000, 30_000)
     assert len(bomb) < 10_000
