@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -27,6 +28,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
             app.state.decode_pool = pool
             await app.state.registry.start()
+            # The loaded models are hundreds of thousands of long-lived Python objects; moving them out
+            # of the collector's reach keeps its periodic full passes short (they stall every request).
+            gc.collect()
+            gc.freeze()
             try:
                 yield
             finally:
