@@ -35,7 +35,7 @@ lint: $(VENV)/.test-deps
 bench: $(VENV)/.bench-deps  ## batching on vs off vs in-process ceiling, on the committed models
 	$(BIN)/python -m loadtests.bench
 
-# --- Deployment: the image, the compose stack, load tests (deploy/README-deploy.md) ---
+# --- Deployment: the image, the compose stack, load tests (README.md, "Deployment") ---
 DOCKER ?= $(shell [ -x /usr/bin/docker ] && echo /usr/bin/docker || echo docker)
 COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
 IMAGE ?= tf-serving-service:latest
