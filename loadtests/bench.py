@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from loadtests.server import REPO, running_service
-from service.artifacts import list_versions, load_artifact
+from service.artifacts import list_versions, load_artifact, read_card
 from service.imaging import decode_image
 from service.settings import Settings
+from training.common import machine_description, measure_throughput
 
 DATASETS = REPO.parent / "shared" / "datasets"
 INPUTS = 64  # distinct request bodies per scenario, sent round-robin
@@ -113,7 +113,7 @@ def scenarios(artifacts: Path, datasets: Path) -> list[Scenario]:
     settings = Settings(artifacts_dir=artifacts)
     found = []
     images = _cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
-    card = load_artifact(artifacts / "cifar10-cnn" / str(list_versions(artifacts / "cifar10-cnn")[-1])).card
+    card = read_card(_newest(artifacts, "cifar10-cnn"))
     height, width = card.input.height, card.input.width  # type: ignore[union-attr]
     decoded = np.stack([decode_image(b, height, width, settings.max_image_pixels) for b in images])
     found.append(Scenario("classify-image", "cifar10-cnn", "/classify-image?model=cifar10-cnn", "image/jpeg",
@@ -151,15 +151,14 @@ def run_wrk(url: str, scenario: Scenario, workdir: Path, concurrency: int, durat
 
 
 def in_process_ceiling(artifacts: Path, scenario: Scenario, batch_size: int, seconds: float) -> Row:
-    artifact = load_artifact(artifacts / scenario.model / str(list_versions(artifacts / scenario.model)[-1]))
+    artifact = load_artifact(_newest(artifacts, scenario.model))
     inputs = scenario.model_inputs
-    batch = inputs[:batch_size]  # type: ignore[index]
-    artifact.predict(batch)
-    calls, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        artifact.predict(batch)
-        calls += 1
-    return Row(scenario.name, f"in-process, batch {batch_size}", calls * batch_size / elapsed, None, None, None, 0)
+    rate = measure_throughput(artifact.predict, lambda size: inputs[:size], batch_size, seconds)  # type: ignore[index]
+    return Row(scenario.name, f"in-process, batch {batch_size}", rate, None, None, None, 0)
+
+
+def _newest(artifacts: Path, model: str) -> Path:
+    return artifacts / model / str(list_versions(artifacts / model)[-1])
 
 
 def main() -> None:
@@ -194,7 +193,7 @@ def main() -> None:
         print(_format(rows[-1]), flush=True)
 
     print(f"\nconcurrency {args.concurrency}, {args.duration} s per run, wrk -t{args.wrk_threads}; "
-          f"{_machine()}\n")
+          f"{machine_description()}\n")
     print("| endpoint (model) | mode | requests/s | p50 ms | p95 ms | p99 ms | failed |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
@@ -213,12 +212,6 @@ def _format(row: Row) -> str:
 
     return (f"| {row.scenario} | {row.mode} | {row.requests_per_s:.0f} | {ms(row.p50_ms)} | {ms(row.p95_ms)} | "
             f"{ms(row.p99_ms)} | {row.failed} |")
-
-
-def _machine() -> str:
-    from training.common import machine_description
-
-    return machine_description()
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ def _warm_up_input(card: ModelCard) -> Any:
 
 def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of every file under a version folder."""
-    files = (p for p in folder.rglob("*") if p.is_file())
-    return tuple(sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    stats = ((p, p.stat()) for p in folder.rglob("*") if p.is_file())
+    return tuple(sorted((str(p.relative_to(folder)), st.st_size, st.st_mtime_ns) for p, st in stats))
 
 
 class ModelRegistry:
