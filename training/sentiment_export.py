@@ -18,18 +18,9 @@ import tensorflow as tf
 from service.artifacts import TEXT_TASK, load_artifact
 from training import common
 from training.glove import Coverage
-from training.sentiment_model import make_text_model
+from training.sentiment_model import make_served_classifier, make_text_model, predict_texts
 from training.text_data import TextDataset, dataset_sha256
 from training.text_preprocessing import TokenIds
-
-
-def _predict(model, texts: list[str], batch_size: int = 256) -> np.ndarray:
-    return np.concatenate(
-        [
-            model(tf.constant(texts[i : i + batch_size]), training=False).numpy()
-            for i in range(0, len(texts), batch_size)
-        ]
-    )
 
 
 def export_and_evaluate(
@@ -48,7 +39,8 @@ def export_and_evaluate(
     """Export into the next version folder of `args.out`; returns that folder."""
     glove_model, glove_state = trained["glove"]
     random_model, random_state = trained["random-init"]
-    text_model = make_text_model(token_ids, glove_model)
+    ngram_model, ngram_state = trained.get("ngram", (None, None))
+    text_model = make_text_model(token_ids, make_served_classifier(glove_model, ngram_model))
     version = common.next_version(args.out)
     staging = args.run_dir / "export" / args.out.name / str(version)
     shutil.rmtree(staging, ignore_errors=True)
@@ -65,11 +57,7 @@ def export_and_evaluate(
             "vocabulary_size": len(token_ids.vocabulary()),
             "normalisation": "lower-case, HTML tags and entities removed, GloVe-style "
             "clitics, punctuation except ! ? dropped"
-            + (
-                "; URLs -> xxurl, RT -> xxrt, @user and #tag -> user, tag"
-                if token_ids.social
-                else ""
-            )
+            + ("; URLs -> xxurl, RT -> xxrt, @user and #tag -> user, tag" if token_ids.social else "")
             + ("; camel-case hashtags split into words" if token_ids.split_hashtags else ""),
         },
         "evaluation": {"split": data.test_split},
@@ -84,7 +72,7 @@ def export_and_evaluate(
         },
         "training": {
             "command": command,
-            "seconds": round(glove_state["seconds"], 1),
+            "seconds": round(glove_state["seconds"] + (ngram_state or {}).get("seconds", 0.0), 1),
             "machine": common.machine_description(),
             "commands": glove_state["commands"],
             "seed": args.seed,
@@ -114,6 +102,26 @@ def export_and_evaluate(
         },
         "git_commit": common.git_commit(),
     }
+    training = card["training"]
+    if ngram_model is not None:
+        training["network"]["layers"] = (
+            "TokenIds > mean of the GloVe network's probabilities ("
+            + training["network"]["layers"].split(" > ", 1)[1]
+            + ") and the n-gram member's (words and hashed word pairs > "
+            "mean of their per-class weights > softmax)"
+        )
+        training["ngram_member"] = {
+            "buckets": args.ngram_buckets,
+            "epochs": args.ngram_epochs,
+            "learning_rate": args.ngram_learning_rate,
+            "best_epoch": ngram_state["best_epoch"],
+            "seconds": round(ngram_state["seconds"], 1),
+        }
+    if args.confidence_weights:
+        training["sample_weights"] = (
+            "each training tweet weighs its sentiment_confidence (the annotators' agreement) "
+            "in the loss; every test tweet counts the same"
+        )
     if args.final_fit:
         card["training"]["final_fit"] = (
             f"the networks learned from training + validation ({n_fit} tweets) for exactly "
@@ -123,8 +131,8 @@ def export_and_evaluate(
         )
     if args.ensemble > 1:
         network = card["training"]["network"]
-        network["layers"] = (
-            f"TokenIds > mean of {args.ensemble} networks ({network['layers'].split(' > ', 1)[1]})"
+        network["layers"] = network["layers"].replace(
+            "Embedding(GloVe)", f"mean of {args.ensemble} networks: Embedding(GloVe)", 1
         )
         card["training"]["ensemble"] = {
             "members": args.ensemble,
@@ -137,34 +145,33 @@ def export_and_evaluate(
                 members_best_val_accuracy=glove_state["members_best_val_accuracy"],
                 best_val_accuracy="the ensemble's, each member at its own best epoch",
             )
-    common.write_card(
-        staging, card
-    )  # the contract needs a card before load_artifact accepts the folder
+    common.write_card(staging, card)  # the contract needs a card before load_artifact accepts the folder
     artifact = load_artifact(staging)
     texts, truth = data.test.texts, data.test.labels
     probabilities = common.predict_in_batches(artifact, texts)
-    in_process = _predict(text_model, texts[:64])
+    in_process = predict_texts(text_model, texts[:64])
     if not np.allclose(probabilities[:64], in_process, atol=1e-4):
         raise RuntimeError(f"{staging}: the reloaded SavedModel disagrees with the trained model")
     evaluation = card["evaluation"]
     evaluation.update(common.classification_figures(truth, probabilities.argmax(1), data.labels))
     evaluation["texts_per_second"] = {
         f"batch_{n}": round(
-            common.measure_throughput(
-                artifact.predict, lambda k: texts[:k], n, args.throughput_seconds
-            ),
+            common.measure_throughput(artifact.predict, lambda k: texts[:k], n, args.throughput_seconds),
             1,
         )
         for n in (1, 64)
     }
     evaluation["texts_per_second"]["texts"] = "the first test texts, in-process SavedModel calls"
-    evaluation["comparison_same_split"] = {
+
+    def figures(classifier) -> dict:
+        predictions = predict_texts(make_text_model(token_ids, classifier), texts).argmax(1)
+        return common.classification_figures(truth, predictions, data.labels)
+
+    comparisons = evaluation["comparison_same_split"] = {
         "random_init_embeddings": {
-            **common.classification_figures(
-                truth,
-                _predict(make_text_model(token_ids, random_model), texts).argmax(1),
-                data.labels,
-            ),
+            **figures(make_served_classifier(random_model, ngram_model, name="random_init")),
+            "model": "one BiLSTM with random embeddings"
+            + (", averaged with the same n-gram member" if ngram_model is not None else ""),
             "epochs": random_state["plan"]["epochs"],
             "best_epoch": random_state["best_epoch"],
             "seconds": round(random_state["seconds"], 1),
@@ -174,19 +181,18 @@ def export_and_evaluate(
             **baseline_setup,
         },
     }
+    if ngram_model is not None:  # each half of the served mean on its own
+        comparisons["glove_networks_alone"] = figures(glove_model)
+        comparisons["ngram_member_alone"] = figures(ngram_model)
     common.write_card(staging, card)
     common.plot_history(args.run_dir / "glove" / "history.csv", staging / "training_curves.png")
-    common.plot_confusion(
-        evaluation["confusion_matrix"], data.labels, staging / "confusion_matrix.png"
-    )
+    common.plot_confusion(evaluation["confusion_matrix"], data.labels, staging / "confusion_matrix.png")
     if data.test.ids and args.dataset == "tweets":
         (staging / "test_ids.txt").write_text("\n".join(data.test.ids) + "\n", encoding="utf-8")
     load_artifact(staging)  # the final folder still satisfies the contract
     target = args.out / str(version)
     if target.exists():
-        raise SystemExit(
-            f"{target} appeared while this run was exporting; the export is in {staging}"
-        )
+        raise SystemExit(f"{target} appeared while this run was exporting; the export is in {staging}")
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.move(str(staging), str(target))
     _summary(card)
@@ -197,12 +203,9 @@ def _summary(card: dict) -> None:
     evaluation = card["evaluation"]
     lines = [
         f"{card['name']}/{card['version']} on {evaluation['split']}:",
-        f"  glove network: accuracy {evaluation['accuracy']:.4f} "
-        f"macro-F1 {evaluation['macro_f1']:.4f}",
+        f"  glove network: accuracy {evaluation['accuracy']:.4f} macro-F1 {evaluation['macro_f1']:.4f}",
     ]
     for name, figures in evaluation["comparison_same_split"].items():
-        lines.append(
-            f"  {name}: accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}"
-        )
+        lines.append(f"  {name}: accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}")
     lines.append(f"  texts/s: {evaluation['texts_per_second']}")
     print("\n".join(lines), flush=True)

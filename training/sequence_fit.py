@@ -2,7 +2,8 @@
 `--resume`, progress lines and a per-epoch CSV.
 
 The embedding can stay frozen for the first `frozen_epochs` (so that random upper layers do
-not wreck the GloVe vectors), then is fine-tuned at a lower learning rate.
+not wreck the GloVe vectors), then is fine-tuned at a lower learning rate. A network without
+a frozen phase needs no layer named "embedding" (the n-gram member has none).
 """
 
 from __future__ import annotations
@@ -39,9 +40,14 @@ def bucketed_batches(
     max_tokens: int,
     shuffle: bool,
     seed: int = 0,
+    weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """Batches of texts of similar length, each padded only to its own longest text."""
-    data = tf.data.Dataset.from_tensor_slices((ids, labels.astype(np.int32)))
+    """Batches of texts of similar length, each padded only to its own longest text; with
+    `weights`, each element also carries its sample weight in the loss."""
+    columns = (ids, labels.astype(np.int32))
+    if weights is not None:
+        columns += (weights.astype(np.float32),)
+    data = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle:
         data = data.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     data = data.map(_at_least_one_token)
@@ -51,12 +57,12 @@ def bucketed_batches(
 
 
 @tf.autograph.experimental.do_not_convert
-def _at_least_one_token(ids, label):
-    return tf.pad(ids, [[0, tf.maximum(0, 1 - tf.shape(ids)[0])]]), label
+def _at_least_one_token(ids, *rest):
+    return tf.pad(ids, [[0, tf.maximum(0, 1 - tf.shape(ids)[0])]]), *rest
 
 
 @tf.autograph.experimental.do_not_convert
-def _length(ids, label):
+def _length(ids, *rest):
     return tf.shape(ids)[0]
 
 
@@ -105,9 +111,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.state.update(best_val_accuracy=val, best_epoch=epoch + 1)
         self.state["epoch"] = epoch + 1
         self.state["seconds"] += time.perf_counter() - self.started
-        _atomic(
-            self.run_dir / STATE, lambda tmp: Path(tmp).write_text(json.dumps(self.state, indent=2))
-        )
+        _atomic(self.run_dir / STATE, lambda tmp: Path(tmp).write_text(json.dumps(self.state, indent=2)))
 
 
 def _atomic(path: Path, write: Callable[[str], object]) -> None:
@@ -150,7 +154,9 @@ def fit_classifier(
             "commands": [],
         }
         model = make()
-        _compile(model, plan.learning_rate, embedding_trainable=plan.frozen_epochs == 0)
+        if plan.frozen_epochs:
+            model.get_layer("embedding").trainable = False
+        _compile(model, plan.learning_rate)
     else:
         print(f"[{name}] resuming from {run_dir / LAST} after epoch {state['epoch']}", flush=True)
         model = keras.models.load_model(run_dir / LAST)
@@ -168,10 +174,12 @@ def fit_classifier(
     for end, fine_tune_rate in phases:
         if state["epoch"] >= end:
             continue
-        embedding = model.get_layer("embedding")
-        if fine_tune_rate is not None and not embedding.trainable:
-            print(f"[{name}] unfreezing the embedding, learning rate {fine_tune_rate}", flush=True)
-            _compile(model, fine_tune_rate, embedding_trainable=True)
+        if fine_tune_rate is not None and plan.frozen_epochs:
+            embedding = model.get_layer("embedding")
+            if not embedding.trainable:
+                print(f"[{name}] unfreezing the embedding, learning rate {fine_tune_rate}", flush=True)
+                embedding.trainable = True
+                _compile(model, fine_tune_rate)
         model.fit(
             train,
             validation_data=validation,
@@ -196,8 +204,7 @@ def fit_classifier(
     return model, state
 
 
-def _compile(model: keras.Model, learning_rate: float, embedding_trainable: bool) -> None:
-    model.get_layer("embedding").trainable = embedding_trainable
+def _compile(model: keras.Model, learning_rate: float) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0),
         loss="sparse_categorical_crossentropy",

@@ -3,7 +3,9 @@
 - IMDB (Maas et al., 2011): `aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`, as a folder
   or as the `.tar.gz`; `train/unsup` (unlabelled) is ignored.
 - GOP debate tweets (CrowdFlower `Sentiment.csv`): columns `id`, `sentiment`, `text`; there is
-  no official split, so a fixed, stratified one is made here from a seed.
+  no official split, so a fixed, stratified one is made here from a seed. Where the file has
+  `sentiment_confidence` (the annotators' agreement on the label), it comes along as a
+  per-row training weight: about one tweet in eight has agreement near 1/3, a coin toss.
 
 Each reader returns the splits and a `skipped` count per reason, so nothing vanishes silently.
 """
@@ -34,6 +36,7 @@ class TextSplit:
     texts: list[str]
     labels: np.ndarray  # int class indices into the dataset's labels
     ids: list[str] = field(default_factory=list)  # row identifiers, where the dataset has them
+    confidence: np.ndarray | None = None  # how sure the annotators were of each label, (0, 1]
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -43,6 +46,16 @@ class TextSplit:
             [self.texts[i] for i in indices],
             self.labels[indices],
             [self.ids[i] for i in indices] if self.ids else [],
+            None if self.confidence is None else self.confidence[indices],
+        )
+
+    def __add__(self, other: TextSplit) -> TextSplit:
+        both = self.confidence is not None and other.confidence is not None
+        return TextSplit(
+            self.texts + other.texts,
+            np.concatenate([self.labels, other.labels]),
+            self.ids + other.ids,
+            np.concatenate([self.confidence, other.confidence]) if both else None,
         )
 
 
@@ -86,9 +99,7 @@ def read_imdb(path: Path) -> TextDataset:
             skipped["empty review"] += 1
             return
         split, polarity = match.groups()
-        rows[split].append(
-            (name, text, IMDB_LABELS.index("positive" if polarity == "pos" else "negative"))
-        )
+        rows[split].append((name, text, IMDB_LABELS.index("positive" if polarity == "pos" else "negative")))
 
     if path.is_file():
         try:
@@ -130,7 +141,7 @@ def read_tweets(path: Path, test_fraction: float = 0.2, seed: int = 42) -> TextD
     """GOP debate tweets with a fixed, stratified train/test split (rows identified by `id`)."""
     from sklearn.model_selection import train_test_split
 
-    texts, labels, ids = [], [], []
+    texts, labels, ids, confidences = [], [], [], []
     skipped: Counter[str] = Counter()
     seen: set[str] = set()
     try:
@@ -138,12 +149,12 @@ def read_tweets(path: Path, test_fraction: float = 0.2, seed: int = 42) -> TextD
             reader = csv.DictReader(handle)
             missing = {"id", "sentiment", "text"} - set(reader.fieldnames or [])
             if missing:
-                raise DatasetError(
-                    f"{path}: missing columns {sorted(missing)}, has {reader.fieldnames}"
-                )
+                raise DatasetError(f"{path}: missing columns {sorted(missing)}, has {reader.fieldnames}")
+            has_confidence = "sentiment_confidence" in (reader.fieldnames or [])
             for row in reader:
                 row_id, label = (row["id"] or "").strip(), (row["sentiment"] or "").strip().lower()
                 text = (row["text"] or "").strip()
+                confidence = _confidence(row["sentiment_confidence"]) if has_confidence else 1.0
                 if not row_id:
                     skipped["no id"] += 1
                 elif row_id in seen:
@@ -152,14 +163,22 @@ def read_tweets(path: Path, test_fraction: float = 0.2, seed: int = 42) -> TextD
                     skipped["unknown sentiment"] += 1
                 elif not text:
                     skipped["empty text"] += 1
+                elif confidence is None:
+                    skipped["sentiment_confidence not in (0, 1]"] += 1
                 else:
                     seen.add(row_id)
                     texts.append(text)
                     labels.append(TWEET_LABELS.index(label))
                     ids.append(row_id)
+                    confidences.append(confidence)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot read as a UTF-8 CSV ({exc})") from exc
-    everything = TextSplit(texts, np.array(labels), ids)
+    everything = TextSplit(
+        texts,
+        np.array(labels),
+        ids,
+        np.array(confidences, dtype=np.float32) if has_confidence else None,
+    )
     train_idx, test_idx = train_test_split(
         np.arange(len(texts)),
         test_size=test_fraction,
@@ -172,10 +191,17 @@ def read_tweets(path: Path, test_fraction: float = 0.2, seed: int = 42) -> TextD
         TWEET_LABELS,
         everything.subset(np.sort(train_idx)),
         test,
-        f"stratified {test_fraction:.0%} test split, seed {seed} ({len(test):,} tweets, "
-        "ids in test_ids.txt)",
+        f"stratified {test_fraction:.0%} test split, seed {seed} ({len(test):,} tweets, ids in test_ids.txt)",
         dict(skipped),
     )
+
+
+def _confidence(value: str | None) -> float | None:
+    try:
+        confidence = float(value or "")
+    except ValueError:
+        return None
+    return confidence if 0.0 < confidence <= 1.0 else None
 
 
 def validation_split(train: TextSplit, fraction: float, seed: int) -> tuple[TextSplit, TextSplit]:

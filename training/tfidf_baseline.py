@@ -12,9 +12,10 @@ C_GRID = (0.5, 2.0, 8.0)
 
 
 def tfidf_baseline(
-    fit: TextSplit, validation: TextSplit, test: TextSplit
+    fit: TextSplit, validation: TextSplit, test: TextSplit, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Test-split predictions of uni+bigram TF-IDF + LR, C chosen on the validation split."""
+    """Test-split predictions of uni+bigram TF-IDF + LR, C chosen on the validation split;
+    `weights` (one per `fit` row) weight the loss as they do the networks'."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -23,7 +24,7 @@ def tfidf_baseline(
     x_val, x_test = vectorizer.transform(validation.texts), vectorizer.transform(test.texts)
     best: tuple[float, float, Any] = (-1.0, 0.0, None)
     for c in C_GRID:
-        model = LogisticRegression(C=c, max_iter=2000).fit(x_fit, fit.labels)
+        model = LogisticRegression(C=c, max_iter=2000).fit(x_fit, fit.labels, sample_weight=weights)
         score = float(np.mean(model.predict(x_val) == validation.labels))
         if score > best[0]:
             best = (score, c, model)
@@ -34,4 +35,6 @@ def tfidf_baseline(
         "validation_accuracy": val_accuracy,
         "features_count": len(vectorizer.vocabulary_),
     }
+    if weights is not None:
+        setup["sample_weights"] = "the networks' (annotator confidence)"
     return model.predict(x_test), setup

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 from service.artifacts import load_artifact
-from tests.training.tiny_text import write_glove, write_imdb_folder, write_imdb_tarball
+from tests.training.tiny_text import (
+    TWEETS_SKIPPED,
+    write_glove,
+    write_imdb_folder,
+    write_imdb_tarball,
+)
 from training import sentiment
 from training.common import sha256_file
 from training.text_data import read_tweets
@@ -144,14 +149,81 @@ def test_tweets_job_writes_its_test_ids(tmp_path: Path, tweets_csv: Path, glove_
     version_dir = run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--test-fraction", "0.25")
     card = json.loads((version_dir / "model.json").read_text())
     assert card["labels"] == ["negative", "neutral", "positive"]
-    assert card["dataset"]["skipped"] == {
-        "duplicate id": 1,
-        "unknown sentiment": 1,
-        "empty text": 1,
-    }
+    assert card["dataset"]["skipped"] == TWEETS_SKIPPED
     ids = (version_dir / "test_ids.txt").read_text().split()
     assert ids == read_tweets(tweets_csv, 0.25, seed=42).test.ids
     assert load_artifact(version_dir).predict([b"RT @x: #GOPDebate http://t.co/y"]).shape == (1, 3)
+    # tweets default to the n-gram member and confidence weights; the card says so
+    training = card["training"]
+    assert "n-gram member" in training["network"]["layers"]
+    assert training["ngram_member"]["epochs"] == 5 and training["ngram_member"]["best_epoch"] >= 1
+    assert "sentiment_confidence" in training["sample_weights"]
+    comparison = card["evaluation"]["comparison_same_split"]
+    assert set(comparison) == {
+        "random_init_embeddings",
+        "tfidf_logistic_regression",
+        "glove_networks_alone",
+        "ngram_member_alone",
+    }
+    assert "same n-gram member" in comparison["random_init_embeddings"]["model"]
+    assert "annotator confidence" in comparison["tfidf_logistic_regression"]["sample_weights"]
+    assert all(np.sum(c["confusion_matrix"]) == len(ids) for c in comparison.values())
+
+
+def test_no_ngram_member_serves_the_glove_network_alone(tmp_path, tweets_csv, glove_txt) -> None:
+    version_dir = run_job(
+        tmp_path, "tweets", tweets_csv, glove_txt, "--no-ngram-member", "--no-confidence-weights"
+    )
+    card = json.loads((version_dir / "model.json").read_text())
+    assert "ngram_member" not in card["training"] and "sample_weights" not in card["training"]
+    assert "n-gram" not in card["training"]["network"]["layers"]
+    assert set(card["evaluation"]["comparison_same_split"]) == {
+        "random_init_embeddings",
+        "tfidf_logistic_regression",
+    }
+    assert not (tmp_path / "runs" / "tweets" / "ngram").exists()
+
+
+def test_cross_validation_scores_each_part_on_held_out_folds_and_exports_nothing(
+    tmp_path: Path, tweets_csv: Path, glove_txt: Path
+) -> None:
+    assert run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--cross-validate", "3") is None
+    assert not (tmp_path / "artifacts").exists()
+    out = tmp_path / "runs" / "tweets" / "cross-validation"
+    results = json.loads((out / "results.json").read_text())
+    assert results["folds"] == 3 and "--cross-validate 3" in results["command"]
+    accuracy = results["accuracy"]
+    assert set(accuracy) == {"glove", "ngram", "served", "tfidf_logistic_regression"}
+    for figures in accuracy.values():
+        assert len(figures["folds"]) == 3 and all(0 <= a <= 1 for a in figures["folds"])
+        assert figures["mean_accuracy"] == pytest.approx(np.mean(figures["folds"]))
+    for k in (1, 2, 3):  # each fold fits its own vocabulary and networks
+        for path in ("vocabulary.json", "glove/state.json", "ngram/state.json"):
+            assert (out / f"fold-{k}" / path).is_file()
+
+
+def test_make_served_classifier_is_the_mean_of_glove_and_ngram_parts() -> None:
+    from training.sentiment_model import (
+        NetworkConfig,
+        make_classifier,
+        make_ngram_classifier,
+        make_served_classifier,
+    )
+
+    glove = make_classifier(NetworkConfig(20, 4, 3, 0.0, 3), None)
+    ngram = make_ngram_classifier(20, 16, 3)
+    ngram.get_layer("ngram_weights").set_weights([np.random.default_rng(0).normal(size=(36, 3))])
+    ids = np.array([[1, 2, 3], [4, 5, 0]])
+    expected = (glove(ids, training=False).numpy() + ngram(ids, training=False).numpy()) / 2
+    served = make_served_classifier(glove, ngram)
+    np.testing.assert_allclose(served(ids, training=False), expected, atol=1e-6)
+    assert make_served_classifier(glove, None) is glove
+
+
+def test_confidence_weights_are_for_tweets_only() -> None:
+    with pytest.raises(SystemExit):
+        sentiment.parse_args(["--dataset", "imdb", "--data", "x", "--confidence-weights"])
+    assert sentiment.parse_args(["--dataset", "imdb", "--data", "x"]).confidence_weights is False
 
 
 def test_train_only_trains_one_network_and_exports_nothing(tmp_path, tweets_csv, glove_txt) -> None:
@@ -174,6 +246,9 @@ def test_help_explains_every_option(capsys) -> None:
         "--max-tokens",
         "--keep",
         "--epochs",
+        "--ngram-member",
+        "--confidence-weights",
+        "--cross-validate",
     ):
         assert option in text
 
@@ -208,6 +283,11 @@ def test_make_ensemble_is_the_mean_of_its_members() -> None:
 def test_ensemble_must_have_a_member() -> None:
     with pytest.raises(SystemExit):
         sentiment.parse_args(["--dataset", "tweets", "--data", "x.csv", "--ensemble", "0"])
+
+
+def test_cross_validation_needs_two_folds() -> None:
+    with pytest.raises(SystemExit):
+        sentiment.parse_args(["--dataset", "tweets", "--data", "x.csv", "--cross-validate", "1"])
 
 
 def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.training.tiny_text import CONFIDENCES, TWEETS_SKIPPED
 from training.text_data import (
     DatasetError,
     dataset_sha256,
@@ -55,7 +56,7 @@ def test_imdb_bad_path_is_a_clear_error(tmp_path: Path, content) -> None:
 
 def test_tweets_skip_bad_rows_and_count_them(tweets_csv) -> None:
     data = read_tweets(tweets_csv, test_fraction=0.25, seed=1)
-    assert data.skipped == {"duplicate id": 1, "unknown sentiment": 1, "empty text": 1}
+    assert data.skipped == TWEETS_SKIPPED
     assert len(data.train) + len(data.test) == 60
     assert data.labels == ["negative", "neutral", "positive"]
 
@@ -87,3 +88,36 @@ def test_dataset_sha256_changes_with_content(imdb_folder) -> None:
     before = dataset_sha256(imdb_folder)
     (imdb_folder / "test" / "neg" / "0_2.txt").write_text("changed", encoding="utf-8")
     assert dataset_sha256(imdb_folder) != before
+
+
+def test_tweets_carry_the_annotators_confidence_through_splits(tweets_csv) -> None:
+    data = read_tweets(tweets_csv, 0.25, seed=1)
+    by_id = {str(i + 1): float(CONFIDENCES[(i + 1) % 3]) for i in range(60)}
+    for split in (data.train, data.test):
+        assert split.confidence.dtype == np.float32
+        np.testing.assert_allclose(split.confidence, [by_id[i] for i in split.ids], rtol=1e-6)
+    fit, val = validation_split(data.train, 1 / 3, seed=1)
+    both = fit + val
+    assert both.ids == fit.ids + val.ids and len(both.confidence) == len(both)
+    np.testing.assert_allclose(both.confidence, [by_id[i] for i in both.ids], rtol=1e-6)
+
+
+def test_tweets_without_a_confidence_column_have_none(tmp_path: Path) -> None:
+    path = tmp_path / "Sentiment.csv"
+    rows = [f"{i},{label},tweet {i}" for i, label in enumerate(["Positive", "Negative"] * 10, 1)]
+    path.write_text("id,sentiment,text\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    data = read_tweets(path, 0.5, seed=1)
+    assert data.train.confidence is None and data.test.confidence is None
+    assert (data.train + data.test).confidence is None
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2", "nan", "", "high"])
+def test_a_confidence_outside_0_1_skips_the_row(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "Sentiment.csv"
+    rows = [f"{i},{lab},1,tweet {i}" for i, lab in enumerate(["Positive", "Negative"] * 5, 1)]
+    rows.append(f"99,Positive,{value},the odd one")
+    text = "id,sentiment,sentiment_confidence,text\n" + "\n".join(rows) + "\n"
+    path.write_text(text, encoding="utf-8")
+    data = read_tweets(path, 0.4, seed=1)
+    assert data.skipped == {"sentiment_confidence not in (0, 1]": 1}
+    assert "99" not in data.train.ids + data.test.ids

@@ -67,8 +67,18 @@ def write_imdb_tarball(imdb_folder: Path, tmp_path: Path) -> Path:
     return path
 
 
+CONFIDENCES = ["1.0", "0.6667", "0.35"]
+TWEETS_SKIPPED = {
+    "duplicate id": 1,
+    "unknown sentiment": 1,
+    "empty text": 1,
+    "sentiment_confidence not in (0, 1]": 1,
+}
+
+
 def write_tweets_csv(tmp_path: Path) -> Path:
-    """Sentiment.csv's columns that matter, 60 good rows and one bad row of each kind."""
+    """Sentiment.csv's columns that matter, 60 good rows and one bad row of each kind;
+    `sentiment_confidence` cycles through 1.0, 0.6667 and 0.35 on the good rows."""
     path = tmp_path / "Sentiment.csv"
     texts = {
         "Positive": POSITIVE,
@@ -77,7 +87,7 @@ def write_tweets_csv(tmp_path: Path) -> Path:
     }
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "candidate", "sentiment", "tweet_id", "text"])
+        writer.writerow(["id", "candidate", "sentiment", "sentiment_confidence", "tweet_id", "text"])
         row_id = 0
         for i in range(20):
             for label, pool in texts.items():
@@ -87,11 +97,13 @@ def write_tweets_csv(tmp_path: Path) -> Path:
                         row_id,
                         "",
                         label,
+                        CONFIDENCES[row_id % 3],
                         "6.29E+17",
                         f"RT @user{i}: {pool[i % len(pool)]} #GOPDebate http://t.co/x{i}",
                     ]
                 )
-        writer.writerow([row_id, "", "Positive", "6.29E+17", "a duplicate id"])
-        writer.writerow([row_id + 1, "", "Mixed", "6.29E+17", "an unknown label"])
-        writer.writerow([row_id + 2, "", "Neutral", "6.29E+17", "   "])
+        writer.writerow([row_id, "", "Positive", "1", "6.29E+17", "a duplicate id"])
+        writer.writerow([row_id + 1, "", "Mixed", "1", "6.29E+17", "an unknown label"])
+        writer.writerow([row_id + 2, "", "Neutral", "1", "6.29E+17", "   "])
+        writer.writerow([row_id + 3, "", "Neutral", "n/a", "6.29E+17", "no confidence"])
     return path
