@@ -257,7 +257,9 @@ def main(argv: list[str] | None = None) -> Path | None:
     if args.train_only:
         return None
 
-    baseline_predictions, baseline_setup = tfidf_baseline(fit, val, data.test, _weights(args, fit))
+    baseline_predictions, baseline_setup = tfidf_baseline(
+        fit, val, data.test, args.confidence_weights, args.final_fit
+    )
     version_dir = export_and_evaluate(
         args,
         data,
@@ -315,7 +317,8 @@ def train(
 ) -> dict[str, tuple[keras.Model, dict]]:
     """Train the named networks (each resumable in its own folder of `run_dir`): "glove" (the
     mean of --ensemble GloVe BiLSTMs), "ngram" (with --ngram-member), "random-init"."""
-    config, weights = setup.config, _weights(args, learn)
+    config = setup.config
+    weights = learn.confidence if args.confidence_weights else None
 
     def batches(split: TextSplit, seed: int = args.seed) -> tf.data.Dataset:
         return bucketed_batches(
@@ -409,7 +412,7 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
         }
         row = {n: float(np.mean(p.argmax(1) == held.labels)) for n, p in probabilities.items()}
         fit, val = validation_split(learn, args.validation_fraction, args.seed)
-        baseline, _ = tfidf_baseline(fit, val, held, _weights(args, fit))
+        baseline, _ = tfidf_baseline(fit, val, held, args.confidence_weights, final_fit=True)
         row["tfidf_logistic_regression"] = float(np.mean(baseline == held.labels))
         rows.append(row)
         print(f"[cross-validation] fold {k + 1}/{args.cross_validate}: {row}", flush=True)
@@ -430,10 +433,6 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
             flush=True,
         )
     return summary
-
-
-def _weights(args: argparse.Namespace, split: TextSplit) -> np.ndarray | None:
-    return split.confidence if args.confidence_weights else None
 
 
 def _ensemble(members: list[tuple[keras.Model, dict]], val_batches: tf.data.Dataset | None) -> tuple[keras.Model, dict]:

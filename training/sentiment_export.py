@@ -126,8 +126,8 @@ def export_and_evaluate(
         card["training"]["final_fit"] = (
             f"the networks learned from training + validation ({n_fit} tweets) for exactly "
             f"{args.epochs} epochs, chosen beforehand on validation; the last epoch is kept, so "
-            "there is no validation figure; the TF-IDF baseline learned from the "
-            "training split only, C chosen on the validation split"
+            "there is no validation figure; the TF-IDF baseline chose C on the validation "
+            "split, then learned from training + validation too"
         )
     if args.ensemble > 1:
         network = card["training"]["network"]

@@ -167,6 +167,7 @@ def test_tweets_job_writes_its_test_ids(tmp_path: Path, tweets_csv: Path, glove_
     }
     assert "same n-gram member" in comparison["random_init_embeddings"]["model"]
     assert "annotator confidence" in comparison["tfidf_logistic_regression"]["sample_weights"]
+    assert comparison["tfidf_logistic_regression"]["learned_from"] == "training"
     assert all(np.sum(c["confusion_matrix"]) == len(ids) for c in comparison.values())
 
 
@@ -303,7 +304,8 @@ def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(
     assert card["training"]["best_epoch"] == 2 and card["training"]["best_val_accuracy"] is None
     assert card["training"]["network"]["lstm_layers"] == 2
     assert card["training"]["network"]["layers"].count("Bidirectional(LSTM)") == 2
-    assert "tfidf_logistic_regression" in card["evaluation"]["comparison_same_split"]
+    baseline = card["evaluation"]["comparison_same_split"]["tfidf_logistic_regression"]
+    assert baseline["learned_from"] == "training + validation"
     assert load_artifact(version_dir).predict([b"good"]).shape == (1, 3)
     with open(tmp_path / "runs" / "tweets" / "glove" / "history.csv") as handle:
         assert next(csv.reader(handle)) == ["epoch", "accuracy", "loss"]
