@@ -195,6 +195,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(each fold trains for exactly --epochs, like --final-fit); the test split is not read",
     )
     add(
+        "--selected-by",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="the results.json of the --cross-validate run that chose this configuration; "
+        "the card records its command and figures",
+    )
+    add(
         "--test-fraction",
         type=float,
         default=0.2,
@@ -222,6 +229,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--ensemble must be at least 1")
     if args.cross_validate is not None and args.cross_validate < 2:
         parser.error("--cross-validate needs at least 2 folds")
+    if args.selected_by is not None and not args.selected_by.is_file():
+        parser.error(f"--selected-by {args.selected_by}: no such file")
     if args.confidence_weights and args.dataset != "tweets":
         parser.error("--confidence-weights: only the tweets have annotator confidence")
     return args

@@ -8,6 +8,7 @@ describe exactly what the service will load.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -122,6 +123,14 @@ def export_and_evaluate(
             "each training tweet weighs its sentiment_confidence (the annotators' agreement) "
             "in the loss; every test tweet counts the same"
         )
+    if args.selected_by is not None:
+        results = json.loads(args.selected_by.read_text(encoding="utf-8"))
+        training["selected_by_cross_validation"] = {
+            "command": results["command"],
+            "folds": results["folds"],
+            "mean_accuracy": {n: round(f["mean_accuracy"], 4) for n, f in results["accuracy"].items()},
+            "std": {n: round(f["std"], 4) for n, f in results["accuracy"].items()},
+        }
     if args.final_fit:
         card["training"]["final_fit"] = (
             f"the networks learned from training + validation ({n_fit} tweets) for exactly "

@@ -201,6 +201,13 @@ def test_cross_validation_scores_each_part_on_held_out_folds_and_exports_nothing
     for k in (1, 2, 3):  # each fold fits its own vocabulary and networks
         for path in ("vocabulary.json", "glove/state.json", "ngram/state.json"):
             assert (out / f"fold-{k}" / path).is_file()
+    # the run that then trains on everything records the cross-validation that chose it
+    version_dir = run_job(
+        tmp_path, "tweets", tweets_csv, glove_txt, "--final-fit", "--selected-by", str(out / "results.json")
+    )
+    selection = json.loads((version_dir / "model.json").read_text())["training"]["selected_by_cross_validation"]
+    assert selection["command"] == results["command"] and selection["folds"] == 3
+    assert selection["mean_accuracy"]["served"] == round(accuracy["served"]["mean_accuracy"], 4)
 
 
 def test_make_served_classifier_is_the_mean_of_glove_and_ngram_parts() -> None:
@@ -284,6 +291,11 @@ def test_make_ensemble_is_the_mean_of_its_members() -> None:
 def test_ensemble_must_have_a_member() -> None:
     with pytest.raises(SystemExit):
         sentiment.parse_args(["--dataset", "tweets", "--data", "x.csv", "--ensemble", "0"])
+
+
+def test_selected_by_must_exist_before_training_starts(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        sentiment.parse_args(["--dataset", "tweets", "--data", "x", "--selected-by", str(tmp_path / "no.json")])
 
 
 def test_cross_validation_needs_two_folds() -> None:
