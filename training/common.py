@@ -78,10 +78,18 @@ def next_version(model_dir: Path) -> int:
     return max(existing, default=0) + 1
 
 
-def export_saved_model(model: keras.Model, version_dir: Path, input_spec: tf.TensorSpec) -> None:
-    """Write `model` as a SavedModel whose `serving_default` maps the input to probabilities."""
+def export_saved_model(
+    model: keras.Model, version_dir: Path, input_spec: tf.TensorSpec, lookups: Sequence[keras.Layer] = ()
+) -> None:
+    """Write `model` as a SavedModel whose `serving_default` maps the input to probabilities.
+
+    The endpoint saves the variables it reads; tracking the whole model as well would save each
+    of them twice. Only `lookups`, the layers holding lookup tables (text vocabularies), need
+    tracking by hand.
+    """
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    for layer in lookups:
+        archive.track(layer)
     archive.add_endpoint(
         name=SIGNATURE_KEY,
         fn=lambda inputs: {OUTPUT_NAME: model(inputs, training=False)},

@@ -45,7 +45,9 @@ def export_and_evaluate(
     version = common.next_version(args.out)
     staging = args.run_dir / "export" / args.out.name / str(version)
     shutil.rmtree(staging, ignore_errors=True)
-    common.export_saved_model(text_model, staging, tf.TensorSpec([None], tf.string, name="text"))
+    common.export_saved_model(
+        text_model, staging, tf.TensorSpec([None], tf.string, name="text"), lookups=[token_ids]
+    )
 
     card = {
         "name": args.out.name,
