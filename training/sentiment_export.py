@@ -214,7 +214,7 @@ def _summary(card: dict) -> None:
     evaluation = card["evaluation"]
     lines = [
         f"{card['name']}/{card['version']} on {evaluation['split']}:",
-        f"  glove network: accuracy {evaluation['accuracy']:.4f} macro-F1 {evaluation['macro_f1']:.4f}",
+        f"  served model: accuracy {evaluation['accuracy']:.4f} macro-F1 {evaluation['macro_f1']:.4f}",
     ]
     for name, figures in evaluation["comparison_same_split"].items():
         lines.append(f"  {name}: accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}")
