@@ -27,9 +27,14 @@ class Upload:
     data: bytes
 
 
-async def read_uploads(request: Request, max_files: int) -> list[Upload]:
+def content_type(request: Request) -> tuple[str, dict[bytes, bytes]]:
+    """The request's media type, lower-cased ("" when absent), and its parameters."""
     kind, options = parse_options_header(request.headers.get("content-type", ""))
-    media_type = kind.decode("latin-1").lower()
+    return kind.decode("latin-1").lower(), options
+
+
+async def read_uploads(request: Request, max_files: int) -> list[Upload]:
+    media_type, options = content_type(request)
     if media_type in MEDIA_TYPES.values():
         data = await request.body()
         if not data:

@@ -11,13 +11,14 @@ from service.dependencies import RegistryDep
 from service.errors import BadRequest, UnsupportedMediaType, error_responses
 from service.schemas import SentimentResponse, TextResult, sentiment_request_model
 from service.settings import Settings
+from service.uploads import content_type
 
 _ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model"'
 
 
 async def _json_body(request: Request) -> None:
     """Refuse what is not JSON before the body is validated, with a clearer word than 422."""
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    kind, _ = content_type(request)
     if kind != "application/json":
         raise UnsupportedMediaType(f"Content-Type {kind or '(none)'!r} is not accepted",
                                    accepted="application/json")

@@ -64,6 +64,14 @@ def test_invalid_utf8_inside_a_json_string_is_a_400(client: TestClient) -> None:
     assert response.status_code == 400, response.text
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", 'application/json;charset="UTF-8"']
+)
+def test_json_with_parameters_or_any_case_is_json(client: TestClient, content_type: str) -> None:
+    response = client.post(URL, content=b'{"text": "good"}', headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "image/png", None])
 def test_a_body_that_is_not_declared_json_is_a_415(client: TestClient, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}

@@ -31,7 +31,7 @@ def _tokens(texts: list[str]) -> TokenIds:
 
 def _fit(model: keras.Model, batches: tf.data.Dataset, epochs: int) -> None:
     model.compile(optimizer=keras.optimizers.Adam(0.1), loss="sparse_categorical_crossentropy")
-    model.fit(batches, epochs=epochs, verbose=0)
+    model.fit(batches, epochs=epochs, shuffle=False, verbose=0)  # the batches are shuffled
 
 
 def test_ngram_member_learns_what_single_words_cannot() -> None:
