@@ -89,10 +89,11 @@ _BATCHER_ERRORS: dict[type[Exception], tuple[int, str]] = {
     BatchFailedError: (500, "inference_failed"),
 }
 
+# The codes of plain HTTP errors (from routing and Starlette), taken from the classes above.
 _HTTP_CODES = {
-    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "invalid_input", 500: "internal_error", 503: "unavailable",
-}
+    error.status: error.code
+    for error in (ServiceError, BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, InvalidInput, Unavailable)
+} | {405: "method_not_allowed"}
 
 _DESCRIPTIONS = {
     400: "The body is not what the route accepts (not JSON, not an image, corrupt or truncated data).",
