@@ -71,7 +71,7 @@ DEFAULTS = {
         confidence_weights=True,
     ),
 }
-NETWORKS = ("glove", "random-init")
+NETWORKS = ("glove", "ngram", "random-init")  # "ngram" only with --ngram-member
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,8 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--train-only",
         choices=NETWORKS,
-        help="train just this network and stop, so the two "
-        "networks can train in two processes; a last run with --resume then evaluates and exports",
+        help="train just this network and stop, so the networks can train in separate "
+        "processes; a last run with --resume then evaluates and exports",
     )
     add(
         "--glove",
@@ -261,8 +261,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         flush=True,
     )
     setup = _Setup(args, learn, vectors, args.run_dir, len(data.labels))
-    networks = ("glove", "ngram", "random-init")
-    trained = train(args, setup, learn, None if args.final_fit else val, args.run_dir, command, networks)
+    trained = train(args, setup, learn, None if args.final_fit else val, args.run_dir, command, NETWORKS)
     if args.train_only:
         return None
 

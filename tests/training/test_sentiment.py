@@ -238,7 +238,11 @@ def test_train_only_trains_one_network_and_exports_nothing(tmp_path, tweets_csv,
     assert run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--train-only", "random-init") is None
     assert (tmp_path / "runs" / "tweets" / "random-init" / "state.json").is_file()
     assert not (tmp_path / "runs" / "tweets" / "glove").exists()
+    assert not (tmp_path / "runs" / "tweets" / "ngram").exists()
     assert not (tmp_path / "artifacts").exists()
+    assert run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--train-only", "ngram") is None
+    assert (tmp_path / "runs" / "tweets" / "ngram" / "state.json").is_file()
+    assert not (tmp_path / "runs" / "tweets" / "glove").exists()
 
 
 def test_help_explains_every_option(capsys) -> None:
