@@ -34,6 +34,18 @@ class NetworkConfig:
         return asdict(self)
 
 
+def _step_weights(inputs, mask):
+    """[batch, time, 1]: 1 for the unmasked steps of `inputs`, 0 for padding (all 1 without a mask)."""
+    if mask is None:
+        mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
+    return ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+
+
+def _masked_mean(inputs, weights):
+    """The mean over the steps whose weight is 1; zeros for a text with none."""
+    return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="training")
 class MaskedMaxMeanPooling(keras.layers.Layer):
     """[batch, time, features] -> [batch, 2 * features]: max and mean over the unmasked steps.
@@ -47,14 +59,10 @@ class MaskedMaxMeanPooling(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
-        if mask is None:
-            mask = ops.ones(ops.shape(inputs)[:2], dtype="bool")
-        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
-        count = ops.sum(weights, axis=1)
-        mean = ops.sum(inputs * weights, axis=1) / ops.maximum(count, 1.0)
+        weights = _step_weights(inputs, mask)
         maximum = ops.max(ops.where(weights > 0, inputs, -1e9), axis=1)
-        maximum = ops.where(count > 0, maximum, 0.0)
-        return ops.concatenate([maximum, mean], axis=-1)
+        maximum = ops.where(ops.sum(weights, axis=1) > 0, maximum, 0.0)
+        return ops.concatenate([maximum, _masked_mean(inputs, weights)], axis=-1)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -120,8 +128,7 @@ class MaskedMean(keras.layers.Layer):
     """[batch, time, features] -> [batch, features]: the mean over the unmasked steps."""
 
     def call(self, inputs, mask=None):
-        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
-        return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        return _masked_mean(inputs, _step_weights(inputs, mask))
 
     def compute_mask(self, inputs, mask=None):
         return None
