@@ -339,7 +339,8 @@ def train(
             weights=weights if split is learn else None,
         )
 
-    def fit(make, name: str, learn_batches, plan: FitPlan) -> tuple[keras.Model, dict]:
+    def fit(make, name: str, learn_batches, epochs, frozen_epochs, rate, fine_tune_rate) -> tuple[keras.Model, dict]:
+        plan = FitPlan(epochs, frozen_epochs, args.batch_size, rate, fine_tune_rate)
         return fit_classifier(make, run_dir / name, learn_batches, val_batches, plan, args.resume, name, command)
 
     train_batches = batches(learn)
@@ -357,13 +358,10 @@ def train(
                     lambda name=name: make_classifier(config, setup.matrix, name=name.replace("-", "_")),
                     name,
                     batches(learn, seed) if index else train_batches,
-                    FitPlan(
-                        args.epochs,
-                        args.frozen_epochs,
-                        args.batch_size,
-                        args.learning_rate,
-                        args.fine_tune_learning_rate,
-                    ),
+                    args.epochs,
+                    args.frozen_epochs,
+                    args.learning_rate,
+                    args.fine_tune_learning_rate,
                 )
             )
         trained["glove"] = _ensemble(members, val_batches)
@@ -372,26 +370,20 @@ def train(
             lambda: make_ngram_classifier(config.vocabulary_size, args.ngram_buckets, config.num_classes),
             "ngram",
             train_batches,
-            FitPlan(
-                args.ngram_epochs,
-                0,
-                args.batch_size,
-                args.ngram_learning_rate,
-                args.ngram_learning_rate,
-            ),
+            args.ngram_epochs,
+            0,
+            args.ngram_learning_rate,
+            args.ngram_learning_rate,
         )
     if "random-init" in wanted:
         trained["random-init"] = fit(
             lambda: make_classifier(config, None),
             "random-init",
             train_batches,
-            FitPlan(
-                args.random_init_epochs,
-                0,
-                args.batch_size,
-                args.learning_rate,
-                args.fine_tune_learning_rate,
-            ),
+            args.random_init_epochs,
+            0,
+            args.learning_rate,
+            args.fine_tune_learning_rate,
         )
     return trained
 
