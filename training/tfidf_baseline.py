@@ -26,23 +26,32 @@ def tfidf_baseline(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    def train(split: TextSplit, c: float):
+    def vectorize(split: TextSplit):
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_df=0.9, sublinear_tf=True)
-        weights = split.confidence if confidence_weights else None
-        model = LogisticRegression(C=c, max_iter=2000)
-        model.fit(vectorizer.fit_transform(split.texts), split.labels, sample_weight=weights)
-        return lambda texts: model.predict(vectorizer.transform(texts)), len(vectorizer.vocabulary_)
+        return vectorizer, vectorizer.fit_transform(split.texts)
 
-    scores = {c: float(np.mean(train(fit, c)[0](validation.texts) == validation.labels)) for c in C_GRID}
+    def classifier(x, split: TextSplit, c: float) -> LogisticRegression:
+        weights = split.confidence if confidence_weights else None
+        return LogisticRegression(C=c, max_iter=2000).fit(x, split.labels, sample_weight=weights)
+
+    vectorizer, x_fit = vectorize(fit)
+    x_val = vectorizer.transform(validation.texts)
+    models = {c: classifier(x_fit, fit, c) for c in C_GRID}
+    scores = {c: float(np.mean(model.predict(x_val) == validation.labels)) for c, model in models.items()}
     c = max(C_GRID, key=scores.get)  # the first of equals: the strongest regularisation
-    predict, features = train(fit + validation if final_fit else fit, c)
+    model = models[c]
+    if final_fit:
+        both = fit + validation
+        vectorizer, x_both = vectorize(both)
+        model = classifier(x_both, both, c)
+    predictions = model.predict(vectorizer.transform(test.texts))
     setup = {
         "features": "TF-IDF word uni+bigrams, min_df 2, max_df 0.9, sublinear tf",
         "classifier": f"LogisticRegression(C={c}), C from {list(C_GRID)} on validation",
         "validation_accuracy": scores[c],
-        "features_count": features,
+        "features_count": len(vectorizer.vocabulary_),
         "learned_from": "training + validation" if final_fit else "training",
     }
     if confidence_weights:
         setup["sample_weights"] = "annotator confidence, as the networks"
-    return predict(test.texts), setup
+    return predictions, setup
