@@ -91,9 +91,7 @@ def export_and_evaluate(
                 "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate,
                 "fine_tune_learning_rate": args.fine_tune_learning_rate,
-                "layers": "TokenIds > Embedding(GloVe) > SpatialDropout1D > "
-                + ("Bidirectional(LSTM) > " * args.lstm_layers)
-                + "max+mean pooling > Dropout > Dense softmax",
+                "layers": _layers(args, ngram_model is not None),
             },
         },
         "embeddings": {
@@ -107,12 +105,6 @@ def export_and_evaluate(
     }
     training = card["training"]
     if ngram_model is not None:
-        training["network"]["layers"] = (
-            "TokenIds > mean of the GloVe network's probabilities ("
-            + training["network"]["layers"].split(" > ", 1)[1]
-            + ") and the n-gram member's (words and hashed word pairs > "
-            "mean of their per-class weights > softmax)"
-        )
         training["ngram_member"] = {
             "buckets": args.ngram_buckets,
             "epochs": args.ngram_epochs,
@@ -134,25 +126,21 @@ def export_and_evaluate(
             "std": {n: round(f["std"], 4) for n, f in results["accuracy"].items()},
         }
     if args.final_fit:
-        card["training"]["final_fit"] = (
+        training["final_fit"] = (
             f"the networks learned from training + validation ({n_fit} tweets) for exactly "
             f"{args.epochs} epochs, chosen beforehand on validation; the last epoch is kept, so "
             "there is no validation figure; the TF-IDF baseline chose C on the validation "
             "split, then learned from training + validation too"
         )
     if args.ensemble > 1:
-        network = card["training"]["network"]
-        network["layers"] = network["layers"].replace(
-            "Embedding(GloVe)", f"mean of {args.ensemble} networks: Embedding(GloVe)", 1
-        )
-        card["training"]["ensemble"] = {
+        training["ensemble"] = {
             "members": args.ensemble,
             "seeds": [args.seed + i for i in range(args.ensemble)],
             "combination": "mean of the members' probabilities, in the exported graph",
             "best_epochs": glove_state["best_epoch"],
         }
         if not args.final_fit:
-            card["training"]["ensemble"].update(
+            training["ensemble"].update(
                 members_best_val_accuracy=glove_state["members_best_val_accuracy"],
                 best_val_accuracy="the ensemble's, each member at its own best epoch",
             )
@@ -208,6 +196,23 @@ def export_and_evaluate(
     shutil.move(str(staging), str(target))
     _summary(card)
     return target
+
+
+def _layers(args: argparse.Namespace, ngram_member: bool) -> str:
+    """The exported graph in words."""
+    glove = (
+        "Embedding(GloVe) > SpatialDropout1D > "
+        + "Bidirectional(LSTM) > " * args.lstm_layers
+        + "max+mean pooling > Dropout > Dense softmax"
+    )
+    if args.ensemble > 1:
+        glove = f"mean of {args.ensemble} networks: {glove}"
+    if not ngram_member:
+        return f"TokenIds > {glove}"
+    return (
+        f"TokenIds > mean of the GloVe network's probabilities ({glove}) and the n-gram member's "
+        "(words and hashed word pairs > mean of their per-class weights > softmax)"
+    )
 
 
 def _summary(card: dict) -> None:
