@@ -5,7 +5,7 @@
 - GOP debate tweets (CrowdFlower `Sentiment.csv`): columns `id`, `sentiment`, `text`; there is
   no official split, so a fixed, stratified one is made here from a seed. Where the file has
   `sentiment_confidence` (the annotators' agreement on the label), it comes along as a
-  per-row training weight: about one tweet in eight has agreement near 1/3, a coin toss.
+  per-row training weight: an agreement near 1/3 makes the label close to a coin toss.
 
 Each reader returns the splits and a `skipped` count per reason, so nothing vanishes silently.
 """
