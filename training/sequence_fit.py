@@ -104,9 +104,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         logs = logs or {}
         _atomic(self.run_dir / LAST, lambda tmp: self.model.save(tmp))
         val = logs.get("val_accuracy")
+        val = None if val is None else float(val)
         # without validation data (a final fit on train + validation) the last epoch is kept
-        if val is None or float(val) > self.state["best_val_accuracy"]:
-            val = None if val is None else float(val)
+        if val is None or val > self.state["best_val_accuracy"]:
             _atomic(self.run_dir / BEST, lambda tmp: self.model.save_weights(tmp))
             self.state.update(best_val_accuracy=val, best_epoch=epoch + 1)
         self.state["epoch"] = epoch + 1
