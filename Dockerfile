@@ -35,7 +35,7 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     # TensorFlow's C++ headers (~290 MB) are for compiling custom ops, not for running models.
     rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include; \
     /opt/venv/bin/pip uninstall -q -y pip
-# The context holds only service/, artifacts/ (when models are committed) and pyproject.toml (.dockerignore).
+# The context holds only contract/, service/, artifacts/ (when models are committed) and pyproject.toml (.dockerignore).
 COPY . /src
 RUN mkdir -p /src/artifacts
 
@@ -48,6 +48,7 @@ RUN useradd --user-group --uid 10001 --home-dir /app --no-create-home --shell /u
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 # Code and models belong to root and are read-only for the service's user.
+COPY --from=build /src/contract /app/contract
 COPY --from=build /src/service /app/service
 COPY --from=build /src/artifacts /app/artifacts
 ENV PATH=/opt/venv/bin:$PATH \

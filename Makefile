@@ -28,9 +28,9 @@ serve: $(VENV)/.serve-deps  ## run the service on the committed models at 127.0.
 test: $(VENV)/.test-deps  ## run the test suite
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.test-deps
-	$(BIN)/ruff check service training tests
-	$(BIN)/mypy service
+lint: $(VENV)/.test-deps  ## ruff on everything, mypy on the packages
+	$(BIN)/ruff check contract service training loadtests tests
+	$(BIN)/mypy contract service loadtests
 
 bench: $(VENV)/.bench-deps  ## batching on vs off vs in-process ceiling, on the committed models
 	$(BIN)/python -m loadtests.bench

@@ -1,13 +1,16 @@
 """Benchmark the service on the committed models: batching on, batching off, and the ceiling.
 
-    python -m loadtests.bench [--concurrency 32] [--duration 20]
+    python -m loadtests.bench [--concurrency 32] [--duration 20] [--compare-tree ../other-checkout]
 
 For each endpoint it starts the real service (`python -m service`), drives it with wrk at a
 fixed concurrency with real inputs (CIFAR-10 test JPEGs, IMDB test reviews, GOP tweets), and
 prints requests/s and p50/p95/p99 latency for:
   - batching on: the default settings;
   - batching off: SERVICE_MAX_BATCH_SIZE=1, one model call per request;
-  - the ceiling: the same model called in-process with batches of the default size, no HTTP.
+  - the ceiling: the newest version called in-process with batches of 64 of the same inputs,
+    no HTTP (through the `contract` package: the benchmark reaches the service only over HTTP).
+With `--compare-tree`, every service run is repeated right after with the service of another
+checkout (an older commit, say), so two builds are compared in one run on the same machine.
 wrk (Debian's `wrk` package) generates the load: a Python client on the same two cores would
 measure itself more than the service.
 """
@@ -16,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,17 +30,20 @@ import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from contract.card import read_card
+from contract.layout import newest_version_dir
+from contract.savedmodel import load_model
+from contract.speed import machine_description, measure_throughput
 from loadtests.server import REPO, running_service
-from service.artifacts import list_versions, load_artifact, read_card
-from service.imaging import decode_image
-from service.settings import Settings
-from training.common import machine_description, measure_throughput
 
 DATASETS = REPO.parent / "shared" / "datasets"
-INPUTS = 64  # distinct request bodies per scenario, sent round-robin
+INPUTS = 256  # distinct request bodies per scenario, sent round-robin (padding depends on the text mix)
+CEILING_BATCH = 64
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -109,13 +117,17 @@ def _tweets(path: Path, count: int) -> list[str]:
         return [row["text"] for row in csv.DictReader(handle)][:count]
 
 
+def _pixels(jpeg: bytes, height: int, width: int) -> np.ndarray:
+    image = Image.open(io.BytesIO(jpeg)).convert("RGB")
+    return np.asarray(image if image.size == (width, height) else image.resize((width, height)))
+
+
 def scenarios(artifacts: Path, datasets: Path) -> list[Scenario]:
-    settings = Settings(artifacts_dir=artifacts)
     found = []
     images = _cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
-    card = read_card(_newest(artifacts, "cifar10-cnn"))
-    height, width = card.input.height, card.input.width  # type: ignore[union-attr]
-    decoded = np.stack([decode_image(b, height, width, settings.max_image_pixels) for b in images])
+    card = read_card(newest_version_dir(artifacts / "cifar10-cnn"))
+    height, width = card.input.height, card.input.width  # type: ignore[attr-defined]
+    decoded = np.stack([_pixels(b, height, width) for b in images])
     found.append(Scenario("classify-image", "cifar10-cnn", "/classify-image?model=cifar10-cnn", "image/jpeg",
                           images, decoded))
     for model, texts in (
@@ -151,14 +163,11 @@ def run_wrk(url: str, scenario: Scenario, workdir: Path, concurrency: int, durat
 
 
 def in_process_ceiling(artifacts: Path, scenario: Scenario, batch_size: int, seconds: float) -> Row:
-    artifact = load_artifact(_newest(artifacts, scenario.model))
-    inputs = scenario.model_inputs
-    rate = measure_throughput(artifact.predict, lambda size: inputs[:size], batch_size, seconds)  # type: ignore[index]
+    model = load_model(newest_version_dir(artifacts / scenario.model))
+    inputs: Any = scenario.model_inputs
+    batches = [inputs[start : start + batch_size] for start in range(0, len(inputs) - batch_size + 1, batch_size)]
+    rate = measure_throughput(model.predict, batches, seconds)
     return Row(scenario.name, f"in-process, batch {batch_size}", rate, None, None, None, 0)
-
-
-def _newest(artifacts: Path, model: str) -> Path:
-    return artifacts / model / str(list_versions(artifacts / model)[-1])
 
 
 def main() -> None:
@@ -170,48 +179,56 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds of load per measurement")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (the machine has 2 cores)")
     parser.add_argument("--only", help="run only the scenarios whose name contains this")
+    parser.add_argument("--compare-tree", type=Path,
+                        help="another checkout whose service runs right after each run of this one")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install wrk (or your system's package)")
 
-    default_batch = Settings.model_fields["max_batch_size"].default
+    trees = {"": REPO} | ({f" [{args.compare_tree.name}]": args.compare_tree.resolve()} if args.compare_tree else {})
     rows: list[Row] = []
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(exist_ok=True)
     for scenario in chosen:
-        for mode, settings in (("batching on (defaults)", {}), ("batching off (max batch 1)", {"max_batch_size": "1"})):
-            with tempfile.TemporaryDirectory() as tmp, running_service(
-                args.artifacts, args.out / "service.log", log_level="warning", **settings
-            ) as service:
-                row = run_wrk(service.base_url + scenario.path, scenario, Path(tmp), args.concurrency,
-                              args.duration, args.wrk_threads)
-            row.mode = mode
-            rows.append(row)
-            print(_format(row), flush=True)
-        rows.append(in_process_ceiling(args.artifacts, scenario, default_batch, args.duration / 2))
+        modes: list[tuple[str, dict[str, str]]] = [("batching on (defaults)", {}),
+                                                   ("batching off (max batch 1)", {"max_batch_size": "1"})]
+        for mode, settings in modes:
+            for suffix, tree in trees.items():
+                with tempfile.TemporaryDirectory() as tmp, running_service(
+                    args.artifacts, args.out / "service.log", 120, tree, **({"log_level": "warning"} | settings)
+                ) as service:
+                    row = run_wrk(service.base_url + scenario.path, scenario, Path(tmp), args.concurrency,
+                                  args.duration, args.wrk_threads)
+                row.mode = mode + suffix
+                rows.append(row)
+                print(_format(row), flush=True)
+        rows.append(in_process_ceiling(args.artifacts, scenario, CEILING_BATCH, args.duration / 2))
         print(_format(rows[-1]), flush=True)
 
     print(f"\nconcurrency {args.concurrency}, {args.duration} s per run, wrk -t{args.wrk_threads}; "
-          f"{machine_description()}\n")
-    print("| endpoint (model) | mode | requests/s | p50 ms | p95 ms | p99 ms | failed |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {machine_description()}\n")
+    print("| endpoint (model) | mode | requests/s | p50 ms | p95 ms | p99 ms | failed | share of ceiling |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    ceilings = {r.scenario: r.requests_per_s for r in rows if r.mode.startswith("in-process")}
     for row in rows:
-        print(_format(row))
+        print(_format(row, ceilings[row.scenario]))
     print()
     for scenario in chosen:
-        on, off, ceiling = (r for r in rows if r.scenario == scenario.name)
-        print(f"{scenario.name}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x; "
-              f"on / in-process ceiling = {on.requests_per_s / ceiling.requests_per_s:.0%}")
+        for suffix in trees:
+            on, off = (next(r for r in rows if r.scenario == scenario.name and r.mode == mode + suffix)
+                       for mode in ("batching on (defaults)", "batching off (max batch 1)"))
+            print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
     (args.out / "bench.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
 
 
-def _format(row: Row) -> str:
+def _format(row: Row, ceiling: float | None = None) -> str:
     def ms(value: float | None) -> str:
         return "" if value is None else f"{value:.1f}"
 
+    share = "" if ceiling is None or row.mode.startswith("in-process") else f"{row.requests_per_s / ceiling:.2f}"
     return (f"| {row.scenario} | {row.mode} | {row.requests_per_s:.0f} | {ms(row.p50_ms)} | {ms(row.p95_ms)} | "
-            f"{ms(row.p99_ms)} | {row.failed} |")
+            f"{ms(row.p99_ms)} | {row.failed} | {share} |")
 
 
 if __name__ == "__main__":

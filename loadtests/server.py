@@ -42,15 +42,18 @@ def _ready(url: str) -> bool:
 
 @contextmanager
 def running_service(
-    artifacts_dir: Path, log_path: Path, start_timeout_s: float = 120, **settings: str
+    artifacts_dir: Path, log_path: Path, start_timeout_s: float = 120, tree: Path = REPO, **settings: str
 ) -> Iterator[RunningService]:
-    """Start the service with `SERVICE_*` settings, wait until /readyz says ready, stop it after."""
+    """Start the service with `SERVICE_*` settings, wait until /readyz says ready, stop it after.
+
+    `tree` is the checkout whose `service` package runs (another one, to compare two builds).
+    """
     port = free_port()
     env = os.environ | {"SERVICE_ARTIFACTS_DIR": str(artifacts_dir), "SERVICE_PORT": str(port),
                         "TF_CPP_MIN_LOG_LEVEL": "2"}
     env |= {f"SERVICE_{key.upper()}": value for key, value in settings.items()}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=tree, env=env, stdout=log, stderr=log)
     service = RunningService(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + start_timeout_s

@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import uvicorn  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from service.main import create_app  # noqa: E402
-from service.registry import ModelRegistry  # noqa: E402
+from service.app import create_app  # noqa: E402
+from service.core.registry import ModelRegistry  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 

@@ -26,7 +26,11 @@ class Settings(BaseSettings):
     )
     queue_limit: int = Field(256, ge=1, description="Inputs waiting per model version; beyond it, 503.")
     request_timeout_s: float = Field(10.0, gt=0, le=600, description="Past this a request gets 504.")
-    model_threads: int = Field(1, ge=1, le=16, description="Model calls in flight per model version.")
+    model_threads: int = Field(
+        1, ge=1, le=16,
+        description="Threads running model calls, shared by every loaded version (also the most batches "
+        "one version has in flight).",
+    )
     decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding images off the event loop.")
 
     # Input limits.

@@ -1,20 +1,17 @@
 """What every training job shares: reproducibility, provenance, export, evaluation, plots.
 
 A job reads top to bottom (data, model, train, evaluate, export); the steps that are the
-same for images and text live here so both jobs write artifacts the same way.
+same for images and text live here so both jobs write artifacts the same way. The artifact
+contract itself (card, layout, publishing, loading) is the `contract` package's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from service.artifacts import CARD_FILE, OUTPUT_NAME, SIGNATURE_KEY, Artifact, ModelCard
+from contract.savedmodel import OUTPUT_NAME, SIGNATURE_KEY, LoadedModel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,27 +52,9 @@ def git_commit() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, TensorFlow {tf.__version__}"
-
-
 def command_line(module: str) -> str:
     """The exact command that was run, in a form a user can paste."""
     return shlex.join(["python", "-m", module, *sys.argv[1:]])
-
-
-def next_version(model_dir: Path) -> int:
-    """One more than the highest numbered version folder (1 for a new model)."""
-    existing = [int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()]
-    return max(existing, default=0) + 1
 
 
 def export_saved_model(
@@ -98,13 +77,6 @@ def export_saved_model(
     archive.write_out(str(version_dir), verbose=False)
 
 
-def write_card(version_dir: Path, card: dict[str, Any]) -> ModelCard:
-    """Check the card against the contract, then write it as `model.json`."""
-    checked = ModelCard.model_validate(card)
-    (version_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return checked
-
-
 def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall and the confusion matrix (rows: truth)."""
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
@@ -124,23 +96,10 @@ def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, labels: Seque
     }
 
 
-def predict_in_batches(artifact: Artifact, inputs: Any, batch_size: int = 256) -> np.ndarray:
-    """Run the reloaded artifact over a whole split, one batch at a time."""
-    outputs = [artifact.predict(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+def predict_in_batches(model: LoadedModel, inputs: Any, batch_size: int = 256) -> np.ndarray:
+    """Run the reloaded SavedModel over a whole split, one batch at a time."""
+    outputs = [model.predict(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
     return np.concatenate(outputs)
-
-
-def measure_throughput(
-    predict: Callable[[Any], np.ndarray], make_batch: Callable[[int], Any], batch_size: int, seconds: float = 5.0
-) -> float:
-    """Items per second of `predict` at one batch size, after a warm-up call."""
-    batch = make_batch(batch_size)
-    predict(batch)
-    calls, started = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        predict(batch)
-        calls += 1
-    return calls * batch_size / elapsed
 
 
 def plot_history(history_csv: Path, png: Path, metrics: Sequence[str] = ("loss", "accuracy")) -> None:

@@ -25,7 +25,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from service.artifacts import IMAGE_TASK, load_artifact
+from contract import kinds
+from contract.card import write_card
+from contract.publish import StagedVersion, staged_version
+from contract.savedmodel import LoadedModel, load_model
+from contract.speed import machine_description, measure_throughput
 from training import common
 from training.image_data import (
     ImageDataset,
@@ -324,17 +328,14 @@ def float32_copy(
 # --- export, evaluation, card -------------------------------------------------------------------
 
 
-def throughput(version_dir: Path, seconds: float) -> dict[str, float]:
-    """In-process images/s of the reloaded artifact at batch 1 and 64 (random pixels)."""
-    artifact = load_artifact(version_dir)
-    shape = (artifact.card.input.height, artifact.card.input.width, 3)  # type: ignore[union-attr]
+def throughput(model: LoadedModel, seconds: float) -> dict[str, float]:
+    """In-process images/s of the reloaded SavedModel at batch 1 and 64 (random pixels)."""
+    shape = (model.card.input.height, model.card.input.width, 3)  # type: ignore[attr-defined]
     rng = np.random.default_rng(0)
-
-    def make_batch(n: int) -> np.ndarray:
-        return rng.integers(0, 256, (n, *shape), dtype=np.uint8)
-
     return {
-        f"batch_{n}_images_per_second": round(common.measure_throughput(artifact.predict, make_batch, n, seconds), 1)
+        f"batch_{n}_images_per_second": round(
+            measure_throughput(model.predict, [rng.integers(0, 256, (n, *shape), dtype=np.uint8)], seconds), 1
+        )
         for n in (1, 64)
     }
 
@@ -346,16 +347,28 @@ def export_and_evaluate(
     sha256: str,
     summary: dict[str, Any],
 ) -> Path:
+    with staged_version(args.out, args.version) as staged:
+        _write_version(staged, args, model, data, sha256, summary)
+    print(f"wrote {staged.target}")
+    return staged.target
+
+
+def _write_version(
+    staged: StagedVersion,
+    args: argparse.Namespace,
+    model: keras.Model,
+    data: ImageDataset,
+    sha256: str,
+    summary: dict[str, Any],
+) -> None:
+    """Write the SavedModel, evaluate the reloaded copy, then the card and plots, into the staging folder."""
     height, width = args.image_size
-    version = args.version or common.next_version(args.out)
-    version_dir = args.out / str(version)
-    if version_dir.exists():
-        raise SystemExit(f"{version_dir} already exists; choose another --version")
+    version, version_dir = staged.version, staged.path
     common.export_saved_model(model, version_dir, tf.TensorSpec([None, height, width, 3], tf.uint8, name="images"))
     card: dict[str, Any] = {
         "name": args.out.name,
         "version": version,
-        "task": IMAGE_TASK,
+        "task": kinds.IMAGE.task,
         "labels": data.labels,
         "input": {"height": height, "width": width},
         "evaluation": {"split": "test (provisional: not yet evaluated)"},
@@ -364,13 +377,12 @@ def export_and_evaluate(
         "training": {
             "command": args.command,
             "seconds": summary["seconds"],
-            "machine": common.machine_description(),
+            "machine": machine_description(),
         },
     }
-    common.write_card(version_dir, card)  # a first card, so the artifact can be loaded to evaluate it
+    write_card(version_dir, card)  # a first card, so the artifact can be loaded to evaluate it
 
-    artifact = load_artifact(version_dir)
-    probabilities = common.predict_in_batches(artifact, data.test_images)
+    probabilities = common.predict_in_batches(staged.load(), data.test_images)
     figures = common.classification_figures(data.test_labels, probabilities.argmax(axis=1), data.labels)
     figures["per_class_accuracy"] = {k: v["recall"] for k, v in figures["per_class"].items()}
     card["evaluation"] = {
@@ -411,23 +423,21 @@ def export_and_evaluate(
         "export_dtype": "float32",
     }
     card["inference"] = {
-        **throughput(version_dir, args.benchmark_seconds),
-        "how": "in-process Artifact.predict, random uint8 images, after a warm-up call; "
-        f"python -m {MODULE} --benchmark {version_dir}",
-        "machine": common.machine_description(),
+        **throughput(staged.load(), args.benchmark_seconds),
+        "how": "in-process LoadedModel.predict, random uint8 images, after a warm-up call; "
+        f"python -m {MODULE} --benchmark {staged.target}",
+        "machine": machine_description(),
     }
-    common.write_card(version_dir, card)
+    write_card(version_dir, card)
     common.plot_history(summary["history_csv"], version_dir / "training_curves.png")
     common.plot_confusion(figures["confusion_matrix"], data.labels, version_dir / "confusion_matrix.png")
     print(f"test accuracy {figures['accuracy']:.4f}; inference {card['inference']}")
-    print(f"wrote {version_dir}")
-    return version_dir
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.benchmark is not None:
-        print(json.dumps(throughput(args.benchmark, args.benchmark_seconds)))
+        print(json.dumps(throughput(load_model(args.benchmark), args.benchmark_seconds)))
         return
     common.set_seed(args.seed)
     data, sha256 = read_data(args.data, *args.image_size)

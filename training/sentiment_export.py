@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from service.artifacts import TEXT_TASK, load_artifact
+from contract import kinds
+from contract.card import write_card
+from contract.publish import StagedVersion, staged_version
+from contract.speed import machine_description, measure_throughput
 from training import common
 from training.glove import Coverage
 from training.sentiment_model import make_served_classifier, make_text_model, predict_texts
@@ -38,13 +40,32 @@ def export_and_evaluate(
     n_val: int,
 ) -> Path:
     """Export into the next version folder of `args.out`; returns that folder."""
+    with staged_version(args.out) as staged:
+        _write_version(staged, args, data, token_ids, trained, coverage, glove_source, baseline_predictions,
+                       baseline_setup, command, n_fit, n_val)
+    return staged.target
+
+
+def _write_version(
+    staged: StagedVersion,
+    args: argparse.Namespace,
+    data: TextDataset,
+    token_ids: TokenIds,
+    trained: dict[str, tuple[keras.Model, dict]],
+    coverage: Coverage,
+    glove_source: str,
+    baseline_predictions: np.ndarray,
+    baseline_setup: dict,
+    command: str,
+    n_fit: int,
+    n_val: int,
+) -> None:
+    """Write the SavedModel, evaluate the reloaded copy, then the card and plots, into the staging folder."""
     glove_model, glove_state = trained["glove"]
     random_model, random_state = trained["random-init"]
     ngram_model, ngram_state = trained.get("ngram", (None, None))
     text_model = make_text_model(token_ids, make_served_classifier(glove_model, ngram_model))
-    version = common.next_version(args.out)
-    staging = args.run_dir / "export" / args.out.name / str(version)
-    shutil.rmtree(staging, ignore_errors=True)
+    version, staging = staged.version, staged.path
     common.export_saved_model(
         text_model, staging, tf.TensorSpec([None], tf.string, name="text"), lookups=[token_ids]
     )
@@ -52,7 +73,7 @@ def export_and_evaluate(
     card = {
         "name": args.out.name,
         "version": version,
-        "task": TEXT_TASK,
+        "task": kinds.TEXT.task,
         "labels": data.labels,
         "input": {
             "max_tokens": args.max_tokens,
@@ -76,7 +97,7 @@ def export_and_evaluate(
         "training": {
             "command": command,
             "seconds": round(glove_state["seconds"] + (ngram_state or {}).get("seconds", 0.0), 1),
-            "machine": common.machine_description(),
+            "machine": machine_description(),
             "commands": glove_state["commands"],
             "seed": args.seed,
             "epochs": args.epochs,
@@ -144,8 +165,8 @@ def export_and_evaluate(
                 members_best_val_accuracy=glove_state["members_best_val_accuracy"],
                 best_val_accuracy="the ensemble's, each member at its own best epoch",
             )
-    common.write_card(staging, card)  # the contract needs a card before load_artifact accepts the folder
-    artifact = load_artifact(staging)
+    write_card(staging, card)  # the contract needs a card before the folder loads
+    artifact = staged.load()
     texts, truth = data.test.texts, data.test.labels
     probabilities = common.predict_in_batches(artifact, texts)
     in_process = predict_texts(text_model, texts[:64])
@@ -155,7 +176,7 @@ def export_and_evaluate(
     evaluation.update(common.classification_figures(truth, probabilities.argmax(1), data.labels))
     evaluation["texts_per_second"] = {
         f"batch_{n}": round(
-            common.measure_throughput(artifact.predict, lambda k: texts[:k], n, args.throughput_seconds),
+            measure_throughput(artifact.predict, [texts[:n]], args.throughput_seconds),
             1,
         )
         for n in (1, 64)
@@ -183,19 +204,12 @@ def export_and_evaluate(
     if ngram_model is not None:  # each half of the served mean on its own
         comparisons["glove_networks_alone"] = figures(glove_model)
         comparisons["ngram_member_alone"] = figures(ngram_model)
-    common.write_card(staging, card)
+    write_card(staging, card)
     common.plot_history(args.run_dir / "glove" / "history.csv", staging / "training_curves.png")
     common.plot_confusion(evaluation["confusion_matrix"], data.labels, staging / "confusion_matrix.png")
     if data.test.ids and args.dataset == "tweets":
         (staging / "test_ids.txt").write_text("\n".join(data.test.ids) + "\n", encoding="utf-8")
-    load_artifact(staging)  # the final folder still satisfies the contract
-    target = args.out / str(version)
-    if target.exists():
-        raise SystemExit(f"{target} appeared while this run was exporting; the export is in {staging}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(staging), str(target))
     _summary(card)
-    return target
 
 
 def _layers(args: argparse.Namespace, ngram_member: bool) -> str:

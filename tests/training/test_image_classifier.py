@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from service.artifacts import list_versions, load_artifact
+from contract.layout import list_versions
+from contract.savedmodel import load_model
 from tests.training.test_image_data import image_tree, write_zip
 from training import image_classifier
 from training.common import REPO_ROOT, sha256_file
@@ -47,7 +48,7 @@ def trained(tiny_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_export_is_a_loadable_artifact_whose_answers_depend_on_the_image(trained: Path) -> None:
-    artifact = load_artifact(trained / "artifacts" / "tiny-cnn" / "1")
+    artifact = load_model(trained / "artifacts" / "tiny-cnn" / "1")
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 12, 20, 3), dtype=np.uint8)
     images[0], images[1] = 0, 255
@@ -173,7 +174,7 @@ def test_committed_cifar10_model_meets_the_contract_and_the_bar() -> None:
     model_dir = REPO_ROOT / "artifacts" / "cifar10-cnn"
     if not model_dir.is_dir():
         pytest.skip("no committed cifar10-cnn artifact in this checkout")
-    artifact = load_artifact(model_dir / str(list_versions(model_dir)[-1]))
+    artifact = load_model(model_dir / str(list_versions(model_dir)[-1]))
     card = artifact.card
     assert card.evaluation["split"] == "test" and card.evaluation["images"] == 10_000
     assert card.evaluation["accuracy"] >= 0.88

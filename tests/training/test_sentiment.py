@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.artifacts import load_artifact
+from contract.savedmodel import load_model
 from tests.training.tiny_text import (
     TWEETS_SKIPPED,
     write_glove,
@@ -73,7 +73,7 @@ def imdb_run(tmp_path_factory: pytest.TempPathFactory):
 def test_export_satisfies_the_contract_and_answers_any_text(imdb_run) -> None:
     tmp, _, _, version_dir = imdb_run
     assert version_dir == tmp / "artifacts" / "sentiment-imdb" / "1"
-    artifact = load_artifact(version_dir)
+    artifact = load_model(version_dir)
     texts = [
         b"a great wonderful film",
         b"a terrible boring film",
@@ -152,7 +152,7 @@ def test_tweets_job_writes_its_test_ids(tmp_path: Path, tweets_csv: Path, glove_
     assert card["dataset"]["skipped"] == TWEETS_SKIPPED
     ids = (version_dir / "test_ids.txt").read_text().split()
     assert ids == read_tweets(tweets_csv, 0.25, seed=42).test.ids
-    assert load_artifact(version_dir).predict([b"RT @x: #GOPDebate http://t.co/y"]).shape == (1, 3)
+    assert load_model(version_dir).predict([b"RT @x: #GOPDebate http://t.co/y"]).shape == (1, 3)
     # tweets default to the n-gram member and confidence weights; the card says so
     training = card["training"]
     assert "n-gram member" in training["network"]["layers"]
@@ -277,7 +277,7 @@ def test_ensemble_averages_its_members_in_one_exported_graph(
     assert "mean of 2 networks" in card["training"]["network"]["layers"]
     for member in ("glove", "glove-2"):
         assert (tmp_path / "runs" / "tweets" / member / "state.json").is_file()
-    probabilities = load_artifact(version_dir).predict([b"great", b"awful debate"])
+    probabilities = load_model(version_dir).predict([b"great", b"awful debate"])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
@@ -322,6 +322,6 @@ def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(
     assert card["training"]["network"]["layers"].count("Bidirectional(LSTM)") == 2
     baseline = card["evaluation"]["comparison_same_split"]["tfidf_logistic_regression"]
     assert baseline["learned_from"] == "training + validation"
-    assert load_artifact(version_dir).predict([b"good"]).shape == (1, 3)
+    assert load_model(version_dir).predict([b"good"]).shape == (1, 3)
     with open(tmp_path / "runs" / "tweets" / "glove" / "history.csv") as handle:
         assert next(csv.reader(handle)) == ["epoch", "accuracy", "loss"]

@@ -1,0 +1,75 @@
+"""POST /classify-image."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+
+from service.api.access_log import served_by
+from service.api.dependencies import DecodePoolDep, RegistryDep
+from service.api.errors import error_responses
+from service.api.schemas import ImageClassificationResponse, ImageResult, LabelProbability
+from service.api.uploads import MULTIPART, Upload, read_uploads
+from service.core.handlers import ImageHandler
+from service.core.imaging import MEDIA_TYPES
+
+router = APIRouter(tags=["inference"])
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_REQUEST_BODY = {
+    "required": True,
+    "description": "One image as the raw body, or one or more images as multipart 'file' parts.",
+    "content": {
+        **{media: _BINARY for media in MEDIA_TYPES.values()},
+        MULTIPART: {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                "required": ["file"],
+            },
+            "encoding": {"file": {"contentType": ", ".join(MEDIA_TYPES.values())}},
+        },
+    },
+}
+
+
+@router.post(
+    "/classify-image",
+    response_model=ImageClassificationResponse,
+    responses=error_responses(400, 404, 413, 415, 422, 500, 503, 504),
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    summary="Classify one or more images",
+)
+async def classify_image(
+    request: Request,
+    response: Response,
+    registry: RegistryDep,
+    decode_pool: DecodePoolDep,
+    model: Annotated[str | None, Query(max_length=200, description="Image model; the only one by default.")] = None,
+    version: Annotated[int | None, Query(ge=1, description="Pin a loaded version; the newest by default.")] = None,
+    top_k: Annotated[int, Query(ge=1, le=100, description="How many labels to list per image.")] = 3,
+) -> ImageClassificationResponse:
+    served = registry.get(model, ImageHandler.kind.task, version)
+    handler = served.handler
+    assert isinstance(handler, ImageHandler)
+    uploads = await read_uploads(request, handler.max_items)
+    loop = asyncio.get_running_loop()
+    rows = await asyncio.gather(
+        *(loop.run_in_executor(decode_pool, handler.decode, upload.data, _subject(index, upload))
+          for index, upload in enumerate(uploads))
+    )
+    answer = await served.batcher.submit(rows[0] if len(rows) == 1 else np.concatenate(rows))
+    served_by(response, served.name, served.version, answer.batch_size)
+    results = []
+    for upload, prediction in zip(uploads, handler.predictions(answer.outputs, top_k), strict=True):
+        top = [LabelProbability(label=label, probability=p) for label, p in prediction.top_k]
+        results.append(ImageResult(filename=upload.filename, label=top[0].label, probability=top[0].probability,
+                                   top_k=top))
+    return ImageClassificationResponse(model=served.name, version=served.version, results=results)
+
+
+def _subject(index: int, upload: Upload) -> str:
+    return f"image {index}" + (f" ({upload.filename})" if upload.filename else "")

@@ -1,0 +1,56 @@
+"""POST /sentiment."""
+
+# No `from __future__ import annotations` here: FastAPI must see the body type built at run time.
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.api.access_log import served_by
+from service.api.dependencies import RegistryDep
+from service.api.errors import error_responses
+from service.api.schemas import SentimentResponse, TextResult, sentiment_request_model
+from service.api.uploads import content_type
+from service.core.errors import MalformedRequest, UnsupportedMediaType
+from service.core.handlers import TextHandler
+from service.settings import Settings
+
+_ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model"'
+
+
+async def _json_body(request: Request) -> None:
+    """Refuse what is not JSON before the body is validated, with a clearer word than 422."""
+    kind, _ = content_type(request)
+    if kind != "application/json":
+        raise UnsupportedMediaType(f"Content-Type {kind or '(none)'!r} is not accepted",
+                                   accepted="application/json")
+    if not await request.body():
+        raise MalformedRequest("the body is empty", accepted=_ACCEPTED)
+
+
+def build_router(settings: Settings) -> APIRouter:
+    """The route, with this app's text limits in its request schema."""
+    router = APIRouter(tags=["inference"])
+    request_model = sentiment_request_model(settings.max_texts, settings.max_text_chars)
+
+    @router.post(
+        "/sentiment",
+        response_model=SentimentResponse,
+        responses=error_responses(400, 404, 413, 415, 422, 500, 503, 504),
+        dependencies=[Depends(_json_body)],
+        summary="Classify the sentiment of one or more texts",
+    )
+    async def classify_sentiment(
+        body: request_model, response: Response, registry: RegistryDep  # type: ignore[valid-type]
+    ) -> SentimentResponse:
+        payload: Any = body  # its class is built at run time, so mypy cannot know its fields
+        served = registry.get(payload.model, TextHandler.kind.task, payload.version)
+        handler = served.handler
+        assert isinstance(handler, TextHandler)
+        answer = await served.batcher.submit(handler.encode(payload.all_texts))
+        served_by(response, served.name, served.version, answer.batch_size)
+        predictions = handler.predictions(answer.outputs)
+        results = [TextResult(label=p.label, probabilities=p.probabilities) for p in predictions]
+        return SentimentResponse(model=served.name, version=served.version, results=results)
+
+    return router

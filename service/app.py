@@ -1,0 +1,63 @@
+"""Builds the FastAPI app; models load in its lifespan, never at import."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from service.api.access_log import AccessLogMiddleware
+from service.api.auth import require_api_key
+from service.api.body_limit import BodyLimitMiddleware
+from service.api.errors import error_responses, install_error_handlers
+from service.api.routes import health, images, models, sentiment, v2
+from service.core.metrics import Metrics
+from service.core.registry import ModelRegistry
+from service.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
+            app.state.decode_pool = pool
+            await app.state.registry.start()
+            # The loaded models are hundreds of thousands of long-lived Python objects; moving them out
+            # of the collector's reach keeps its periodic full passes short (they stall every request).
+            gc.collect()
+            gc.freeze()
+            try:
+                yield
+            finally:
+                await app.state.registry.close()
+
+    app = FastAPI(
+        title="Model serving",
+        summary="Image classification and sentiment analysis from TensorFlow SavedModels, with dynamic batching.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.registry = ModelRegistry(settings, metrics)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics)  # outermost: sees every answer
+
+    # With keys off the model routes ask for none, and the schema says so: declaring a security
+    # scheme the server does not enforce would tell clients something untrue.
+    keyed: dict[str, Any] = {"dependencies": [Depends(require_api_key)]} if settings.api_key_list else {}
+    status_401 = (401,) if settings.api_key_list else ()
+    for router in (images.router, sentiment.build_router(settings), models.router):
+        app.include_router(router, responses=error_responses(*status_401, 422), **keyed)
+    app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), **keyed)
+    for router in (health.router, v2.health_router):  # probes stay open
+        app.include_router(router)
+    return app

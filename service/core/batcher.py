@@ -1,0 +1,214 @@
+"""Dynamic batching: many concurrent requests, one model call.
+
+Callers `submit` a batch of rows (an array, or a list); its rows wait in a bounded queue
+until a batch is full or the oldest has waited `max_delay_s`. Each batch is one model call
+on the shared model executor (never on the event loop), and every caller gets back exactly
+its own rows, in order.
+
+A caller's rows travel whole: they are split only into pieces of at most `max_batch_size`
+rows, and a batch is made of whole pieces, so a client's 8 images are never taken apart
+and stacked again. A batch is formed only when one of this batcher's `concurrency`
+slots is free, so while the model is busy the queue fills and the next batch is larger:
+batching adapts to load with no further setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from service.core.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
+from service.core.metrics import BatcherMetrics
+
+Rows = TypeVar("Rows", bound=Sequence[Any])
+
+
+@dataclass
+class Answer:
+    """The output rows for one caller's inputs, and the size of the largest batch that served them."""
+
+    outputs: np.ndarray
+    batch_size: int
+
+
+@dataclass(eq=False)  # compared by identity: rows may be arrays
+class _Piece(Generic[Rows]):
+    rows: Rows
+    future: asyncio.Future[tuple[np.ndarray, int]]
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class Batcher(Generic[Rows]):
+    """Queues rows for one model version and runs them in batches.
+
+    `predict` takes one batch (what `concat` made of the pieces) and returns one output row
+    per input row.
+    """
+
+    def __init__(
+        self,
+        predict: Callable[[Rows], np.ndarray],
+        concat: Callable[[list[Rows]], Rows],
+        *,
+        executor: Executor,
+        concurrency: int,
+        max_batch_size: int,
+        max_delay_s: float,
+        queue_limit: int,
+        timeout_s: float,
+        metrics: BatcherMetrics,
+    ) -> None:
+        self._predict = predict
+        self._concat = concat
+        self._executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_delay_s = max_delay_s
+        self.queue_limit = queue_limit
+        self.timeout_s = timeout_s
+        self._metrics = metrics
+        self._queue: deque[_Piece[Rows]] = deque()
+        self._queued_rows = 0
+        self._arrived = asyncio.Event()
+        self._free_slots = asyncio.Semaphore(concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._collect_forever())
+
+    async def submit(self, rows: Rows) -> Answer:
+        """Queue `rows` and wait for their outputs, in order."""
+        if self._closed:
+            raise ShuttingDown("the model version is shutting down")
+        if self._queued_rows + len(rows) > self.queue_limit:
+            raise Overloaded(f"{self._queued_rows} inputs already queued (limit {self.queue_limit})")
+        loop = asyncio.get_running_loop()
+        size = self.max_batch_size
+        pieces: list[_Piece[Rows]] = [
+            _Piece(rows[start : start + size], loop.create_future())  # type: ignore[arg-type]  # a slice of Rows is Rows
+            for start in range(0, len(rows), size)
+        ]
+        self._queue.extend(pieces)
+        self._queued_rows += len(rows)
+        self._metrics.queue_depth.set(self._queued_rows)
+        self._arrived.set()
+        futures = [piece.future for piece in pieces]
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
+        except TimeoutError:
+            raise DeadlineExceeded(f"no answer within {self.timeout_s} s") from None
+        finally:
+            self._abandon(pieces)
+        outputs = results[0][0] if len(results) == 1 else np.concatenate([out for out, _ in results])
+        return Answer(outputs=outputs, batch_size=max(batch for _, batch in results))
+
+    def _abandon(self, pieces: list[_Piece[Rows]]) -> None:
+        """A caller that gave up (timeout, disconnect) frees its queue places at once."""
+        if all(piece.future.done() and not piece.future.cancelled() for piece in pieces):
+            return  # answered: nothing of it is queued
+        for piece in pieces:
+            piece.future.cancel()
+            try:
+                self._queue.remove(piece)
+            except ValueError:  # already in a batch being computed; its answer will be dropped
+                continue
+            self._queued_rows -= len(piece.rows)
+        self._metrics.queue_depth.set(self._queued_rows)
+
+    async def close(self) -> None:
+        """Take no new inputs, answer everything already queued, then return."""
+        self._closed = True
+        self._arrived.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _collect_forever(self) -> None:
+        while True:
+            await self._free_slots.acquire()
+            batch = await self._next_batch()
+            if batch is None:
+                self._free_slots.release()
+                return
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _next_batch(self) -> list[_Piece[Rows]] | None:
+        """Wait for a first piece, then for a full batch or the oldest piece's delay to pass."""
+        while True:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._arrived.clear()
+                await self._arrived.wait()
+            deadline = self._queue[0].enqueued + self.max_delay_s
+            while self._queued_rows < self.max_batch_size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch = self._take()
+            if batch:
+                return batch
+
+    def _take(self) -> list[_Piece[Rows]]:
+        """Whole pieces from the front of the queue, up to max_batch_size rows."""
+        batch: list[_Piece[Rows]] = []
+        rows = 0
+        while self._queue and rows + len(self._queue[0].rows) <= self.max_batch_size:
+            piece = self._queue.popleft()
+            self._queued_rows -= len(piece.rows)
+            batch.append(piece)
+            rows += len(piece.rows)
+        self._metrics.queue_depth.set(self._queued_rows)
+        return batch
+
+    async def _run(self, batch: list[_Piece[Rows]]) -> None:
+        try:
+            await self._compute(batch)
+        finally:
+            self._free_slots.release()
+
+    async def _compute(self, batch: list[_Piece[Rows]]) -> None:
+        started = time.monotonic()
+        for piece in batch:
+            self._metrics.queue_wait.observe(started - piece.enqueued)
+        size = sum(len(piece.rows) for piece in batch)
+        self._metrics.batch_size.observe(size)
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._call_model, [p.rows for p in batch], size)
+        except Exception as exc:
+            error = InferenceFailed(f"model call failed for a batch of {size}: {exc}")
+            for piece in batch:
+                if not piece.future.done():
+                    piece.future.set_exception(error)
+            return
+        start = 0
+        for piece in batch:
+            end = start + len(piece.rows)
+            if not piece.future.done():
+                piece.future.set_result((outputs[start:end], size))
+            start = end
+
+    def _call_model(self, pieces: list[Rows], size: int) -> np.ndarray:
+        started = time.perf_counter()
+        outputs = self._predict(pieces[0] if len(pieces) == 1 else self._concat(pieces))
+        self._metrics.inference.observe(time.perf_counter() - started)
+        if len(outputs) != size:  # never shift answers onto the wrong callers
+            raise RuntimeError(f"model returned {len(outputs)} rows for {size} inputs")
+        return outputs

@@ -1,0 +1,78 @@
+"""Image bytes -> the model's uint8 [H, W, 3] input: checked, decoded, converted to RGB, resized.
+
+Runs on a worker thread: decoding is CPU work that must not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.core.errors import InvalidImage, TooLarge
+
+# Pillow format name -> the Content-Type a client sends for it.
+MEDIA_TYPES = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "GIF": "image/gif",
+}
+ACCEPTED = "PNG, JPEG, WebP, BMP or GIF images"
+_WHITE = (255, 255, 255)
+
+
+def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.ndarray:
+    """Decode one image into a uint8 array of shape (height, width, 3)."""
+    if not data:
+        raise InvalidImage("the image is empty (0 bytes)", accepted=ACCEPTED)
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit below is the check; Pillow's bomb warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image: Image.Image = Image.open(io.BytesIO(data), formats=list(MEDIA_TYPES))
+    except UnidentifiedImageError:
+        raise InvalidImage("the data is not an image in a supported format", accepted=ACCEPTED) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # recognised, but its header is cut off
+        raise InvalidImage(f"the image header is truncated or corrupt ({exc})", accepted=ACCEPTED) from None
+    except Image.DecompressionBombError:  # Pillow's own, far higher, limit
+        raise _too_many_pixels("far too many", max_pixels) from None
+    if image.width * image.height > max_pixels:  # refused from the header, before decoding
+        raise _too_many_pixels(f"{image.width}x{image.height}", max_pixels)
+    source_format = image.format
+    try:
+        if source_format == "JPEG":
+            image.draft("RGB", (width, height))  # let libjpeg decode big photos at a reduced scale
+        image = ImageOps.exif_transpose(image)
+        rgb = _to_rgb(image)
+        if rgb.size != (width, height):
+            rgb = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return np.asarray(rgb, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(
+            f"the {source_format} image is truncated or corrupt ({exc})", accepted=ACCEPTED
+        ) from None
+
+
+def _too_many_pixels(declared: str, max_pixels: int) -> TooLarge:
+    return TooLarge(f"the image declares {declared} pixels; the limit is {max_pixels}",
+                           accepted=f"images of at most {max_pixels} pixels (width x height)")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode Pillow opens (palette, grey, 16-bit, alpha, CMYK) -> 8-bit RGB."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        # 16-bit greyscale: scale to 8 bits instead of letting convert() clip at 255.
+        wide = np.asarray(image, dtype=np.uint32)
+        image = Image.fromarray((wide >> 8).clip(0, 255).astype(np.uint8), mode="L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent pixels carry arbitrary colours: show them on white, as a viewer would.
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, _WHITE + (255,))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")

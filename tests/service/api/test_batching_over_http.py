@@ -1,0 +1,81 @@
+"""Dynamic batching seen from clients: shared model calls, overload, failures and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from service.app import create_app
+from service.settings import Settings
+from tests.service.conftest import serving
+from tests.service.images import solid
+
+
+def batch_count(metrics_text: str, model: str) -> float:
+    prefix = f'service_batch_size_count{{model="{model}",'
+    return sum(float(line.split()[-1]) for line in metrics_text.splitlines() if line.startswith(prefix))
+
+
+async def test_many_concurrent_requests_are_served_by_fewer_model_calls(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(max_batch_size=16, max_batch_delay_ms=50))
+    async with serving(app) as http:
+        before = batch_count((await http.get("/metrics")).text, "tiny-text")
+        texts = [" ".join(["good"] * (i % 5) + ["bad"] * (i % 3)) for i in range(48)]
+        responses = await asyncio.gather(*(http.post("/sentiment", json={"text": t}) for t in texts))
+        colours = ["red", "green", "blue"] * 8
+        image_responses = await asyncio.gather(*(
+            http.post("/classify-image", content=solid(c), headers={"Content-Type": "image/png"}) for c in colours
+        ))
+        metrics = (await http.get("/metrics")).text
+    for text, response in zip(texts, responses, strict=True):
+        expected = text.count("good") - text.count("bad")
+        positive = response.json()["results"][0]["probabilities"]["positive"]
+        assert (positive > 0.5) == (expected > 0) and (positive == 0.5) == (expected == 0), text
+    assert [r.json()["results"][0]["label"] for r in image_responses] == colours
+    calls = batch_count(metrics, "tiny-text") - before
+    assert 3 <= calls < 48 / 2, calls  # 48 requests, at most 16 per call
+    assert batch_count(metrics, "tiny-image") < len(colours)
+
+
+async def test_a_full_queue_answers_503_at_once_with_retry_after(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(max_batch_size=8, queue_limit=8, max_batch_delay_ms=1000, max_texts=8, max_files=8))
+    async with serving(app) as http:
+        waiting = asyncio.ensure_future(http.post("/sentiment", json={"texts": ["good"] * 5}))
+        await asyncio.sleep(0.2)  # five texts wait for the batch to fill
+        refused = await http.post("/sentiment", json={"texts": ["bad"] * 5})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "overloaded"
+        assert waiting.done() is False  # refused while the first request still waited
+        assert (await waiting).status_code == 200
+
+
+async def test_a_failing_model_call_fails_each_request_in_its_batch_and_serving_goes_on(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(max_batch_size=4, max_batch_delay_ms=500))
+    async with serving(app) as http:
+        texts = ["good", "boom", "bad", "good good"]
+        responses = await asyncio.gather(*(http.post("/sentiment", json={"text": t}) for t in texts))
+        assert [r.status_code for r in responses] == [500] * 4
+        for response in responses:
+            error = response.json()["error"]
+            assert error["code"] == "inference_failed" and "batch of 4" in error["message"]
+        after = await http.post("/sentiment", json={"text": "good"})
+        assert after.status_code == 200 and after.json()["results"][0]["label"] == "positive"
+
+
+async def test_a_request_that_waits_past_its_timeout_gets_504(make_settings: Callable[..., Settings]) -> None:
+    app = create_app(make_settings(request_timeout_s=0.3, max_batch_delay_ms=0))
+    async with serving(app) as http:
+        response = await http.post("/sentiment", json={"text": "slow"})
+        assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
+        # Once the slow call is over, requests are answered again.
+        for _ in range(300):  # up to 30 s: the machine may be busy
+            if (await http.post("/sentiment", json={"text": "good"})).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the service did not recover after the slow model call")

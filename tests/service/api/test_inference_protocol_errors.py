@@ -1,0 +1,78 @@
+"""Bad input to the Open Inference Protocol routes: a 4xx in the protocol's error shape."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from fastapi.testclient import TestClient
+
+URL = "/v2/models/tiny-text/infer"
+IMAGE_URL = "/v2/models/tiny-image/infer"
+
+
+def text_input(**changes) -> dict:
+    return {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["good"]} | changes]}
+
+
+def assert_protocol_error(response, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    assert set(response.json()) == {"error"} and fragment in response.json()["error"]
+
+
+def test_json_inference_answers_in_the_protocol_shape(client: TestClient) -> None:
+    body = client.post(URL, json=text_input(shape=[2], data=["good", "bad"]) | {"id": "x"}).json()
+    assert body["model_name"] == "tiny-text" and body["model_version"] == "2" and body["id"] == "x"
+    [output] = body["outputs"]
+    assert output["name"] == "probabilities" and output["shape"] == [2, 2] and len(output["data"]) == 4
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), [
+    (b"", 400, "not valid JSON"),
+    (b"{nope", 400, "not valid JSON"),
+    (b"[]", 422, "malformed inference request"),
+    (b'{"inputs": []}', 422, "inputs"),
+    (json.dumps(text_input(name="images")).encode(), 422, "one input named 'text'"),
+    (json.dumps(text_input(datatype="FP32")).encode(), 422, "must be BYTES"),
+    (json.dumps(text_input(shape=[2])).encode(), 422, "1 elements for shape [2]"),
+    (json.dumps(text_input(shape=[-1])).encode(), 422, "shape.0: Input should be greater than or equal to 0"),
+    (json.dumps(text_input(shape=[1, 2])).encode(), 422, "must have shape [n] or [n, 1]"),
+    (json.dumps(text_input(data=[7])).encode(), 422, "BYTES data must be strings"),
+    (json.dumps(text_input(data=None)).encode(), 422, "neither 'data' nor binary data"),
+    (json.dumps(text_input(shape=[65], data=["a"] * 65)).encode(), 422, "1 to 64 accepted"),
+    (json.dumps(text_input() | {"outputs": [{"name": "logits"}]}).encode(), 422, "the only output"),
+], ids=["empty", "not-json", "not-object", "no-inputs", "wrong-name", "wrong-type", "count", "negative", "rank",
+        "not-strings", "no-data", "too-many", "unknown-output"])
+def test_malformed_requests(client: TestClient, body: bytes, status: int, fragment: str) -> None:
+    assert_protocol_error(client.post(URL, content=body), status, fragment)
+
+
+def test_uint8_values_out_of_range_are_refused(client: TestClient) -> None:
+    tensor = {"name": "images", "shape": [1, 8, 8, 3], "datatype": "UINT8", "data": [300] * 192}
+    assert_protocol_error(client.post(IMAGE_URL, json={"inputs": [tensor]}), 422, "integers from 0 to 255")
+
+
+@pytest.mark.parametrize(("header", "binary", "size", "fragment"), [
+    ("abc", b"", 4, "is not a number"),
+    ("99999", b"", 4, "does not fit"),
+    (None, struct.pack("<I", 50) + b"good", 8, "is cut off"),
+    (None, struct.pack("<I", 4) + b"good", 100, "overruns the binary data"),
+])
+def test_malformed_binary_tensor_data(client: TestClient, header, binary: bytes, size: int, fragment: str) -> None:
+    head = json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES",
+                                   "parameters": {"binary_data_size": size}}]}).encode()
+    length = header if header is not None else str(len(head))
+    response = client.post(URL, content=head + binary, headers={"Inference-Header-Content-Length": length})
+    assert response.status_code in (400, 422) and fragment in response.json()["error"]
+
+
+def test_unknown_model_and_version(client: TestClient) -> None:
+    assert_protocol_error(client.post("/v2/models/nope/infer", json=text_input()), 404, "no model named 'nope'")
+    assert_protocol_error(client.get("/v2/models/tiny-text/versions/9"), 404, "version 9 of 'tiny-text' is not loaded")
+    assert client.get("/v2/models/tiny-text/versions/0").status_code == 422
+
+
+def test_an_oversized_infer_body_is_a_413(client: TestClient) -> None:
+    response = client.post(URL, content=b"{" + b" " * 70_000 + b"}")
+    assert_protocol_error(response, 413, "over the limit")

@@ -1,0 +1,82 @@
+"""GET /models, /healthz, /readyz, /metrics and /openapi.json."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import Settings
+from tests.service.images import solid
+from tests.service.api.test_classify_image import assert_error
+
+
+def test_models_lists_each_model_its_versions_and_the_served_card(client: TestClient) -> None:
+    models = {m["name"]: m for m in client.get("/models").json()["models"]}
+    assert set(models) == {"tiny-image", "tiny-text"}
+    text = models["tiny-text"]
+    assert text["serving_version"] == 2 and text["default"] is True
+    assert [(v["version"], v["state"]) for v in text["versions"]] == [(1, "loaded"), (2, "serving")]
+    served_card = text["versions"][1]["card"]
+    assert served_card["labels"] == ["negative", "positive"] and served_card["input"] == {"max_tokens": 64}
+
+
+def test_one_model_by_name(client: TestClient) -> None:
+    body = client.get("/models/tiny-image").json()
+    assert body["task"] == "image-classification" and body["labels"] == ["red", "green", "blue"]
+
+
+def test_an_unknown_model_name_is_a_404(client: TestClient) -> None:
+    assert "tiny-image" in assert_error(client.get("/models/unknown"), 404, "not_found")["accepted"]
+
+
+def test_health_and_readiness_once_started(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_readiness_is_503_until_the_models_have_loaded(make_settings: Callable[..., Settings]) -> None:
+    not_started = TestClient(create_app(make_settings()))  # no `with`: the lifespan has not run
+    assert not_started.get("/healthz").status_code == 200
+    response = not_started.get("/readyz")
+    assert_error(response, 503, "unavailable")
+    assert response.headers["retry-after"] == "1"
+
+
+def test_metrics_cover_requests_batches_and_models_with_bounded_labels(client: TestClient) -> None:
+    client.post("/sentiment", json={"texts": ["good", "bad"]})
+    client.post("/classify-image", content=solid("red"), headers={"Content-Type": "image/png"})
+    client.get("/models/some-random-name-1234")
+    client.get("/no/such/path/5678")
+    text = client.get("/metrics").text
+    for name in ("service_requests_total", "service_request_duration_seconds_bucket",
+                 "service_batch_queue_wait_seconds_bucket", "service_batch_size_bucket",
+                 "service_model_inference_seconds_bucket", "service_batch_queue_depth",
+                 "service_model_version_loaded"):
+        assert name in text, name
+    assert 'service_requests_total{model="tiny-text",route="/sentiment",status="200"}' in text
+    assert 'service_requests_total{model="",route="/models/{name}",status="404"}' in text
+    assert 'route="unmatched",status="404"' in text
+    assert 'service_model_version_loaded{model="tiny-text",version="2"} 1.0' in text
+    assert "some-random-name" not in text and "5678" not in text
+
+
+def test_every_response_carries_a_request_id_and_echoes_a_safe_one(client: TestClient) -> None:
+    assert re.fullmatch(r"[0-9a-f]{32}", client.get("/healthz").headers["x-request-id"])
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    hostile = client.get("/healthz", headers={"X-Request-ID": "a b\tc<script>"}).headers["x-request-id"]
+    assert hostile != "a b\tc<script>"
+
+
+def test_openapi_documents_every_status_of_each_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    image_statuses = set(paths["/classify-image"]["post"]["responses"])
+    assert {"200", "400", "404", "413", "415", "422", "500", "503", "504"} <= image_statuses
+    sentiment_statuses = set(paths["/sentiment"]["post"]["responses"])
+    assert {"200", "400", "404", "413", "415", "422", "500", "503", "504"} <= sentiment_statuses
+    assert "503" in paths["/readyz"]["get"]["responses"]
+    assert "404" in paths["/models/{name}"]["get"]["responses"]
+    assert "multipart/form-data" in paths["/classify-image"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,123 @@
+"""POST /sentiment over the app, on the tiny good/bad counting model."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.service.api.test_classify_image import assert_error
+
+URL = "/sentiment"
+
+
+def test_one_text_gets_its_label_and_every_probability(client: TestClient) -> None:
+    response = client.post(URL, json={"text": "good good movie"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model"], body["version"]) == ("tiny-text", 2)  # the newest version is served
+    [result] = body["results"]
+    assert result["label"] == "positive"
+    assert set(result["probabilities"]) == {"negative", "positive"}
+    assert result["probabilities"]["positive"] == pytest.approx(0.8808, abs=1e-3)
+
+
+def test_many_texts_are_answered_in_input_order(client: TestClient) -> None:
+    texts = ["bad bad bad", "good", "", "GOOD good good", "bad"]
+    results = client.post(URL, json={"texts": texts}).json()["results"]
+    assert [r["label"] for r in results] == ["negative", "positive", "negative", "positive", "negative"]
+    positives = [r["probabilities"]["positive"] for r in results]
+    assert positives[3] > positives[1] > positives[2] > positives[4] > positives[0]
+
+
+def test_the_model_can_be_named_in_the_body(client: TestClient) -> None:
+    assert client.post(URL, json={"text": "good", "model": "tiny-text"}).status_code == 200
+
+
+def test_a_long_text_is_truncated_by_the_model_not_refused(client: TestClient) -> None:
+    assert client.post(URL, json={"text": "good " * 3000}).status_code == 200
+
+
+def test_unicode_text_is_fine(client: TestClient) -> None:
+    assert client.post(URL, json={"text": "très good 😀 ✓ 日本語"}).json()["results"][0]["label"] == "positive"
+
+
+def test_an_unknown_model_is_a_404(client: TestClient) -> None:
+    assert_error(client.post(URL, json={"text": "x", "model": "nope"}), 404, "not_found")
+
+
+def test_an_image_model_is_not_a_sentiment_model(client: TestClient) -> None:
+    assert_error(client.post(URL, json={"text": "x", "model": "tiny-image"}), 404, "not_found")
+
+
+def test_an_empty_body_is_a_400(client: TestClient) -> None:
+    assert_error(client.post(URL, content=b"", headers={"Content-Type": "application/json"}), 400, "bad_request")
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"text": "unterminated', b"\xff\xfe\x00garbage"])
+def test_a_body_that_is_not_json_is_a_400(client: TestClient, body: bytes) -> None:
+    response = client.post(URL, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] in {"invalid_json", "bad_request"}
+
+
+def test_invalid_utf8_inside_a_json_string_is_a_400(client: TestClient) -> None:
+    response = client.post(URL, content=b'{"text": "caf\xe9"}', headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "Application/JSON", 'application/json;charset="UTF-8"']
+)
+def test_json_with_parameters_or_any_case_is_json(client: TestClient, content_type: str) -> None:
+    response = client.post(URL, content=b'{"text": "good"}', headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "image/png", None])
+def test_a_body_that_is_not_declared_json_is_a_415(client: TestClient, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(URL, content=b'{"text": "good"}', headers=headers)
+    assert assert_error(response, 415, "unsupported_media_type")["accepted"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"text": 42}, "text"),
+        ({"texts": "not a list"}, "texts"),
+        ({"texts": ["ok", 7]}, "texts.1"),
+        ({"text": None}, "text: Input should be a valid string"),
+        ({}, "exactly one"),
+        ({"text": "a", "texts": ["b"]}, "exactly one"),
+        ({"text": "a", "colour": "red"}, "colour"),
+        ([1, 2, 3], "body"),
+        ("just a string", "body"),
+        ({"texts": []}, "texts: List should have at least 1 item"),
+        ({"text": "a", "model": 3}, "model"),
+    ],
+)
+def test_wrong_types_and_shapes_are_a_422_that_names_the_field(client: TestClient, body, fragment: str) -> None:
+    assert fragment in assert_error(client.post(URL, json=body), 422, "invalid_input")["message"]
+
+
+def test_too_many_texts_is_a_422_that_says_the_limit(client: TestClient) -> None:
+    error = assert_error(client.post(URL, json={"texts": ["good"] * 65}), 422, "invalid_input")
+    assert "texts: List should have at most 64 items" in error["message"]
+
+
+def test_a_text_over_the_length_limit_is_a_422(client: TestClient) -> None:
+    error = assert_error(client.post(URL, json={"texts": ["ok", "x" * 20_001]}), 422, "invalid_input")
+    assert "texts.1: String should have at most 20000 characters" in error["message"]
+
+
+def test_a_nul_character_is_a_422(client: TestClient) -> None:
+    assert "NUL" in assert_error(client.post(URL, json={"text": "good\u0000bad"}), 422, "invalid_input")["message"]
+
+
+def test_an_unpaired_surrogate_is_a_422(client: TestClient) -> None:
+    response = client.post(URL, content=b'{"text": "bad \\ud800 data"}', headers={"Content-Type": "application/json"})
+    assert "text: Input should be a valid string" in assert_error(response, 422, "invalid_input")["message"]
+
+
+def test_a_body_over_the_size_limit_is_a_413(client: TestClient) -> None:
+    response = client.post(URL, json={"texts": ["x" * 10_000] * 8})  # ~80 KB against a 64 KiB limit
+    assert_error(response, 413, "payload_too_large")

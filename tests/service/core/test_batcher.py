@@ -1,0 +1,210 @@
+"""The batcher on its own, with a plain Python function as the model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from service.core.batcher import Batcher
+from service.core.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
+from service.core.metrics import Metrics
+
+
+class Squares:
+    """A model that squares numbers and records every batch it was called with."""
+
+    def __init__(self, delay_s: float = 0.0, fail_on: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.threads: set[str] = set()
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+
+    def __call__(self, items: np.ndarray) -> np.ndarray:
+        self.batches.append(items.tolist())
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay_s)
+        if self.fail_on in items:
+            raise ValueError("cannot square that")
+        return items * items
+
+
+def rows(*values: int) -> np.ndarray:
+    return np.array(values)
+
+
+def make_batcher(model, executor=None, **overrides) -> Batcher:
+    options = dict(max_batch_size=8, max_delay_s=0.05, queue_limit=64, timeout_s=5.0, concurrency=1,
+                   metrics=Metrics().for_batcher("squares", 1))
+    batcher = Batcher(model, np.concatenate, executor=executor or ThreadPoolExecutor(1), **(options | overrides))
+    batcher.start()
+    return batcher
+
+
+async def test_concurrent_callers_share_one_model_call_and_get_their_own_answers() -> None:
+    model = Squares()
+    batcher = make_batcher(model, max_batch_size=4, max_delay_s=1.0)
+    answers = await asyncio.gather(*(batcher.submit(rows(x)) for x in (1, 2, 3, 4)))
+    assert [a.outputs.tolist() for a in answers] == [[1], [4], [9], [16]]
+    assert model.batches == [[1, 2, 3, 4]]
+    assert all(a.batch_size == 4 for a in answers)
+    await batcher.close()
+
+
+async def test_a_batch_runs_off_the_event_loop_thread() -> None:
+    model = Squares()
+    batcher = make_batcher(model)
+    await batcher.submit(rows(3))
+    assert model.threads and threading.current_thread().name not in model.threads
+    await batcher.close()
+
+
+async def test_a_lone_request_waits_at_most_the_max_delay() -> None:
+    batcher = make_batcher(Squares(), max_batch_size=64, max_delay_s=0.05)
+    started = time.monotonic()
+    answer = await batcher.submit(rows(5))
+    assert answer.outputs.tolist() == [25] and answer.batch_size == 1
+    assert time.monotonic() - started < 1.0  # generous: only shows it did not wait for a full batch
+    await batcher.close()
+
+
+async def test_one_callers_several_inputs_keep_their_order() -> None:
+    batcher = make_batcher(Squares(), max_batch_size=3)
+    answer = await batcher.submit(rows(1, 2, 3, 4, 5, 6, 7))
+    assert answer.outputs.tolist() == [1, 4, 9, 16, 25, 36, 49]
+    await batcher.close()
+
+
+async def test_batches_form_while_the_model_is_busy() -> None:
+    model = Squares(delay_s=0.2)
+    batcher = make_batcher(model, max_batch_size=16, max_delay_s=0.0)
+    first = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)  # the model is now busy with [0]
+    rest = await asyncio.gather(*(batcher.submit(rows(x)) for x in range(1, 9)))
+    await first
+    assert [int(a.outputs[0]) for a in rest] == [x * x for x in range(1, 9)]
+    assert model.batches == [[0], list(range(1, 9))]
+    await batcher.close()
+
+
+async def test_a_full_queue_refuses_at_once() -> None:
+    model = Squares(delay_s=0.3)
+    batcher = make_batcher(model, max_batch_size=2, queue_limit=4, max_delay_s=0.0)
+    busy = asyncio.ensure_future(batcher.submit(rows(1, 2)))
+    await asyncio.sleep(0.05)
+    queued = asyncio.ensure_future(batcher.submit(rows(3, 4, 5, 6)))
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded):
+        await batcher.submit(rows(7))
+    assert (await busy).outputs.tolist() == [1, 4]
+    assert (await queued).outputs.tolist() == [9, 16, 25, 36]
+    await batcher.close()
+
+
+async def test_a_failed_model_call_fails_every_request_in_its_batch_and_the_next_batch_works() -> None:
+    model = Squares(fail_on=13)
+    batcher = make_batcher(model, max_batch_size=4, max_delay_s=1.0)
+    results = await asyncio.gather(*(batcher.submit(rows(x)) for x in (11, 12, 13, 14)), return_exceptions=True)
+    assert all(isinstance(r, InferenceFailed) for r in results)
+    assert "cannot square that" in str(results[0])
+    assert (await batcher.submit(rows(2))).outputs.tolist() == [4]
+    await batcher.close()
+
+
+async def test_a_model_that_returns_the_wrong_number_of_rows_is_an_error_not_a_shift() -> None:
+    batcher = make_batcher(lambda items: items[1:], max_batch_size=2, max_delay_s=1.0)
+    results = await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True)
+    assert all(isinstance(r, InferenceFailed) and "1 rows for 2 inputs" in str(r) for r in results)
+    await batcher.close()
+
+
+async def test_a_request_past_its_timeout_gets_deadline_exceeded() -> None:
+    batcher = make_batcher(Squares(delay_s=0.5), timeout_s=0.1, max_delay_s=0.0)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.submit(rows(1))
+    await batcher.close()
+
+
+async def test_inputs_of_callers_that_gave_up_are_skipped() -> None:
+    model = Squares(delay_s=0.3)
+    batcher = make_batcher(model, max_batch_size=8, max_delay_s=0.0, timeout_s=0.1)
+    busy = asyncio.ensure_future(batcher.submit(rows(1)))
+    await asyncio.sleep(0.02)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.submit(rows(2))  # waits behind the busy model past its timeout
+    await asyncio.gather(busy, return_exceptions=True)
+    batcher.timeout_s = 5.0
+    assert (await batcher.submit(rows(3))).outputs.tolist() == [9]
+    assert [2] not in model.batches
+    await batcher.close()
+
+
+async def test_close_answers_what_is_queued_then_refuses_new_inputs() -> None:
+    model = Squares(delay_s=0.1)
+    batcher = make_batcher(model, max_batch_size=2, max_delay_s=0.0)
+    queued = [asyncio.ensure_future(batcher.submit(rows(x))) for x in range(5)]
+    await asyncio.sleep(0)
+    await batcher.close()
+    assert [(await q).outputs.tolist() for q in queued] == [[x * x] for x in range(5)]
+    with pytest.raises(ShuttingDown):
+        await batcher.submit(rows(1))
+
+
+async def test_a_callers_rows_travel_whole_and_share_a_batch_with_others() -> None:
+    model = Squares()
+    batcher = make_batcher(model, max_batch_size=4, max_delay_s=1.0)
+    three, one = await asyncio.gather(batcher.submit(rows(1, 2, 3)), batcher.submit(rows(4)))
+    assert three.outputs.tolist() == [1, 4, 9] and one.outputs.tolist() == [16]
+    assert model.batches == [[1, 2, 3, 4]]
+    await batcher.close()
+
+
+async def test_a_piece_that_does_not_fit_waits_for_the_next_batch_instead_of_being_split() -> None:
+    model = Squares(delay_s=0.2)
+    batcher = make_batcher(model, max_batch_size=4, max_delay_s=0.0)
+    busy = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)
+    answers = await asyncio.gather(batcher.submit(rows(1, 2, 3)), batcher.submit(rows(4, 5)))
+    await busy
+    assert [a.outputs.tolist() for a in answers] == [[1, 4, 9], [16, 25]]
+    assert model.batches == [[0], [1, 2, 3], [4, 5]]
+    await batcher.close()
+
+
+async def test_a_caller_that_gave_up_frees_its_queue_places_at_once() -> None:
+    model = Squares(delay_s=0.4)
+    batcher = make_batcher(model, max_batch_size=2, queue_limit=4, max_delay_s=0.0, timeout_s=0.1)
+    busy = asyncio.ensure_future(batcher.submit(rows(1, 2)))
+    await asyncio.sleep(0.02)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.submit(rows(3, 4, 5, 6))  # fills the queue, then gives up while the model is busy
+    batcher.timeout_s = 5.0
+    # Still inside the first model call: the 4 places must be free again, not held until popped.
+    assert (await batcher.submit(rows(7, 8, 9, 10))).outputs.tolist() == [49, 64, 81, 100]
+    await asyncio.gather(busy, return_exceptions=True)
+    assert [3, 4] not in model.batches and [5, 6] not in model.batches
+    await batcher.close()
+
+
+async def test_batchers_share_the_model_threads_they_are_given() -> None:
+    shared = ThreadPoolExecutor(1, thread_name_prefix="shared-model")
+    first, second = Squares(delay_s=0.05), Squares(delay_s=0.05)
+    batchers = [make_batcher(model, executor=shared) for model in (first, second)]
+    await asyncio.gather(*(b.submit(rows(x)) for b in batchers for x in range(3)))
+    assert first.threads == second.threads and len(first.threads) == 1
+    for batcher in batchers:
+        await batcher.close()
+
+
+async def test_with_two_model_threads_one_version_runs_two_batches_at_once() -> None:
+    model = Squares(delay_s=0.3)
+    batcher = make_batcher(model, executor=ThreadPoolExecutor(2), concurrency=2, max_batch_size=1, max_delay_s=0.0)
+    started = time.monotonic()
+    await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2)))
+    assert time.monotonic() - started < 0.55  # two 0.3 s calls side by side, not one after the other
+    assert len(model.threads) == 2
+    await batcher.close()

@@ -1,0 +1,87 @@
+"""decode_image: every mode and format a client may send, and every way bytes can be bad."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.core.errors import InvalidImage, TooLarge
+from service.core.imaging import decode_image
+from tests.service.images import PDF, SVG, encode, jpeg_rotated_by_exif, png_16bit_grey, png_bomb, solid
+
+LIMIT = 40_000_000
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF"])
+def test_each_accepted_format_decodes_to_rgb_at_the_model_size(fmt: str) -> None:
+    pixels = decode_image(solid("green", (33, 17), fmt), 8, 6, LIMIT)
+    assert pixels.shape == (8, 6, 3) and pixels.dtype == np.uint8
+    red, green, blue = pixels.reshape(-1, 3).mean(axis=0)
+    assert green > 200 and red < 60 and blue < 60
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "1"])
+def test_every_mode_becomes_rgb(mode: str) -> None:
+    image = Image.new("RGB", (9, 9), (200, 200, 200)).convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    assert decode_image(encode(image, fmt), 4, 4, LIMIT).shape == (4, 4, 3)
+
+
+def test_transparent_pixels_show_on_white() -> None:
+    clear = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert decode_image(encode(clear, "PNG"), 4, 4, LIMIT).min() == 255
+
+
+def test_16_bit_png_is_scaled_not_clipped() -> None:
+    mid_grey = decode_image(png_16bit_grey(32768), 4, 4, LIMIT)
+    assert np.all(mid_grey == 128)
+
+
+def test_exif_orientation_is_applied() -> None:
+    pixels = decode_image(jpeg_rotated_by_exif(), 40, 20, LIMIT).astype(int)
+    # Rotated 90 degrees clockwise, the red left half becomes the top half.
+    assert pixels.shape == (40, 20, 3)
+    top, bottom = pixels[:20].mean(axis=(0, 1)), pixels[20:].mean(axis=(0, 1))
+    assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]
+
+
+def test_empty_bytes_are_refused() -> None:
+    with pytest.raises(InvalidImage, match="empty"):
+        decode_image(b"", 8, 8, LIMIT)
+
+
+@pytest.mark.parametrize("data", [b"hello, not an image", SVG, PDF, encode(Image.new("RGB", (4, 4)), "TIFF")],
+                         ids=["text", "svg", "pdf", "tiff"])
+def test_unsupported_or_non_image_bytes_are_refused(data: bytes) -> None:
+    with pytest.raises(InvalidImage, match="not an image in a supported format") as error:
+        decode_image(data, 8, 8, LIMIT)
+    assert "PNG, JPEG" in (error.value.accepted or "")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_images_are_refused(fmt: str) -> None:
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = encode(noisy, fmt)
+    with pytest.raises(InvalidImage, match="truncated or corrupt"):
+        decode_image(data[: len(data) // 2], 8, 8, LIMIT)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
+@pytest.mark.parametrize("keep", [8, 16, 40])
+def test_an_image_cut_off_inside_its_header_is_refused(fmt: str, keep: int) -> None:
+    data = encode(Image.new("RGB", (20, 20), (10, 200, 30)), fmt)
+    with pytest.raises(InvalidImage):
+        decode_image(data[:keep], 8, 8, LIMIT)
+
+
+def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+    bomb = png_bomb(30_000, 30_000)
+    assert len(bomb) < 10_000
+    with pytest.raises(TooLarge, match="pixels; the limit is 40000000"):
+        decode_image(bomb, 8, 8, LIMIT)
+
+
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header() -> None:
+    with pytest.raises(TooLarge, match="3000x2000 pixels; the limit is 5000000"):
+        decode_image(png_bomb(3000, 2000), 8, 8, 5_000_000)
