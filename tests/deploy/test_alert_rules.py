@@ -20,12 +20,13 @@ from prometheus_client import generate_latest
 
 from service.metrics import Metrics
 from service.settings import Settings
-from tests.deploy.promql import metric_names, missing_metrics
+from tests.deploy.promql import dashboard_expressions, metric_names, missing_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 RULES = PROMETHEUS_DIR / "alerts.yml"
 RULE_TESTS = PROMETHEUS_DIR / "alerts.test.yml"
+DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "service.json"
 PROMETHEUS_OWN = {"up"}
 SEVERITIES = {"warning", "critical"}
 QUEUE_LIMIT_RECORD = "service:batch_queue_limit"
@@ -155,3 +156,11 @@ def test_every_rule_has_unit_tests_that_fire_and_that_do_not() -> None:
     for rule in _rules():
         if "record" in rule:
             assert rule["record"] in expressions, f"{rule['record']}: no unit test"
+
+
+def test_the_dashboard_shows_the_alerts() -> None:
+    alert_panels = [e for e in dashboard_expressions(DASHBOARD) if "ALERTS" in metric_names(e)]
+    assert alert_panels, "no dashboard panel reads ALERTS"
+    # Prometheus's ALERTS series has the alert's labels; a panel that filtered on $replica would hide
+    # the request alerts, which sum over every replica.
+    assert not [e for e in alert_panels if "$replica" in e]
