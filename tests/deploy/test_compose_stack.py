@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.deploy.promql import dashboard_expressions, missing_metrics
 
@@ -37,6 +38,7 @@ PROMETHEUS = "http://127.0.0.1:9090"
 REPLICAS = {"service-1": 8001, "service-2": 8002, "service-3": 8003}
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "service.json"
+ALERT_RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 
 
 @dataclass
@@ -249,11 +251,24 @@ def test_prometheus_scrapes_every_replica(stack: Stack) -> None:
     assert {r["metric"]["replica"] for r in loaded} == set(REPLICAS)
 
 
+def test_prometheus_evaluates_every_alert_rule(stack: Stack) -> None:
+    wanted = {rule.get("alert") or rule["record"]
+              for group in yaml.safe_load(ALERT_RULES.read_text())["groups"] for rule in group["rules"]}
+
+    def healths() -> dict[str, str]:
+        groups = http("GET", f"{PROMETHEUS}/api/v1/rules").json()["data"]["groups"]
+        return {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+
+    # "unknown" until the first evaluation (every 10 s); "err" if a rule fails against the real metrics.
+    _wait_for(lambda: set(healths().values()) == {"ok"}, 60, "Prometheus to evaluate every rule")
+    assert set(healths()) == wanted
+
+
 def test_every_dashboard_metric_exists_and_every_dashboard_query_runs(stack: Stack) -> None:
     expressions = dashboard_expressions(DASHBOARD)
     for name, port in REPLICAS.items():
         exposition = http("GET", f"http://127.0.0.1:{port}/metrics").body.decode()
-        assert missing_metrics(expressions, exposition, {"up"}) == set(), name
+        assert missing_metrics(expressions, exposition, {"up", "ALERTS"}) == set(), name
     for expr in expressions:  # Grafana cannot run here; Prometheus can at least evaluate its queries
         query = expr.replace("$__rate_interval", "1m").replace("$replica", ".*")
         assert _prometheus(query)["status"] == "success", query
