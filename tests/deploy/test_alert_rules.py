@@ -18,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from service.metrics import Metrics
+from service.core.metrics import Metrics
 from service.settings import Settings
 from tests.deploy.promql import dashboard_expressions, metric_names, missing_metrics
 
