@@ -14,8 +14,9 @@ from service.auth import require_api_key
 from service.body_limit import BodyLimitMiddleware
 from service.errors import error_responses, install_error_handlers
 from service.metrics import Metrics
+from service.page import install_page
 from service.registry import ModelRegistry
-from service.routes import health, images, inference_protocol, models, sentiment
+from service.routes import card_files, health, images, inference_protocol, models, sentiment
 from service.settings import Settings
 
 
@@ -49,10 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)  # outermost: sees every answer
-    for router in (images.router, sentiment.build_router(settings), models.router):
+    for router in (images.router, sentiment.build_router(settings), models.router, card_files.router):
         app.include_router(router, dependencies=[Depends(require_api_key)], responses=error_responses(401, 422))
     app.include_router(inference_protocol.router, dependencies=[Depends(require_api_key)],
                        responses=inference_protocol.error_responses(401, 422))
     for router in (health.router, inference_protocol.health_router):  # probes stay open
         app.include_router(router)
+    if settings.page_enabled:  # the page at / (service/page/); it calls the API like any client
+        install_page(app)
     return app
