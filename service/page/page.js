@@ -57,12 +57,12 @@ function sentence(text) {
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
-function describeError(error) {
+function describeError(error, { withAccepted = true } = {}) {
   if (!(error instanceof ApiError)) return `Something went wrong in this page: ${sentence(error.message)}`;
   if (error.status === 0) return `${sentence(error.message)} Check that it is running, then try again.`;
   const words = STATUS_WORDS[error.status] || "Refused";
   let text = `${words} (HTTP ${error.status}): ${sentence(error.message)}`;
-  if (error.accepted) text += ` Accepted: ${sentence(error.accepted)}`;
+  if (error.accepted && withAccepted) text += ` Accepted: ${sentence(error.accepted)}`;
   if (error.retryAfter) text += ` Try again in ${error.retryAfter} s.`;
   return text;
 }
@@ -380,7 +380,9 @@ function showKeyForm(error) {
   const message = document.getElementById("key-message");
   const wasHidden = section.hidden;
   section.hidden = false;
-  message.textContent = apiKey ? `The service refused this key. ${describeError(error)}` : describeError(error);
+  // Which headers carry a key (the error's "accepted") is the page's business, not the reader's.
+  const said = describeError(error, { withAccepted: false });
+  message.textContent = apiKey ? `The service refused this key. ${said}` : said;
   message.classList.toggle("error", Boolean(apiKey));
   if (!wasHidden || apiKey) document.getElementById("key-input").select();
 }
