@@ -24,6 +24,9 @@ from tests.card_plots import PLOT_NAMES, copy_with_plots
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# axe-core (npm, pinned in package.json beside this file): the accessibility rules run inside the page.
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "page"
 KEY = "browser-test-key-0123456789"
 WAIT_S = 30
@@ -31,6 +34,8 @@ WAIT_S = 30
 
 def _missing_tools() -> list[str]:
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if not AXE.is_file():
+        missing.append(f"{AXE} (npm ci --prefix tests/browser)")
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -39,7 +44,8 @@ def _missing_tools() -> list[str]:
 
 
 if missing := _missing_tools():
-    reason = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -e '.[test]')"
+    reason = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -e '.[test]'; " \
+             "npm ci --prefix tests/browser)"
     if os.environ.get("REQUIRE_TOOLS") == "1":
         pytest.fail(f"REQUIRE_TOOLS=1 and this test {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
@@ -135,6 +141,23 @@ def errors_other_than(entries: list[dict[str, Any]], expected_status: int | None
     return [e for e in entries if e["level"] in ("SEVERE", "ERROR") and not expected(e)]
 
 
+def accessibility_violations(driver: Driver) -> list[str]:
+    """What axe-core finds against WCAG 2.1 A/AA and its best practices, in the page as it is now.
+
+    The script goes in through the driver, not the page, so the page's CSP rightly does not apply.
+    """
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    found: list[str] = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        axe.run(document, {runOnly: {type: "tag", values: arguments[0]}})
+          .then((result) => done(result.violations.map((v) =>
+            `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)))
+          .catch((error) => done([`axe failed: ${error}`]));""",
+        AXE_RULES,
+    )
+    return found
+
+
 def wait_for(driver: Driver, condition: Any, what: str) -> Any:
     return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
 
@@ -224,6 +247,7 @@ def test_the_page_loads_with_models_figures_and_plots_and_no_console_error(
         "return document.querySelector('link[rel=icon]').href") == f"{service.base_url}/page/favicon.svg"
     screenshot(browser, "01-loaded")
     assert errors_other_than(console(browser), None) == []
+    assert accessibility_violations(browser) == []
 
 
 def test_an_uploaded_image_shows_the_bars_the_api_answers(
@@ -269,6 +293,7 @@ def test_several_images_go_as_multipart_and_each_shows_the_api_answer(
         assert shown_bars(item)[0][0] == result["label"]
         assert shown_bars(item) == [(top["label"], as_shown(top["probability"])) for top in result["top_k"]]
     screenshot(browser, "03-images")
+    assert accessibility_violations(browser) == []  # results: previews, headings, bars
     assert errors_other_than(console(browser), None) == []
 
 
@@ -317,6 +342,7 @@ def test_a_tiff_shows_the_services_not_accepted_message(
     assert message == f"Not accepted (HTTP 415): {error['message']}. Accepted: {error['accepted']}."
     assert "'image/tiff' is not accepted" in message and "image/png, image/jpeg" in message
     screenshot(browser, "05-tiff-not-accepted")
+    assert accessibility_violations(browser) == []  # the error's colours too
     # The browser notes the 415 itself; the page adds no error of its own.
     assert errors_other_than(console(browser), 415) == []
 
@@ -337,6 +363,7 @@ def test_a_wrong_key_shows_the_401_message_and_the_right_one_opens_the_page(
     message = browser.find_element(By.ID, "key-message").text
     assert message == "The service refused this key. Needs a valid API key (HTTP 401): the API key is not valid."
     screenshot(browser, "07-wrong-key")
+    assert accessibility_violations(browser) == []
 
     key_input.clear()
     key_input.send_keys(KEY)
@@ -381,4 +408,5 @@ def test_keyboard_only_at_phone_width(phone: Driver, service: RunningService) ->
     # Nothing is wider than the phone's screen.
     assert phone.execute_script("return document.documentElement.scrollWidth") <= 360
     screenshot(phone, "09-phone-width")
+    assert accessibility_violations(phone) == []
     assert errors_other_than(console(phone), None) == []
