@@ -120,6 +120,10 @@ def test_the_page_answers_on_the_page_without_a_key_when_keys_are_on(
         assert client.get(path, headers={"Authorization": "Bearer wrong-key-0123456789"}).status_code == 401
         allowed = client.get(path, headers={"Authorization": f"Bearer {KEY}"})
         assert allowed.status_code == 200 and allowed.headers["content-type"] == "image/png"
+        # ...and the schema says so.
+        paths = client.get("/openapi.json").json()["paths"]
+        for route in (FILES, FILES + "/{filename}"):
+            assert "401" in paths[route]["get"]["responses"], route
 
 
 def test_the_setting_turns_the_page_off(make_settings: Callable[..., Settings], plotted_dir: Path) -> None:
@@ -203,7 +207,7 @@ def test_versions_not_loaded_and_unknown_models_are_404(
 def test_the_card_file_routes_are_in_the_schema_with_their_responses(page_client: TestClient) -> None:
     paths = page_client.get("/openapi.json").json()["paths"]
     one = paths["/models/{name}/versions/{version}/files/{filename}"]["get"]
-    assert {"200", "401", "404", "422"} <= set(one["responses"])
+    assert {"200", "404", "422"} <= set(one["responses"])
     assert set(one["responses"]["200"]["content"]) == {"image/png", "application/json"}
     listing = paths["/models/{name}/versions/{version}/files"]["get"]
-    assert {"200", "401", "404", "422"} <= set(listing["responses"])
+    assert {"200", "404", "422"} <= set(listing["responses"])
