@@ -14,7 +14,8 @@ from service.api.access_log import AccessLogMiddleware
 from service.api.auth import require_api_key
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.errors import error_responses, install_error_handlers
-from service.api.routes import health, images, models, sentiment, v2
+from service.api.page import install_page
+from service.api.routes import card_files, health, images, models, sentiment, v2
 from service.core.metrics import Metrics
 from service.core.registry import ModelRegistry
 from service.settings import Settings
@@ -55,9 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # scheme the server does not enforce would tell clients something untrue.
     keyed: dict[str, Any] = {"dependencies": [Depends(require_api_key)]} if settings.api_key_list else {}
     status_401 = (401,) if settings.api_key_list else ()
-    for router in (images.router, sentiment.build_router(settings), models.router):
+    for router in (images.router, sentiment.build_router(settings), models.router, card_files.router):
         app.include_router(router, responses=error_responses(*status_401, 422), **keyed)
     app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), **keyed)
     for router in (health.router, v2.health_router):  # probes stay open
         app.include_router(router)
+    if settings.page_enabled:  # the page at / (service/page/); it calls the API like any client
+        install_page(app)
     return app

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         "sentiment-imdb", description="The /sentiment model used when a request names none."
     )
 
+    # The page at / (service/page/): a browser client for trying the models.
+    page_enabled: bool = Field(True, description="Serve the page at /; false for API-only deployments.")
+
     @property
     def api_key_list(self) -> list[str]:
         return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]

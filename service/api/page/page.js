@@ -1,0 +1,428 @@
+// The page's client of the service's public API: GET /models, POST /classify-image,
+// POST /sentiment, and a loaded version's card files. It doubles as an example client, so it
+// uses nothing a script of one's own could not (no private routes, no build step).
+
+// The API key, when the service asks for one. Kept in this variable only (never in storage),
+// so it is gone when the page is closed or reloaded.
+let apiKey = null;
+
+// What each error status means, in words a person trying a model can act on.
+const STATUS_WORDS = {
+  400: "Could not be read",
+  401: "Needs a valid API key",
+  404: "Not found",
+  405: "Not allowed",
+  413: "Too large",
+  415: "Not accepted",
+  422: "Not valid input",
+  500: "The model call failed",
+  503: "The service is busy or not ready",
+  504: "The service took too long",
+};
+const MAX_TOP_K = 5;
+
+class ApiError extends Error {
+  constructor(status, message, accepted = null, retryAfter = null) {
+    super(message);
+    this.status = status;
+    this.accepted = accepted;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function callApi(path, init = {}) {
+  const headers = new Headers(init.headers || {});
+  if (apiKey) headers.set("Authorization", `Bearer ${apiKey}`);
+  let response;
+  try {
+    response = await fetch(path, { ...init, headers, cache: "no-store" });
+  } catch (error) {
+    throw new ApiError(0, `the service could not be reached (${error.message})`);
+  }
+  if (response.ok) return response;
+  // The service's errors are {"error": {"code", "message", "accepted"}}; a proxy in front may
+  // answer something else, so every part of it is optional.
+  let detail = {};
+  try {
+    const body = await response.json();
+    if (body && typeof body.error === "object" && body.error !== null) detail = body.error;
+  } catch {
+    // Not JSON: the status line alone has to do.
+  }
+  throw new ApiError(response.status, detail.message || response.statusText || "no details given",
+    detail.accepted || null, response.headers.get("Retry-After"));
+}
+
+function sentence(text) {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+function describeError(error, { withAccepted = true } = {}) {
+  if (!(error instanceof ApiError)) return `Something went wrong in this page: ${sentence(error.message)}`;
+  if (error.status === 0) return `${sentence(error.message)} Check that it is running, then try again.`;
+  const words = STATUS_WORDS[error.status] || "Refused";
+  let text = `${words} (HTTP ${error.status}): ${sentence(error.message)}`;
+  if (error.accepted && withAccepted) text += ` Accepted: ${sentence(error.accepted)}`;
+  if (error.retryAfter) text += ` Try again in ${error.retryAfter} s.`;
+  return text;
+}
+
+function element(tag, className = "", text = "") {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text) node.textContent = text;
+  return node;
+}
+
+function percent(value) {
+  return `${(value * 100).toFixed(1)} %`;
+}
+
+function setStatus(text, isError = false) {
+  const status = document.getElementById("status");
+  status.textContent = text;
+  status.classList.toggle("error", isError);
+}
+
+// --- Probability bars ----------------------------------------------------------------------
+
+// One row per label, highest first; the bar is decoration, the text carries the figure.
+function bars(entries) {
+  const list = element("ol", "bars");
+  entries.sort((a, b) => b.probability - a.probability);
+  entries.forEach(({ label, probability }, index) => {
+    const row = element("li", index === 0 ? "bar-row top" : "bar-row");
+    row.dataset.label = label;
+    row.append(element("span", "bar-label", label));
+    const track = element("span", "bar-track");
+    track.setAttribute("aria-hidden", "true");
+    const fill = element("span", "bar-fill");
+    // A CSSOM property, not a style attribute: the page's CSP allows no inline styles.
+    fill.style.width = percent(probability).replace(" ", "");
+    track.append(fill);
+    row.append(track, element("span", "bar-value", percent(probability)));
+    list.append(row);
+  });
+  return list;
+}
+
+function answeredBy(body, milliseconds) {
+  return element("p", "answered-by",
+    `Answered by ${body.model} version ${body.version} in ${Math.round(milliseconds)} ms.`);
+}
+
+function showError(results, error) {
+  showMessage(results, describeError(error));
+}
+
+function showMessage(results, text) {
+  results.replaceChildren(element("p", "message error", text));
+  results.dataset.state = "error";
+}
+
+// --- One model's panel -----------------------------------------------------------------------
+
+function loadedVersions(model) {
+  return model.versions.filter((v) => v.card && (v.state === "serving" || v.state === "loaded"))
+    .sort((a, b) => b.version - a.version);
+}
+
+function renderFigures(panel, card) {
+  const figures = panel.querySelector(".figures");
+  const evaluation = card.evaluation || {};
+  const rows = [
+    ["Accuracy", typeof evaluation.accuracy === "number" ? percent(evaluation.accuracy) : "not measured"],
+    ["Macro F1", typeof evaluation.macro_f1 === "number" ? evaluation.macro_f1.toFixed(3) : "not measured"],
+    ["Measured on", evaluation.split || "not stated"],
+    ["Dataset", (card.dataset && card.dataset.name) || "not stated"],
+  ];
+  figures.replaceChildren(...rows.flatMap(([term, value]) => [element("dt", "", term), element("dd", "", value)]));
+
+  const baselines = panel.querySelector(".baselines");
+  const compared = Object.entries(evaluation.comparison_same_split || {})
+    .filter(([, figuresOf]) => figuresOf && typeof figuresOf.accuracy === "number");
+  if (compared.length === 0) {
+    baselines.replaceChildren();
+    return;
+  }
+  const table = element("table", "baseline-table");
+  table.append(element("caption", "", "Baselines on the same split"));
+  const head = element("tr");
+  head.append(...["Model", "Accuracy", "Macro F1"].map((text) => {
+    const cell = element("th", "", text);
+    cell.scope = "col";
+    return cell;
+  }));
+  const thead = element("thead");
+  thead.append(head);
+  table.append(thead);
+  const body = element("tbody");
+  for (const [name, figuresOf] of compared) {
+    const row = element("tr");
+    const nameCell = element("th", "", name.replaceAll("_", " "));
+    nameCell.scope = "row";
+    row.append(nameCell, element("td", "", percent(figuresOf.accuracy)),
+      element("td", "", typeof figuresOf.macro_f1 === "number" ? figuresOf.macro_f1.toFixed(3) : "–"));
+    body.append(row);
+  }
+  table.append(body);
+  baselines.replaceChildren(table);
+}
+
+// The plots are fetched (with the key, which an <img src> could not send) only when opened.
+async function renderPlots(panel, model, version) {
+  const list = panel.querySelector(".plot-list");
+  for (const url of panel.plotUrls || []) URL.revokeObjectURL(url);
+  panel.plotUrls = [];
+  list.replaceChildren(element("p", "", "Loading the plots…"));
+  const base = `/models/${encodeURIComponent(model.name)}/versions/${version}/files`;
+  try {
+    const { files } = await (await callApi(base)).json();
+    const pngs = files.filter((name) => name.toLowerCase().endsWith(".png"));
+    if (pngs.length === 0) {
+      list.replaceChildren(element("p", "", "This version's card ships no plots."));
+      return;
+    }
+    const figures = await Promise.all(pngs.map(async (name) => {
+      const blob = await (await callApi(`${base}/${encodeURIComponent(name)}`)).blob();
+      const url = URL.createObjectURL(blob);
+      panel.plotUrls.push(url);
+      const caption = name.replace(/\.png$/i, "").replaceAll("_", " ");
+      const figure = element("figure", "plot");
+      const image = element("img");
+      image.src = url;
+      image.alt = `${caption} of ${model.name} version ${version}`;
+      figure.append(image, element("figcaption", "", caption));
+      return figure;
+    }));
+    list.replaceChildren(...figures);
+  } catch (error) {
+    list.replaceChildren(element("p", "message error", describeError(error)));
+  }
+}
+
+function selectedVersion(panel) {
+  return Number(panel.querySelector(".version-select").value);
+}
+
+function versionQuery(panel, model) {
+  const version = selectedVersion(panel);
+  return version === model.serving_version ? null : version;
+}
+
+function imageForm(panel, model, idPrefix) {
+  const form = document.getElementById("image-form-template").content.firstElementChild.cloneNode(true);
+  const input = form.querySelector("input");
+  input.id = `${idPrefix}-files`;
+  form.querySelector("label").htmlFor = input.id;
+  const results = panel.querySelector(".results");
+  let previews = [];
+
+  const zone = form.querySelector(".drop-zone");
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    if (event.dataTransfer && event.dataTransfer.files.length) input.files = event.dataTransfer.files;
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const files = [...input.files];
+    if (files.length === 0) {
+      showMessage(results, "Choose at least one image first.");
+      return;
+    }
+    previews.forEach((url) => URL.revokeObjectURL(url));
+    previews = [];
+    const query = new URLSearchParams({ model: model.name, top_k: String(Math.min(MAX_TOP_K, model.labels.length)) });
+    const version = versionQuery(panel, model);
+    if (version !== null) query.set("version", String(version));
+    // One file goes as the raw body with the browser's own type for it, so the service itself
+    // judges the type (a TIFF gets its 415); several go as multipart "file" parts.
+    const init = { method: "POST" };
+    if (files.length === 1) {
+      init.body = files[0];
+      init.headers = { "Content-Type": files[0].type || "application/octet-stream" };
+    } else {
+      init.body = new FormData();
+      for (const file of files) init.body.append("file", file, file.name);
+    }
+    results.dataset.state = "busy";
+    results.replaceChildren(element("p", "", `Classifying ${files.length === 1 ? "the image" : `${files.length} images`}…`));
+    const started = performance.now();
+    try {
+      const body = await (await callApi(`/classify-image?${query}`, init)).json();
+      const elapsed = performance.now() - started;
+      const items = element("ul", "image-results");
+      body.results.forEach((result, index) => {
+        const file = files[index];
+        const item = element("li", "image-result");
+        const url = URL.createObjectURL(file);
+        previews.push(url);
+        const preview = element("img", "preview");
+        preview.src = url;
+        preview.alt = `Preview of ${file.name}`;
+        const text = element("div", "image-answer");
+        text.append(element("h3", "", `${file.name}: ${result.label} (${percent(result.probability)})`),
+          bars(result.top_k.map(({ label, probability }) => ({ label, probability }))));
+        item.append(preview, text);
+        items.append(item);
+      });
+      results.replaceChildren(items, answeredBy(body, elapsed));
+      results.dataset.state = "done";
+    } catch (error) {
+      showError(results, error);
+    }
+  });
+  return form;
+}
+
+function textForm(panel, model, idPrefix) {
+  const form = document.getElementById("text-form-template").content.firstElementChild.cloneNode(true);
+  const area = form.querySelector("textarea");
+  area.id = `${idPrefix}-text`;
+  form.querySelector("label").htmlFor = area.id;
+  const results = panel.querySelector(".results");
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const texts = area.value.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "");
+    if (texts.length === 0) {
+      showMessage(results, "Type a text first.");
+      return;
+    }
+    const request = { texts, model: model.name };
+    const version = versionQuery(panel, model);
+    if (version !== null) request.version = version;
+    results.dataset.state = "busy";
+    results.replaceChildren(element("p", "", `Analysing ${texts.length === 1 ? "the text" : `${texts.length} texts`}…`));
+    const started = performance.now();
+    try {
+      const body = await (await callApi("/sentiment", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(request),
+      })).json();
+      const elapsed = performance.now() - started;
+      const items = element("ul", "text-results");
+      body.results.forEach((result, index) => {
+        const item = element("li", "text-result");
+        const shown = texts[index].length > 160 ? `${texts[index].slice(0, 160)}…` : texts[index];
+        item.append(element("blockquote", "", shown), element("h3", "", `${result.label}`),
+          bars(Object.entries(result.probabilities).map(([label, probability]) => ({ label, probability }))));
+        items.append(item);
+      });
+      results.replaceChildren(items, answeredBy(body, elapsed));
+      results.dataset.state = "done";
+    } catch (error) {
+      showError(results, error);
+    }
+  });
+  return form;
+}
+
+function modelPanel(model, index) {
+  const panel = document.getElementById("model-template").content.firstElementChild.cloneNode(true);
+  const idPrefix = `model-${index}`;
+  panel.dataset.model = model.name;
+  panel.setAttribute("aria-labelledby", `${idPrefix}-name`);
+  const heading = panel.querySelector(".model-name");
+  heading.id = `${idPrefix}-name`;
+  heading.textContent = model.name;
+
+  const versions = loadedVersions(model);
+  const isImage = model.task === "image-classification";
+  const kind = isImage ? "Image classification" : model.task === "text-classification" ? "Text classification" : model.task;
+  panel.querySelector(".model-summary").textContent =
+    `${kind}${model.default ? " (the default for its route)" : ""}, ${model.labels.length} labels: ${model.labels.join(", ")}.`;
+
+  const select = panel.querySelector(".version-select");
+  select.id = `${idPrefix}-version`;
+  panel.querySelector(".version-field label").htmlFor = select.id;
+  for (const v of versions) {
+    const option = element("option", "", `${v.version}${v.state === "serving" ? " (serving)" : " (loaded)"}`);
+    option.value = String(v.version);
+    select.append(option);
+  }
+  select.value = String(model.serving_version);
+
+  const plots = panel.querySelector(".plots");
+  const showVersion = () => {
+    const chosen = versions.find((v) => v.version === selectedVersion(panel));
+    renderFigures(panel, chosen.card);
+    if (plots.open) renderPlots(panel, model, chosen.version);
+    else panel.querySelector(".plot-list").replaceChildren();
+  };
+  select.addEventListener("change", showVersion);
+  plots.addEventListener("toggle", () => {
+    if (plots.open && !panel.querySelector(".plot-list").childElementCount) {
+      renderPlots(panel, model, selectedVersion(panel));
+    }
+  });
+  showVersion();
+
+  const tryArea = panel.querySelector(".try");
+  if (isImage) tryArea.append(imageForm(panel, model, idPrefix));
+  else if (model.task === "text-classification") tryArea.append(textForm(panel, model, idPrefix));
+  else tryArea.append(element("p", "", "This page cannot send inputs to this kind of model yet."));
+  return panel;
+}
+
+// --- The page --------------------------------------------------------------------------------
+
+function showKeyForm(error) {
+  const section = document.getElementById("key-section");
+  const message = document.getElementById("key-message");
+  const wasHidden = section.hidden;
+  section.hidden = false;
+  // Which headers carry a key (the error's "accepted") is the page's business, not the reader's.
+  const said = describeError(error, { withAccepted: false });
+  message.textContent = apiKey ? `The service refused this key. ${said}` : said;
+  message.classList.toggle("error", Boolean(apiKey));
+  if (!wasHidden || apiKey) document.getElementById("key-input").select();
+}
+
+async function loadModels() {
+  setStatus("Loading the models…");
+  let models;
+  try {
+    ({ models } = await (await callApi("/models")).json());
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      showKeyForm(error);
+      setStatus("Enter an API key to see the models.");
+    } else {
+      setStatus(describeError(error), true);
+    }
+    return false;
+  }
+  const list = document.getElementById("models");
+  list.replaceChildren(...models.map(modelPanel));
+  setStatus(models.length === 0 ? "The service has no models loaded." :
+    `${models.length} model${models.length === 1 ? "" : "s"} loaded.`);
+  return true;
+}
+
+function start() {
+  document.getElementById("key-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    apiKey = document.getElementById("key-input").value.trim() || null;
+    if (await loadModels()) {
+      document.getElementById("key-section").hidden = true;
+      document.getElementById("models").focus();
+    }
+  });
+  // A last resort: whatever slipped through is shown in words instead of as a console trace.
+  window.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    setStatus(describeError(event.reason instanceof Error ? event.reason : new Error(String(event.reason))), true);
+  });
+  loadModels();
+}
+
+start();

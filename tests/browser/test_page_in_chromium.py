@@ -1,0 +1,412 @@
+"""The page at / in headless Chromium, against a real `python -m service` serving the tiny models.
+
+Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`) through
+Selenium; nothing is downloaded. Without them the tests skip when run by hand, and fail under
+REQUIRE_TOOLS=1 (as CI runs them). Each state the page reaches is saved as a screenshot under
+test-results/page/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from PIL import Image
+
+from loadtests.server import RunningService, running_service
+from tests.card_plots import PLOT_NAMES, copy_with_plots
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# axe-core (npm, pinned in package.json beside this file): the accessibility rules run inside the page.
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "page"
+KEY = "browser-test-key-0123456789"
+WAIT_S = 30
+
+
+def _missing_tools() -> list[str]:
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if not AXE.is_file():
+        missing.append(f"{AXE} (npm ci --prefix tests/browser)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package (the test extra)")
+    return missing
+
+
+if missing := _missing_tools():
+    reason = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -e '.[test]'; " \
+             "npm ci --prefix tests/browser)"
+    if os.environ.get("REQUIRE_TOOLS") == "1":
+        pytest.fail(f"REQUIRE_TOOLS=1 and this test {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+Driver = webdriver.Chrome
+
+
+# --- The service, the browser, and what they leave behind -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plotted_dir(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_with_plots(artifacts_dir, tmp_path_factory.mktemp("browser") / "artifacts")
+
+
+@pytest.fixture(scope="module")
+def service(plotted_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    log = tmp_path_factory.mktemp("service-log") / "service.log"
+    with running_service(plotted_dir, log, default_sentiment_model="tiny-text") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def keyed_service(plotted_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    log = tmp_path_factory.mktemp("keyed-service-log") / "service.log"
+    with running_service(plotted_dir, log, default_sentiment_model="tiny-text", api_keys=KEY) as running:
+        yield running
+
+
+def _start_chromium(profile: Path, width: int, height: int) -> Driver:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                     f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # The driver's path is given, so Selenium Manager has nothing to fetch.
+    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
+    return webdriver.Chrome(options=options, service=service)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Driver]:
+    driver = _start_chromium(tmp_path / "profile", 1280, 900)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[Driver]:
+    driver = _start_chromium(tmp_path / "profile", 600, 780)
+    # A headless window is never narrower than 500 px: emulate a 360 px phone screen instead (which
+    # also makes the browser honour the page's viewport meta tag, as a phone does).
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 360, "height": 780, "deviceScaleFactor": 1, "mobile": True})
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def screenshot(driver: Driver, name: str) -> Path:
+    """The whole page (beyond the window), as a person would scroll through it."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    path = SCREENSHOTS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    with Image.open(path) as image:  # a picture a person can open, of the page rather than a sliver of it
+        assert image.format == "PNG" and image.width >= 320 and image.height >= 300, image.size
+    return path
+
+
+def console(driver: Driver) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = driver.get_log("browser")
+    return entries
+
+
+def errors_other_than(entries: list[dict[str, Any]], expected_status: int | None) -> list[dict[str, Any]]:
+    """Console errors, leaving out the browser's own line for an error answer the test asked for."""
+    def expected(entry: dict[str, Any]) -> bool:
+        return expected_status is not None and entry.get("source") == "network" and (
+            f"status of {expected_status}" in entry["message"])
+    return [e for e in entries if e["level"] in ("SEVERE", "ERROR") and not expected(e)]
+
+
+def accessibility_violations(driver: Driver) -> list[str]:
+    """What axe-core finds against WCAG 2.1 A/AA and its best practices, in the page as it is now.
+
+    The script goes in through the driver, not the page, so the page's CSP rightly does not apply.
+    """
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    found: list[str] = driver.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+        axe.run(document, {runOnly: {type: "tag", values: arguments[0]}})
+          .then((result) => done(result.violations.map((v) =>
+            `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)))
+          .catch((error) => done([`axe failed: ${error}`]));""",
+        AXE_RULES,
+    )
+    return found
+
+
+def wait_for(driver: Driver, condition: Any, what: str) -> Any:
+    return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
+
+
+# --- Reading the page ------------------------------------------------------------------------
+
+
+def panel(driver: Driver, model: str) -> WebElement:
+    found: WebElement = wait_for(
+        driver, lambda d: d.find_elements(By.CSS_SELECTOR, f'article[data-model="{model}"]'), f"the {model} panel"
+    )[0]
+    return found
+
+
+def answer(driver: Driver, model: str, state: str = "done") -> WebElement:
+    results = panel(driver, model).find_element(By.CSS_SELECTOR, ".results")
+    wait_for(driver, lambda _: results.get_attribute("data-state") in ("done", "error"), f"{model}'s answer")
+    assert results.get_attribute("data-state") == state, results.text
+    return results
+
+
+def shown_bars(block: WebElement) -> list[tuple[str, str]]:
+    """Each bar's label and figure as shown, top first."""
+    return [(row.get_attribute("data-label") or "", row.find_element(By.CSS_SELECTOR, ".bar-value").text)
+            for row in block.find_elements(By.CSS_SELECTOR, ".bar-row")]
+
+
+def as_shown(probability: float) -> str:
+    return f"{probability * 100:.1f} %"
+
+
+def open_page(driver: Driver, service: RunningService) -> None:
+    driver.get(f"{service.base_url}/")
+    wait_for(driver, lambda d: "loaded." in d.find_element(By.ID, "status").text, "the model list")
+
+
+# --- Inputs: real image files ----------------------------------------------------------------
+
+
+def image_file(folder: Path, name: str, colour: tuple[int, int, int], image_format: str) -> Path:
+    """A 48x40 photo-like image: gradients over `colour`, so each channel varies.
+
+    Muted colours keep the tiny model's answer away from 100 %, so every bar has its own figure.
+    """
+    image = Image.new("RGB", (48, 40))
+    image.putdata([
+        (min(255, colour[0] + x), min(255, colour[1] + y), min(255, colour[2] + (x * y) % 40))
+        for y in range(40) for x in range(48)
+    ])
+    path = folder / name
+    image.save(path, format=image_format)
+    return path
+
+
+def api(service: RunningService, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, f"{service.base_url}{path}", timeout=WAIT_S, **kwargs)
+
+
+# --- The tests -------------------------------------------------------------------------------
+
+
+def test_the_page_loads_with_models_figures_and_plots_and_no_console_error(
+    browser: Driver, service: RunningService
+) -> None:
+    open_page(browser, service)
+    assert browser.find_element(By.ID, "status").text == "2 models loaded."
+    image_panel = panel(browser, "tiny-image")
+    assert image_panel.find_element(By.CSS_SELECTOR, "h2").text == "tiny-image"
+    assert "red, green, blue" in image_panel.find_element(By.CSS_SELECTOR, ".model-summary").text
+    figures = image_panel.find_element(By.CSS_SELECTOR, ".figures").text
+    assert "Measured on" in figures and "none (a test model)" in figures
+    text_versions = panel(browser, "tiny-text").find_element(By.CSS_SELECTOR, ".version-select")
+    assert [o.text for o in text_versions.find_elements(By.TAG_NAME, "option")] == ["2 (serving)", "1 (loaded)"]
+
+    # The plots come through the card-files route, with the bytes the version folder holds.
+    image_panel.find_element(By.CSS_SELECTOR, ".plots summary").click()
+    images = wait_for(browser, lambda _: [
+        img for img in image_panel.find_elements(By.CSS_SELECTOR, ".plot img")
+        if browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img)
+    ] if len(image_panel.find_elements(By.CSS_SELECTOR, ".plot img")) == len(PLOT_NAMES) else None, "the plots")
+    assert [browser.execute_script("return arguments[0].naturalWidth", img) for img in images] == [240, 240]
+    assert sorted(img.get_attribute("alt") for img in images) == [
+        "confusion matrix of tiny-image version 1", "training curves of tiny-image version 1"]
+
+    # The favicon is served (a missing one would be a console error).
+    assert browser.execute_script(
+        "return document.querySelector('link[rel=icon]').href") == f"{service.base_url}/page/favicon.svg"
+    screenshot(browser, "01-loaded")
+    assert errors_other_than(console(browser), None) == []
+    assert accessibility_violations(browser) == []
+
+
+def test_an_uploaded_image_shows_the_bars_the_api_answers(
+    browser: Driver, service: RunningService, tmp_path: Path
+) -> None:
+    red = image_file(tmp_path, "reddish.png", (130, 105, 95), "PNG")
+    expected = api(service, "POST", "/classify-image", params={"model": "tiny-image", "top_k": 3},
+                   content=red.read_bytes(), headers={"Content-Type": "image/png"}).json()["results"][0]
+    open_page(browser, service)
+    image_panel = panel(browser, "tiny-image")
+    image_panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(red))
+    image_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    results = answer(browser, "tiny-image")
+    bars = shown_bars(results)
+    assert bars[0][0] == expected["label"] == "red"
+    assert bars == [(item["label"], as_shown(item["probability"])) for item in expected["top_k"]]
+    assert re.fullmatch(r"Answered by tiny-image version 1 in \d+ ms\.",
+                        results.find_element(By.CSS_SELECTOR, ".answered-by").text)
+    preview = results.find_element(By.CSS_SELECTOR, "img.preview")
+    assert preview.get_attribute("alt") == "Preview of reddish.png"
+    assert browser.execute_script("return arguments[0].naturalWidth", preview) == 48
+    screenshot(browser, "02-image")
+    assert errors_other_than(console(browser), None) == []
+
+
+def test_several_images_go_as_multipart_and_each_shows_the_api_answer(
+    browser: Driver, service: RunningService, tmp_path: Path
+) -> None:
+    files = [image_file(tmp_path, "bluish.jpg", (70, 80, 110), "JPEG"),
+             image_file(tmp_path, "greenish.png", (80, 115, 90), "PNG")]
+    expected = api(service, "POST", "/classify-image", params={"model": "tiny-image", "top_k": 3},
+                   files=[("file", (path.name, path.read_bytes())) for path in files]).json()["results"]
+    assert [result["label"] for result in expected] == ["blue", "green"]
+    open_page(browser, service)
+    image_panel = panel(browser, "tiny-image")
+    image_panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys("\n".join(str(p) for p in files))
+    image_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    results = answer(browser, "tiny-image")
+    items = results.find_elements(By.CSS_SELECTOR, ".image-result")
+    assert [item.find_element(By.TAG_NAME, "h3").text.split(":")[0] for item in items] == ["bluish.jpg",
+                                                                                         "greenish.png"]
+    for item, result in zip(items, expected, strict=True):
+        assert shown_bars(item)[0][0] == result["label"]
+        assert shown_bars(item) == [(top["label"], as_shown(top["probability"])) for top in result["top_k"]]
+    screenshot(browser, "03-images")
+    assert accessibility_violations(browser) == []  # results: previews, headings, bars
+    assert errors_other_than(console(browser), None) == []
+
+
+def test_typed_texts_show_the_label_and_every_class_the_api_answers(
+    browser: Driver, service: RunningService
+) -> None:
+    texts = ["good good film, good cast", "bad plot and bad acting, good music"]
+    expected = api(service, "POST", "/sentiment", json={"texts": texts, "model": "tiny-text"}).json()["results"]
+    assert [result["label"] for result in expected] == ["positive", "negative"]
+    open_page(browser, service)
+    text_panel = panel(browser, "tiny-text")
+    text_panel.find_element(By.TAG_NAME, "textarea").send_keys("\n".join(texts))
+    text_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    results = answer(browser, "tiny-text")
+    items = results.find_elements(By.CSS_SELECTOR, ".text-result")
+    assert len(items) == 2
+    for item, text, result in zip(items, texts, expected, strict=True):
+        assert item.find_element(By.TAG_NAME, "blockquote").text == text
+        assert item.find_element(By.TAG_NAME, "h3").text == result["label"]
+        ranked = sorted(result["probabilities"].items(), key=lambda pair: -pair[1])
+        assert shown_bars(item) == [(label, as_shown(p)) for label, p in ranked]  # every class, top first
+    assert "tiny-text version 2" in results.find_element(By.CSS_SELECTOR, ".answered-by").text
+    screenshot(browser, "04-text")
+
+    # A version picked in the panel is the one that answers.
+    text_panel.find_element(By.CSS_SELECTOR, ".version-select option[value='1']").click()
+    text_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(browser, lambda _: "version 1 in" in text_panel.find_element(By.CSS_SELECTOR, ".results").text,
+             "the answer of version 1")
+    assert errors_other_than(console(browser), None) == []
+
+
+def test_a_tiff_shows_the_services_not_accepted_message(
+    browser: Driver, service: RunningService, tmp_path: Path
+) -> None:
+    tiff = image_file(tmp_path, "scan.tiff", (90, 90, 90), "TIFF")
+    refused = api(service, "POST", "/classify-image", content=tiff.read_bytes(),
+                  headers={"Content-Type": "image/tiff"})
+    assert refused.status_code == 415
+    error = refused.json()["error"]
+    open_page(browser, service)
+    image_panel = panel(browser, "tiny-image")
+    image_panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(tiff))
+    image_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    message = answer(browser, "tiny-image", state="error").find_element(By.CSS_SELECTOR, ".message").text
+    assert message == f"Not accepted (HTTP 415): {error['message']}. Accepted: {error['accepted']}."
+    assert "'image/tiff' is not accepted" in message and "image/png, image/jpeg" in message
+    screenshot(browser, "05-tiff-not-accepted")
+    assert accessibility_violations(browser) == []  # the error's colours too
+    # The browser notes the 415 itself; the page adds no error of its own.
+    assert errors_other_than(console(browser), 415) == []
+
+
+def test_a_wrong_key_shows_the_401_message_and_the_right_one_opens_the_page(
+    browser: Driver, keyed_service: RunningService
+) -> None:
+    browser.get(f"{keyed_service.base_url}/")
+    key_input = wait_for(browser, lambda d: [e for e in d.find_elements(By.ID, "key-input") if e.is_displayed()],
+                         "the key form")[0]
+    assert browser.find_element(By.ID, "status").text == "Enter an API key to see the models."
+    assert "an API key is required" in browser.find_element(By.ID, "key-message").text
+    screenshot(browser, "06-key-asked")
+
+    key_input.send_keys("not-the-right-key-000000")
+    key_input.send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: "refused" in d.find_element(By.ID, "key-message").text, "the 401 message")
+    message = browser.find_element(By.ID, "key-message").text
+    assert message == "The service refused this key. Needs a valid API key (HTTP 401): the API key is not valid."
+    screenshot(browser, "07-wrong-key")
+    assert accessibility_violations(browser) == []
+
+    key_input.clear()
+    key_input.send_keys(KEY)
+    key_input.send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").text == "2 models loaded.", "the models")
+    assert not browser.find_element(By.ID, "key-section").is_displayed()
+    # The key works for the model calls and the plots too, and is kept nowhere but in the page's memory.
+    text_panel = panel(browser, "tiny-text")
+    text_panel.find_element(By.TAG_NAME, "textarea").send_keys("good")
+    text_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    assert shown_bars(answer(browser, "tiny-text"))[0][0] == "positive"
+    assert browser.execute_script("return localStorage.length + sessionStorage.length + document.cookie.length") == 0
+    screenshot(browser, "08-key-accepted")
+    assert errors_other_than(console(browser), 401) == []
+
+
+def test_keyboard_only_at_phone_width(phone: Driver, service: RunningService) -> None:
+    open_page(phone, service)
+    assert phone.execute_script("return window.innerWidth") == 360
+    # Tab from the top of the page to the text box, by keyboard alone, in reading order. (Keys go to
+    # whatever has focus, as a person's would: sending them to an element would type into a file input.)
+    press = lambda *keys: ActionChains(phone).send_keys(*keys).perform()  # noqa: E731
+    reached = []
+    for _ in range(20):
+        press(Keys.TAB)
+        focused = phone.switch_to.active_element
+        reached.append(focused.get_attribute("id") or focused.get_attribute("class") or focused.tag_name)
+        if focused.tag_name == "textarea":
+            break
+    # The skip link, the link to /docs, then each panel top to bottom (tiny-image, then tiny-text).
+    assert reached == ["skip", "a", "model-0-version", "summary", "model-0-files", "button",
+                       "model-1-version", "summary", "model-1-text"], reached
+    label = phone.find_element(By.CSS_SELECTOR, "label[for='model-1-text']").text
+    assert label == "Text (one text per line for several)"
+    press("good good", Keys.TAB)
+    button = phone.switch_to.active_element
+    assert button.text == "Analyse"
+    # Focus is visible: a solid outline, not the browser default that some styles remove.
+    assert phone.execute_script("return getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    press(Keys.ENTER)
+    assert shown_bars(answer(phone, "tiny-text"))[0][0] == "positive"
+    # Nothing is wider than the phone's screen.
+    assert phone.execute_script("return document.documentElement.scrollWidth") <= 360
+    screenshot(phone, "09-phone-width")
+    assert accessibility_violations(phone) == []
+    assert errors_other_than(console(phone), None) == []
