@@ -189,7 +189,7 @@ def main() -> None:
     trees = {"": REPO} | ({f" [{args.compare_tree.name}]": args.compare_tree.resolve()} if args.compare_tree else {})
     rows: list[Row] = []
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
-    args.out.mkdir(exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     for scenario in chosen:
         modes: list[tuple[str, dict[str, str]]] = [("batching on (defaults)", {}),
                                                    ("batching off (max batch 1)", {"max_batch_size": "1"})]
