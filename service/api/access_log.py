@@ -2,7 +2,7 @@
 
 Labels and log fields are bounded and content-free: the route template (never the raw
 path), the model that answered, the status, the latency and the batch size. The model and
-batch size are read from the answer's own headers (see `served_by`), which clients see too.
+batch size are read from the answer's own headers (service.api.responses), which clients see too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import re
 import time
 import uuid
 
-from fastapi import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.metrics import Metrics
@@ -52,8 +51,7 @@ class AccessLogMiddleware:
             latency = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             model = answered.get(b"x-model", b"").decode("latin-1")
-            self.metrics.requests.labels(route, model, str(status)).inc()
-            self.metrics.request_latency.labels(route, model).observe(latency)
+            self.metrics.count_request(route, model, status, latency)
             log.info(
                 "request_id=%s method=%s route=%s model=%s status=%d latency_ms=%.1f batch_size=%s",
                 request_id, scope["method"], route, model or "-", status, latency * 1000,
@@ -62,13 +60,6 @@ class AccessLogMiddleware:
 
 
 _SERVED_BY = (b"x-model", b"x-model-version", b"x-batch-size")
-
-
-def served_by(response: Response, model: str, version: int, batch_size: int) -> None:
-    """Name the model version that answered and the largest batch it ran in, for the client and the log."""
-    response.headers["X-Model"] = model
-    response.headers["X-Model-Version"] = str(version)
-    response.headers["X-Batch-Size"] = str(batch_size)
 
 
 def _request_id(scope: Scope) -> str:

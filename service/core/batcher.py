@@ -84,8 +84,9 @@ class Batcher(Generic[Rows]):
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._collect_forever())
 
-    async def submit(self, rows: Rows) -> Answer:
-        """Queue `rows` and wait for their outputs, in order."""
+    async def submit(self, rows: Rows, timeout_s: float | None = None) -> Answer:
+        """Queue `rows` and wait for their outputs, in order, at most `timeout_s` (the request timeout)."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
         if self._closed:
             raise ShuttingDown("the model version is shutting down")
         if self._queued_rows + len(rows) > self.queue_limit:
@@ -100,11 +101,12 @@ class Batcher(Generic[Rows]):
         self._queued_rows += len(rows)
         self._metrics.queue_depth.set(self._queued_rows)
         self._arrived.set()
-        futures = [piece.future for piece in pieces]
         try:
-            results = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
+            # Awaiting the futures in turn under one deadline needs no extra task per request.
+            async with asyncio.timeout(timeout_s):
+                results = [await piece.future for piece in pieces]
         except TimeoutError:
-            raise DeadlineExceeded(f"no answer within {self.timeout_s} s") from None
+            raise DeadlineExceeded(f"no answer within {timeout_s} s") from None
         finally:
             self._abandon(pieces)
         outputs = results[0][0] if len(results) == 1 else np.concatenate([out for out, _ in results])

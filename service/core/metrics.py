@@ -55,10 +55,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.load_failures = Counter(
             "service_model_load_failures_total", "Model versions that failed to load.", ["model"],
             registry=self.registry,
         )
+
+    def count_request(self, route: str, model: str, status: int, seconds: float) -> None:
+        """One answered request. The labelled children are kept: looking them up costs more than counting."""
+        key = (route, model, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(route, model, str(status)), self.request_latency.labels(route, model))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def for_batcher(self, model: str, version: int) -> BatcherMetrics:
         labels = {"model": model, "version": str(version)}

@@ -29,6 +29,8 @@ from service.settings import Settings
 
 log = logging.getLogger("service.registry")
 
+WARM_UP_TIMEOUT_S = 120.0
+
 
 class StartupError(Exception):
     """The service cannot start on this artifacts folder; the message names what is wrong."""
@@ -201,7 +203,9 @@ class ModelRegistry:
         )
         batcher.start()
         try:
-            await batcher.submit(handler.warm_up_rows(settings.max_batch_size))
+            # A first call builds TensorFlow's kernels and can take seconds on a busy machine: it gets
+            # its own generous limit, not the request timeout, which may be set far shorter.
+            await batcher.submit(handler.warm_up_rows(settings.max_batch_size), timeout_s=WARM_UP_TIMEOUT_S)
         except Exception as exc:
             await batcher.close()
             raise ArtifactError(f"{version_dir}: the warm-up batch failed ({exc})") from exc

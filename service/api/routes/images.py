@@ -8,10 +8,10 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from service.api.access_log import served_by
-from service.api.dependencies import DecodePoolDep, RegistryDep
+from service.api.dependencies import DecoderDep, RegistryDep
 from service.api.errors import error_responses
-from service.api.schemas import ImageClassificationResponse, ImageResult, LabelProbability
+from service.api.responses import model_answer
+from service.api.schemas import ImageClassificationResponse
 from service.api.uploads import MULTIPART, Upload, read_uploads
 from service.core.handlers import ImageHandler
 from service.core.imaging import MEDIA_TYPES
@@ -45,30 +45,27 @@ _REQUEST_BODY = {
 )
 async def classify_image(
     request: Request,
-    response: Response,
     registry: RegistryDep,
-    decode_pool: DecodePoolDep,
+    decoder: DecoderDep,
     model: Annotated[str | None, Query(max_length=200, description="Image model; the only one by default.")] = None,
     version: Annotated[int | None, Query(ge=1, description="Pin a loaded version; the newest by default.")] = None,
     top_k: Annotated[int, Query(ge=1, le=100, description="How many labels to list per image.")] = 3,
-) -> ImageClassificationResponse:
+) -> Response:
     served = registry.get(model, ImageHandler.kind.task, version)
     handler = served.handler
     assert isinstance(handler, ImageHandler)
     uploads = await read_uploads(request, handler.max_items)
-    loop = asyncio.get_running_loop()
-    rows = await asyncio.gather(
-        *(loop.run_in_executor(decode_pool, handler.decode, upload.data, _subject(index, upload))
-          for index, upload in enumerate(uploads))
-    )
+    decodes = [decoder.run(len(upload.data), handler.decode, upload.data, _subject(index, upload))
+               for index, upload in enumerate(uploads)]
+    rows = [await decodes[0]] if len(decodes) == 1 else await asyncio.gather(*decodes)
     answer = await served.batcher.submit(rows[0] if len(rows) == 1 else np.concatenate(rows))
-    served_by(response, served.name, served.version, answer.batch_size)
-    results = []
-    for upload, prediction in zip(uploads, handler.predictions(answer.outputs, top_k), strict=True):
-        top = [LabelProbability(label=label, probability=p) for label, p in prediction.top_k]
-        results.append(ImageResult(filename=upload.filename, label=top[0].label, probability=top[0].probability,
-                                   top_k=top))
-    return ImageClassificationResponse(model=served.name, version=served.version, results=results)
+    results = [
+        {"filename": upload.filename, "label": top[0][0], "probability": top[0][1],
+         "top_k": [{"label": label, "probability": p} for label, p in top]}
+        for upload, top in zip(uploads, handler.top_k(answer.outputs, top_k), strict=True)
+    ]
+    body = {"model": served.name, "version": served.version, "results": results}
+    return model_answer(body, served.name, served.version, answer.batch_size)
 
 
 def _subject(index: int, upload: Upload) -> str:

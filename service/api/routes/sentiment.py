@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from service.api.access_log import served_by
 from service.api.dependencies import RegistryDep
 from service.api.errors import error_responses
-from service.api.schemas import SentimentResponse, TextResult, sentiment_request_model
+from service.api.responses import model_answer
+from service.api.schemas import SentimentResponse, sentiment_request_model
 from service.api.uploads import content_type
 from service.core.errors import MalformedRequest, UnsupportedMediaType
 from service.core.handlers import TextHandler
@@ -41,16 +41,16 @@ def build_router(settings: Settings) -> APIRouter:
         summary="Classify the sentiment of one or more texts",
     )
     async def classify_sentiment(
-        body: request_model, response: Response, registry: RegistryDep  # type: ignore[valid-type]
-    ) -> SentimentResponse:
+        body: request_model, registry: RegistryDep  # type: ignore[valid-type]
+    ) -> Response:
         payload: Any = body  # its class is built at run time, so mypy cannot know its fields
         served = registry.get(payload.model, TextHandler.kind.task, payload.version)
         handler = served.handler
         assert isinstance(handler, TextHandler)
         answer = await served.batcher.submit(handler.encode(payload.all_texts))
-        served_by(response, served.name, served.version, answer.batch_size)
-        predictions = handler.predictions(answer.outputs)
-        results = [TextResult(label=p.label, probabilities=p.probabilities) for p in predictions]
-        return SentimentResponse(model=served.name, version=served.version, results=results)
+        results = [{"label": label, "probabilities": probabilities}
+                   for label, probabilities in handler.predictions(answer.outputs)]
+        answer_body = {"model": served.name, "version": served.version, "results": results}
+        return model_answer(answer_body, served.name, served.version, answer.batch_size)
 
     return router

@@ -6,17 +6,16 @@ Errors on these routes take the protocol's shape, `{"error": "..."}`: the router
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from contract.savedmodel import OUTPUT_NAME
-from service.api.access_log import served_by
-from service.api.dependencies import DecodePoolDep, RegistryDep
+from service.api.dependencies import DecoderDep, RegistryDep
 from service.api.errors import ProtocolErrorResponse, ProtocolRoute
 from service.api.errors import error_responses as _error_responses
+from service.api.responses import served_by
 from service.api.v2_codec import HEADER_LENGTH, TensorSpec, decode_request, encode_response, request_schema
 from service.core.registry import ModelRegistry, ServedModel
 
@@ -83,16 +82,16 @@ _INFER_BODY = {
 
 
 @router.post("/models/{name}/infer", summary="Run inference", responses=_INFER_RESPONSES, openapi_extra=_INFER_BODY)
-async def infer(name: ModelName, request: Request, registry: RegistryDep, decode_pool: DecodePoolDep) -> Response:
-    return await _infer(request, _served(registry, name, None), decode_pool)
+async def infer(name: ModelName, request: Request, registry: RegistryDep, decoder: DecoderDep) -> Response:
+    return await _infer(request, _served(registry, name, None), decoder)
 
 
 @router.post("/models/{name}/versions/{version}/infer", summary="Run inference on a version",
              responses=_INFER_RESPONSES, openapi_extra=_INFER_BODY)
 async def infer_version(
-    name: ModelName, version: Version, request: Request, registry: RegistryDep, decode_pool: DecodePoolDep
+    name: ModelName, version: Version, request: Request, registry: RegistryDep, decoder: DecoderDep
 ) -> Response:
-    return await _infer(request, _served(registry, name, version), decode_pool)
+    return await _infer(request, _served(registry, name, version), decoder)
 
 
 def _served(registry: ModelRegistry, name: str, version: int | None) -> ServedModel:
@@ -117,12 +116,9 @@ def _spec(served: ServedModel) -> TensorSpec:
                       max_rows=handler.max_items, output=OUTPUT_NAME)
 
 
-async def _infer(request: Request, served: ServedModel, decode_pool: DecodePoolDep) -> Response:
+async def _infer(request: Request, served: ServedModel, decoder: DecoderDep) -> Response:
     body = await request.body()
-    loop = asyncio.get_running_loop()
-    decoded = await loop.run_in_executor(
-        decode_pool, decode_request, body, request.headers.get(HEADER_LENGTH), _spec(served)
-    )
+    decoded = await decoder.run(len(body), decode_request, body, request.headers.get(HEADER_LENGTH), _spec(served))
     answer = await served.batcher.submit(served.handler.rows_from_tensor(decoded.tensor))
     payload, header_length = encode_response(served.name, served.version, decoded.id, OUTPUT_NAME, answer.outputs,
                                              decoded.binary_output)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from contract import kinds
@@ -12,13 +10,6 @@ from service.core.errors import ServiceError
 from service.core.handlers.base import Handler
 from service.core.imaging import decode_image
 from service.settings import Settings
-
-
-@dataclass(frozen=True)
-class ImagePrediction:
-    """One image's answer: its labels ranked by probability, the top `k` of them."""
-
-    top_k: list[tuple[str, float]]
 
 
 class ImageHandler(Handler):
@@ -55,11 +46,12 @@ class ImageHandler(Handler):
     def rows_from_tensor(self, tensor: np.ndarray) -> np.ndarray:
         return tensor
 
-    def predictions(self, outputs: np.ndarray, top_k: int) -> list[ImagePrediction]:
+    def top_k(self, outputs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Each image's `k` most probable labels, most probable first."""
         labels = self.labels
-        k = min(top_k, len(labels))
-        ranked = np.argsort(-outputs, axis=1, kind="stable")[:, :k]
+        ranked = np.argsort(-outputs, axis=1, kind="stable")[:, : min(k, len(labels))]
+        probabilities = np.take_along_axis(outputs, ranked, axis=1).tolist()
         return [
-            ImagePrediction([(labels[i], float(row[i])) for i in order])
-            for row, order in zip(outputs, ranked, strict=True)
+            [(labels[i], p) for i, p in zip(order, row, strict=True)]
+            for order, row in zip(ranked.tolist(), probabilities, strict=True)
         ]

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from contract import kinds
 from service.core.handlers.base import Handler
 from service.settings import Settings
-
-
-@dataclass(frozen=True)
-class TextPrediction:
-    """One text's answer: the top label and every class's probability."""
-
-    label: str
-    probabilities: dict[str, float]
 
 
 class TextHandler(Handler):
@@ -39,12 +29,10 @@ class TextHandler(Handler):
     def rows_from_tensor(self, tensor: np.ndarray) -> list[bytes]:
         return list(tensor.reshape(-1))
 
-    def predictions(self, outputs: np.ndarray) -> list[TextPrediction]:
+    def predictions(self, outputs: np.ndarray) -> list[tuple[str, dict[str, float]]]:
+        """Each text's top label, and every class's probability."""
         labels = self.labels
         return [
-            TextPrediction(
-                label=labels[int(row.argmax())],
-                probabilities={label: float(p) for label, p in zip(labels, row.tolist(), strict=True)},
-            )
-            for row in outputs
+            (labels[top], dict(zip(labels, row, strict=True)))
+            for top, row in zip(outputs.argmax(axis=1).tolist(), outputs.tolist(), strict=True)
         ]
