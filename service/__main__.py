@@ -3,14 +3,18 @@
 On SIGTERM (or Ctrl-C) readiness turns 503 and new requests are refused at once; uvicorn
 stops accepting connections, answers what is queued and in flight for at most
 SERVICE_SHUTDOWN_GRACE_S, then the models are unloaded and the process exits.
+
+With SERVICE_WORKERS above 1, uvicorn's supervisor runs that many processes on one port,
+each building its own app (and loading its own models); see service.core.workers.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
-from types import FrameType
+import tempfile
 
 # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is noise in a service log; set before
 # TensorFlow is first imported. An explicit TF_CPP_MIN_LOG_LEVEL still wins.
@@ -19,21 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import uvicorn  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from service.app import create_app  # noqa: E402
-from service.core.registry import ModelRegistry  # noqa: E402
+from service.core.workers import SHARED_DIR_ENV  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
-
-class DrainingServer(uvicorn.Server):
-    """A uvicorn server that tells the registry to drain as soon as a stop signal arrives."""
-
-    def __init__(self, config: uvicorn.Config, registry: ModelRegistry) -> None:
-        super().__init__(config)
-        self.registry = registry
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.registry.begin_draining()
-        super().handle_exit(sig, frame)
+TF_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def main() -> None:
@@ -42,16 +35,29 @@ def main() -> None:
     except ValidationError as exc:
         sys.exit(f"invalid settings:\n{exc}")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,  # service.access logs one line per request instead
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-    )
-    DrainingServer(config, app.state.registry).run()
+    shared = None
+    if settings.workers > 1:
+        if not os.environ.get(SHARED_DIR_ENV):
+            shared = tempfile.mkdtemp(prefix="service-workers-")
+            os.environ[SHARED_DIR_ENV] = shared
+        # TensorFlow sizes its pools by the machine's cores in every process; share the cores out instead.
+        for variable in TF_THREAD_VARIABLES:
+            os.environ.setdefault(variable, str(max(1, (os.cpu_count() or 1) // settings.workers)))
+    try:
+        # The app is built by each (worker) process from the same SERVICE_* environment.
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,  # service.api.access_log logs one line per request instead
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
+        )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
             app.state.decode_pool = pool
             await app.state.registry.start()
+            _drain_on_stop_signals(app.state.registry.begin_draining)
             # The loaded models are hundreds of thousands of long-lived Python objects; moving them out
             # of the collector's reach keeps its periodic full passes short (they stall every request).
             gc.collect()
@@ -64,3 +67,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.page_enabled:  # the page at / (service/page/); it calls the API like any client
         install_page(app)
     return app
+
+
+def _drain_on_stop_signals(begin_draining: Callable[[], None]) -> None:
+    """Chain `begin_draining` before the server's own SIGTERM and SIGINT handlers.
+
+    The server (uvicorn, in this process or in each worker process) stops accepting and
+    waits for what is in flight; draining also turns readiness to 503 and refuses new
+    requests on open connections at once. Signals can only be handled in the main thread,
+    so an app run by a test client in another thread keeps the handlers it has.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(stop)
+
+        def drain_then(signum: int, frame: object, previous: object = previous) -> None:
+            begin_draining()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(stop, drain_then)

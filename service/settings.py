@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    workers: int = Field(
+        1, ge=1, le=64,
+        description="Worker processes sharing the port, each with its own copy of the models (see the README).",
+    )
 
     # Dynamic batching, per loaded model version.
     max_batch_size: int = Field(32, ge=1, le=1024, description="Most inputs in one model call.")

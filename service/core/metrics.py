@@ -1,11 +1,19 @@
-"""Prometheus metrics. Every label value is bounded: route templates, model names, versions."""
+"""Prometheus metrics. Every label value is bounded: route templates, model names, versions.
+
+With several worker processes (service.core.workers), prometheus-client writes each
+process's values to files in the shared folder and `exposition` adds them up; gauges say
+how (queue depths add up, a version counts as loaded if any live process has it).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from service.core.workers import shared_dir
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -49,10 +57,11 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "service_batch_queue_depth", "Inputs waiting for a batch.", version_labels, registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.model_loaded = Gauge(
             "service_model_version_loaded", "1 for each model version loaded and serving.", version_labels,
-            registry=self.registry,
+            registry=self.registry, multiprocess_mode="livemax",
         )
 
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -60,6 +69,21 @@ class Metrics:
             "service_model_load_failures_total", "Model versions that failed to load.", ["model"],
             registry=self.registry,
         )
+
+    def version_retired(self, model: str, version: int) -> None:
+        if shared_dir() is None:
+            self.model_loaded.remove(model, str(version))
+        else:  # a process's file keeps every series it wrote: say 0 instead
+            self.model_loaded.labels(model, str(version)).set(0)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text /metrics answers: this process's metrics, or every worker process's, added up."""
+        folder = shared_dir()
+        if folder is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=str(folder))
+        return generate_latest(combined), CONTENT_TYPE_LATEST
 
     def count_request(self, route: str, model: str, status: int, seconds: float) -> None:
         """One answered request. The labelled children are kept: looking them up costs more than counting."""

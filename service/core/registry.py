@@ -25,6 +25,7 @@ from service.core.batcher import Batcher
 from service.core.errors import NotFound, NotReady
 from service.core.handlers import Handler, handler_for
 from service.core.metrics import Metrics
+from service.core.workers import ReadinessBoard
 from service.settings import Settings
 
 log = logging.getLogger("service.registry")
@@ -98,7 +99,8 @@ class ModelRegistry:
         self._retiring: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._draining = False
-        self.ready = False
+        self._loaded_and_warm = False
+        self._board = ReadinessBoard(settings.workers)
         # One pool for every model call of every version, sized to the machine (TF Serving does
         # the same): a pool per version would oversubscribe the cores as versions come and go.
         self._model_executor = ThreadPoolExecutor(settings.model_threads, thread_name_prefix="model")
@@ -125,14 +127,23 @@ class ModelRegistry:
                 raise StartupError(str(exc)) from exc
             for version in older:  # an older version that fails is reported, not fatal
                 await self._try_load(entry, model_dir / str(version))
-        self.ready = True
+        self._set_ready(True)
         if self._settings.reload_interval_s > 0:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def begin_draining(self) -> None:
         """On shutdown: readiness turns 503 and new requests are refused; queued ones go on."""
         self._draining = True
-        self.ready = False
+        self._set_ready(False)
+
+    @property
+    def ready(self) -> bool:
+        """Every model loaded and warm, not draining; with several worker processes, in all of them."""
+        return self._loaded_and_warm and self._board.all_ready()
+
+    def _set_ready(self, ready: bool) -> None:
+        self._loaded_and_warm = ready
+        self._board.set(ready)
 
     async def close(self) -> None:
         self.begin_draining()
@@ -231,7 +242,7 @@ class ModelRegistry:
     def _retire(self, entry: ModelEntry, version: int, reason: str) -> None:
         """Stop routing to a version now; let its queued requests finish, then drop it."""
         served = entry.loaded.pop(version)
-        self._metrics.model_loaded.remove(entry.name, str(version))
+        self._metrics.version_retired(entry.name, version)
         log.info("retiring %s version %d (%s)", entry.name, version, reason)
         task = asyncio.get_running_loop().create_task(served.batcher.close())
         self._retiring.add(task)

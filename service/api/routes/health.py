@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from service.api.dependencies import RegistryDep
 from service.api.errors import error_responses
@@ -19,7 +19,7 @@ async def read_health() -> Status:
 
 
 @router.get("/readyz", response_model=Status, responses=error_responses(503),
-            summary="Every model is loaded and has answered a warm-up batch")
+            summary="Every model is loaded and has answered a warm-up batch (in every worker process)")
 async def read_readiness(registry: RegistryDep) -> Status:
     if not registry.ready:
         raise NotReady("models are still loading or the service is shutting down")
@@ -29,4 +29,5 @@ async def read_readiness(registry: RegistryDep) -> Status:
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",
             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
 async def read_metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body, media_type = request.app.state.metrics.exposition()
+    return Response(body, media_type=media_type)
