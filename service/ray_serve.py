@@ -120,7 +120,9 @@ class ServeOptions(BaseModel):
     def service_settings(self) -> Settings:
         """The settings every replica will run with, checked here so a bad value fails the deploy."""
         fields = {name.removeprefix("SERVICE_").lower(): value for name, value in self.settings.items()}
-        return Settings(**fields)
+        # model_validate reads these values only, not this process's environment: the replicas get
+        # exactly them (plus the service's defaults), wherever this builder runs.
+        return Settings.model_validate(fields)
 
 
 def replica_environment(options: ServeOptions) -> dict[str, str]:
@@ -237,7 +239,7 @@ class ServiceIngress(_Ingress):  # type: ignore[misc, valid-type]
 def build(options: ServeOptions) -> Application:
     """The Ray Serve application for these options (raises ValidationError on bad settings)."""
     settings = options.service_settings()
-    deployment = serve.deployment(ServiceIngress, **deployment_options(options, settings))
+    deployment = serve.deployment(**deployment_options(options, settings))(ServiceIngress)
     return deployment.bind(replica_environment(options))
 
 
