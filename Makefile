@@ -28,7 +28,7 @@ $(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.serve-deps  ## run the service on the committed models at 127.0.0.1:8000
 	$(BIN)/python -m service
 
-test: $(VENV)/.test-deps $(HELM)  ## run the test suite
+test: $(VENV)/.test-deps $(VENV)/.ray-deps $(HELM)  ## run the test suite (the Ray module's tests included)
 	HELM=$(HELM) $(BIN)/python -m pytest
 
 lint: $(VENV)/.test-deps
