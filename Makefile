@@ -82,7 +82,7 @@ RAY_PORT ?= 8100
 OUT ?= k8s-manifests
 SCALE_TIMEOUT ?= 540
 
-.PHONY: helm k8s-manifests serve-ray test-scale
+.PHONY: helm k8s-manifests serve-ray test-scale bench-ray
 
 $(VENV)/.ray-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[ray]'
@@ -103,3 +103,6 @@ serve-ray: $(VENV)/.serve-deps $(VENV)/.ray-deps  ## the service through Ray Ser
 
 test-scale: $(VENV)/.test-deps $(VENV)/.ray-deps  ## Ray Serve on a real two-node loopback cluster (about 5 minutes)
 	SCALE_TESTS=1 timeout $(SCALE_TIMEOUT) $(BIN)/python -m pytest tests/scale -p no:cacheprovider --timeout 420
+
+bench-ray: $(VENV)/.bench-deps $(VENV)/.ray-deps  ## Ray Serve's proxy vs python -m service, same wrk load (c=32, one tweet per request)
+	$(BIN)/python -m loadtests.ray_bench
