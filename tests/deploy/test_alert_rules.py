@@ -8,7 +8,6 @@ a missing tool is an error.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from prometheus_client import generate_latest
 from service.core.metrics import Metrics
 from service.settings import Settings
 from tests.deploy.promql import dashboard_expressions, metric_names, missing_metrics
+from tests.required_tools import missing_tool
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -51,10 +51,7 @@ def _alerts() -> list[dict]:
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        reason = "promtool is not installed (apt-get install prometheus)"
-        if os.environ.get("REQUIRE_TOOLS", "") not in ("", "0"):
-            pytest.fail(f"{reason}, and REQUIRE_TOOLS is set")
-        pytest.skip(reason)
+        missing_tool("promtool is not installed (apt-get install prometheus)")
     return path
 
 

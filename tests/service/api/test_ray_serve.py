@@ -1,0 +1,103 @@
+"""service.ray_serve without a cluster: options, what Ray is told, the replica headers, the health check.
+
+The real thing (two nodes, scaling, a killed replica, hot reload) is tests/scale (make test-scale).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from service.app import create_app
+from service.settings import Settings
+from tests.required_tools import missing_tool
+
+try:
+    from service import ray_serve
+except ImportError:  # ray is an optional extra
+    ray_serve = None
+
+
+@pytest.fixture
+def rs() -> Any:
+    if ray_serve is None:
+        missing_tool("ray is not installed: pip install -e '.[ray]'")
+    return ray_serve
+
+
+def test_ray_options_are_derived_from_the_services_settings(rs: Any) -> None:
+    options = rs.ServeOptions(settings={"SERVICE_ARTIFACTS_DIR": "/models", "SERVICE_MAX_BATCH_SIZE": "16",
+                                        "SERVICE_QUEUE_LIMIT": "100", "SERVICE_SHUTDOWN_GRACE_S": "20"},
+                              min_replicas=2, max_replicas=5, num_cpus=1.5)
+    ray = rs.deployment_options(options, options.service_settings())
+    assert ray["autoscaling_config"]["target_ongoing_requests"] == 16  # one full batch per replica
+    assert ray["autoscaling_config"]["min_replicas"] == 2 and ray["autoscaling_config"]["max_replicas"] == 5
+    assert ray["max_ongoing_requests"] == 100 and ray["max_queued_requests"] == 100  # the queue limit
+    assert ray["graceful_shutdown_timeout_s"] > 20
+    assert ray["ray_actor_options"] == {"num_cpus": 1.5}
+    environment = rs.replica_environment(options)
+    assert environment["TF_NUM_INTRAOP_THREADS"] == environment["TF_NUM_INTEROP_THREADS"] == "2"
+    assert environment["SERVICE_MAX_BATCH_SIZE"] == "16"
+    explicit = rs.ServeOptions(settings={"SERVICE_ARTIFACTS_DIR": "/models"}, target_ongoing_requests=4,
+                               max_ongoing_requests=8)
+    ray = rs.deployment_options(explicit, explicit.service_settings())
+    assert ray["autoscaling_config"]["target_ongoing_requests"] == 4 and ray["max_ongoing_requests"] == 8
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"settings": {"SERVICE_ARTIFACTS_DIR": "models"}}, "must be an absolute path"),
+        ({"settings": {}}, "must be an absolute path"),
+        ({"settings": {"SERVICE_ARTIFACTS_DIR": "/m", "SERVICE_MAX_BATCHSIZE": "8"}}, "unknown settings"),
+        ({"settings": {"SERVICE_ARTIFACTS_DIR": "/m"}, "min_replicas": 3, "max_replicas": 2}, "min (3) <= initial"),
+        ({"settings": {"SERVICE_ARTIFACTS_DIR": "/m"}, "replicas": 2}, "Extra inputs"),
+    ],
+)
+def test_bad_options_are_refused_with_a_message_naming_them(rs: Any, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        rs.ServeOptions.model_validate(options)
+
+
+def test_bad_service_settings_fail_the_build_not_the_replicas(rs: Any) -> None:
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        rs.app_builder({"settings": {"SERVICE_ARTIFACTS_DIR": "/m", "SERVICE_MAX_BATCH_SIZE": "0"}})
+    rs.app_builder({"settings": {"SERVICE_ARTIFACTS_DIR": "/m", "SERVICE_MAX_BATCH_SIZE": 8}})  # YAML numbers
+
+
+def test_the_cli_passes_this_process_settings_with_an_absolute_artifacts_folder(
+    rs: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = rs._settings_from_environment({"SERVICE_ARTIFACTS_DIR": "models", "SERVICE_PORT": "9000",
+                                              "SERVICE_HOST": "0.0.0.0", "SERVICE_LOG_LEVEL": "debug", "HOME": "/"})
+    assert settings == {"SERVICE_ARTIFACTS_DIR": str(tmp_path / "models"), "SERVICE_LOG_LEVEL": "debug"}
+
+
+def test_answers_name_the_replica_and_carry_one_request_id(rs: Any, artifacts_dir: Path) -> None:
+    app = create_app(Settings(artifacts_dir=artifacts_dir, default_sentiment_model="tiny-text", reload_interval_s=0))
+    app.add_middleware(rs.ReplicaHeaders, replica="abc123", node="127.0.0.3")
+    with TestClient(app) as client:
+        response = client.post("/sentiment", json={"text": "good"})
+        assert response.status_code == 200
+        assert response.headers["x-replica"] == "abc123" and response.headers["x-replica-node"] == "127.0.0.3"
+        # Ray's proxy adds X-Request-ID to every answer itself; the replica does not send a second one.
+        assert "x-request-id" not in response.headers
+
+
+def test_the_health_check_is_the_registrys_readiness(rs: Any, artifacts_dir: Path) -> None:
+    replica = object.__new__(rs.ServiceReplica)  # the constructor needs a Ray replica context
+    replica._app = create_app(Settings(artifacts_dir=artifacts_dir, default_sentiment_model="tiny-text",
+                                       reload_interval_s=0))
+    with pytest.raises(RuntimeError, match="not ready"):
+        replica.check_health()  # models not loaded yet
+    with TestClient(replica._app):
+        replica.check_health()
+        replica._app.state.registry.begin_draining()
+        with pytest.raises(RuntimeError, match="not ready"):
+            replica.check_health()
