@@ -13,13 +13,16 @@ from fastapi import Depends, Request
 from service.core.registry import ModelRegistry
 from service.settings import Settings
 
+# The providers are `async def` on purpose: FastAPI runs a plain `def` dependency on a worker
+# thread, a handoff per request that costs far more than reading app.state.
 
-def _registry(request: Request) -> ModelRegistry:
+
+async def _registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -45,7 +48,7 @@ class Decoder:
         return await asyncio.get_running_loop().run_in_executor(self.pool, decode, *args)
 
 
-def _decoder(request: Request) -> Decoder:
+async def _decoder(request: Request) -> Decoder:
     return Decoder(request.app.state.decode_pool)
 
 
