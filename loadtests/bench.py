@@ -44,6 +44,9 @@ from loadtests.server import REPO, running_service
 DATASETS = REPO.parent / "shared" / "datasets"
 INPUTS = 256  # distinct request bodies per scenario, sent round-robin (padding depends on the text mix)
 CEILING_BATCH = 64
+MULTIPART_IMAGES = 4  # images per multipart request
+V2_IMAGES = 8  # images per v2 binary tensor request
+BOUNDARY = "bench-boundary-7d3f"
 
 WRK_SCRIPT = """
 local bodies = {}
@@ -54,6 +57,7 @@ init = function(args)
   end
   wrk.method = "POST"
   wrk.headers["Content-Type"] = args[2]
+  if args[3] ~= nil and args[3] ~= "" then wrk.headers[args[3]] = args[4] end
 end
 local i = 0
 request = function()
@@ -79,17 +83,24 @@ class Scenario:
     content_type: str
     bodies: list[bytes]
     model_inputs: object  # what the model takes in-process: an image array or a list of texts
+    items_per_request: int = 1
+    header: tuple[str, str] | None = None  # one more request header, the same for every body
 
 
 @dataclass
 class Row:
     scenario: str
     mode: str
-    requests_per_s: float
+    requests_per_s: float  # items/s for the in-process ceiling
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
     failed: int
+    items_per_request: int = 1
+
+    @property
+    def items_per_s(self) -> float:
+        return self.requests_per_s * self.items_per_request
 
 
 def _cifar_jpegs(path: Path, count: int) -> list[bytes]:
@@ -122,6 +133,12 @@ def _pixels(jpeg: bytes, height: int, width: int) -> np.ndarray:
     return np.asarray(image if image.size == (width, height) else image.resize((width, height)))
 
 
+def _multipart(jpegs: list[bytes]) -> bytes:
+    parts = [f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{i}.jpg"\r\n'
+             f"Content-Type: image/jpeg\r\n\r\n".encode() + jpeg + b"\r\n" for i, jpeg in enumerate(jpegs)]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
 def scenarios(artifacts: Path, datasets: Path) -> list[Scenario]:
     found = []
     images = _cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
@@ -130,6 +147,16 @@ def scenarios(artifacts: Path, datasets: Path) -> list[Scenario]:
     decoded = np.stack([_pixels(b, height, width) for b in images])
     found.append(Scenario("classify-image", "cifar10-cnn", "/classify-image?model=cifar10-cnn", "image/jpeg",
                           images, decoded))
+    groups = [images[i : i + MULTIPART_IMAGES] for i in range(0, len(images), MULTIPART_IMAGES)]
+    found.append(Scenario(f"classify-image, multipart x{MULTIPART_IMAGES}", "cifar10-cnn",
+                          "/classify-image?model=cifar10-cnn", f"multipart/form-data; boundary={BOUNDARY}",
+                          [_multipart(group) for group in groups], decoded, MULTIPART_IMAGES))
+    head = json.dumps({"inputs": [{"name": "images", "shape": [V2_IMAGES, height, width, 3], "datatype": "UINT8",
+                                   "parameters": {"binary_data_size": V2_IMAGES * height * width * 3}}]}).encode()
+    v2_bodies = [head + decoded[i : i + V2_IMAGES].tobytes() for i in range(0, len(decoded), V2_IMAGES)]
+    found.append(Scenario(f"v2 infer, binary x{V2_IMAGES}", "cifar10-cnn", "/v2/models/cifar10-cnn/infer",
+                          "application/octet-stream", v2_bodies, decoded, V2_IMAGES,
+                          ("Inference-Header-Content-Length", str(len(head)))))
     for model, texts in (
         ("sentiment-imdb", _imdb_reviews(datasets / "aclImdb_v1_labelled.tar.gz", INPUTS)),
         ("sentiment-tweets", _tweets(datasets / "gop-debate" / "Sentiment.csv", INPUTS)),
@@ -150,8 +177,9 @@ def run_wrk(url: str, scenario: Scenario, workdir: Path, concurrency: int, durat
     listing.write_text("\n".join(paths) + "\n")
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT)
+    header = scenario.header or ("", "")
     command = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s", "-s", str(script),
-               url, "--", str(listing), scenario.content_type]
+               url, "--", str(listing), scenario.content_type, *header]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     match = re.search(r"^RESULT (.*)$", output, re.MULTILINE)
     if match is None:
@@ -159,7 +187,7 @@ def run_wrk(url: str, scenario: Scenario, workdir: Path, concurrency: int, durat
     requests, duration_us, p50, p95, p99, socket_errors, status_errors, _, _ = map(int, match.group(1).split())
     ok = requests - status_errors
     return Row(scenario.name, "", ok / (duration_us / 1e6), p50 / 1000, p95 / 1000, p99 / 1000,
-               status_errors + socket_errors)
+               status_errors + socket_errors, scenario.items_per_request)
 
 
 def in_process_ceiling(artifacts: Path, scenario: Scenario, batch_size: int, seconds: float) -> Row:
@@ -167,7 +195,7 @@ def in_process_ceiling(artifacts: Path, scenario: Scenario, batch_size: int, sec
     inputs: Any = scenario.model_inputs
     batches = [inputs[start : start + batch_size] for start in range(0, len(inputs) - batch_size + 1, batch_size)]
     rate = measure_throughput(model.predict, batches, seconds)
-    return Row(scenario.name, f"in-process, batch {batch_size}", rate, None, None, None, 0)
+    return Row(scenario.model, f"in-process, batch {batch_size}", rate, None, None, None, 0)
 
 
 def main() -> None:
@@ -179,6 +207,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds of load per measurement")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (the machine has 2 cores)")
     parser.add_argument("--only", help="run only the scenarios whose name contains this")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="also measure batching on with this many worker processes (SERVICE_WORKERS)")
     parser.add_argument("--compare-tree", type=Path,
                         help="another checkout whose service runs right after each run of this one")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
@@ -187,12 +217,14 @@ def main() -> None:
         parser.error("wrk is not installed: apt-get install wrk (or your system's package)")
 
     trees = {"": REPO} | ({f" [{args.compare_tree.name}]": args.compare_tree.resolve()} if args.compare_tree else {})
+    modes: list[tuple[str, dict[str, str]]] = [(ON, {}), (OFF, {"max_batch_size": "1"})]
+    if args.workers > 1:
+        modes.append((f"batching on, {args.workers} worker processes", {"workers": str(args.workers)}))
     rows: list[Row] = []
+    ceilings: dict[str, Row] = {}
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(parents=True, exist_ok=True)
     for scenario in chosen:
-        modes: list[tuple[str, dict[str, str]]] = [("batching on (defaults)", {}),
-                                                   ("batching off (max batch 1)", {"max_batch_size": "1"})]
         for mode, settings in modes:
             for suffix, tree in trees.items():
                 with tempfile.TemporaryDirectory() as tmp, running_service(
@@ -203,32 +235,41 @@ def main() -> None:
                 row.mode = mode + suffix
                 rows.append(row)
                 print(_format(row), flush=True)
-        rows.append(in_process_ceiling(args.artifacts, scenario, CEILING_BATCH, args.duration / 2))
-        print(_format(rows[-1]), flush=True)
+        if scenario.model not in ceilings:  # one ceiling per model: the image scenarios share theirs
+            ceilings[scenario.model] = in_process_ceiling(args.artifacts, scenario, CEILING_BATCH, args.duration / 2)
+            print(_format(ceilings[scenario.model]), flush=True)
 
     print(f"\nconcurrency {args.concurrency}, {args.duration} s per run, wrk -t{args.wrk_threads}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {machine_description()}\n")
-    print("| endpoint (model) | mode | requests/s | p50 ms | p95 ms | p99 ms | failed | share of ceiling |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    ceilings = {r.scenario: r.requests_per_s for r in rows if r.mode.startswith("in-process")}
-    for row in rows:
-        print(_format(row, ceilings[row.scenario]))
+    print("| endpoint (model) | mode | requests/s | items/s | p50 ms | p95 ms | p99 ms | failed | share of ceiling |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for scenario in chosen:
+        for row in (r for r in rows if r.scenario == scenario.name):
+            print(_format(row, ceilings[scenario.model].requests_per_s))
+    for ceiling in ceilings.values():
+        print(_format(ceiling))
     print()
     for scenario in chosen:
         for suffix in trees:
             on, off = (next(r for r in rows if r.scenario == scenario.name and r.mode == mode + suffix)
-                       for mode in ("batching on (defaults)", "batching off (max batch 1)"))
+                       for mode in (ON, OFF))
             print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
-    (args.out / "bench.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    results = [asdict(r) | {"items_per_s": r.items_per_s} for r in [*rows, *ceilings.values()]]
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+
+
+ON, OFF = "batching on (defaults)", "batching off (max batch 1)"
 
 
 def _format(row: Row, ceiling: float | None = None) -> str:
     def ms(value: float | None) -> str:
         return "" if value is None else f"{value:.1f}"
 
-    share = "" if ceiling is None or row.mode.startswith("in-process") else f"{row.requests_per_s / ceiling:.2f}"
-    return (f"| {row.scenario} | {row.mode} | {row.requests_per_s:.0f} | {ms(row.p50_ms)} | {ms(row.p95_ms)} | "
-            f"{ms(row.p99_ms)} | {row.failed} | {share} |")
+    in_process = row.mode.startswith("in-process")
+    share = "" if ceiling is None or in_process else f"{row.items_per_s / ceiling:.2f}"
+    requests = "" if in_process else f"{row.requests_per_s:.0f}"
+    return (f"| {row.scenario} | {row.mode} | {requests} | {row.items_per_s:.0f} | {ms(row.p50_ms)} | "
+            f"{ms(row.p95_ms)} | {ms(row.p99_ms)} | {row.failed} | {share} |")
 
 
 if __name__ == "__main__":
