@@ -24,8 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from training import common
+from training.calibration import expected_calibration_error
 from training.glove import embedding_matrix, load_glove
-from training.sentiment_export import export_and_evaluate
+from training.sentiment_export import HeldOut, export_and_evaluate
 from training.sentiment_model import (
     NetworkConfig,
     make_classifier,
@@ -72,6 +73,7 @@ DEFAULTS = {
     ),
 }
 NETWORKS = ("glove", "ngram", "random-init")  # "ngram" only with --ngram-member
+OUT_OF_FOLD = "out_of_fold.npz"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -202,6 +204,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the card records its command and figures",
     )
     add(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit a temperature on data the exported networks did not learn from (the validation "
+        "split; with --final-fit, the out-of-fold predictions of the --selected-by run) and build "
+        "it into the exported graph",
+    )
+    add(
         "--test-fraction",
         type=float,
         default=0.2,
@@ -231,6 +241,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--cross-validate needs at least 2 folds")
     if args.selected_by is not None and not args.selected_by.is_file():
         parser.error(f"--selected-by {args.selected_by}: no such file")
+    if args.final_fit and args.calibrate and args.selected_by is None:
+        parser.error(
+            "--final-fit learns from the validation split too, so the temperature is fitted on the "
+            "out-of-fold predictions of a cross-validation run: pass --selected-by RESULTS_JSON "
+            "(of a --cross-validate run of this configuration), or --no-calibrate"
+        )
     if args.confidence_weights and args.dataset != "tweets":
         parser.error("--confidence-weights: only the tweets have annotator confidence")
     return args
@@ -260,6 +276,18 @@ def main(argv: list[str] | None = None) -> Path | None:
         f"data: {len(fit)} train, {len(val)} validation, {len(data.test)} test; skipped {data.skipped}",
         flush=True,
     )
+    # checked before training, so that out-of-fold predictions for other rows stop the run at once
+    if not args.calibrate:
+        held_out = None
+    elif args.final_fit:
+        held_out = out_of_fold(args.selected_by, data.train)
+    else:
+        held_out = HeldOut(
+            f"the validation split: {len(val)} rows held out of training (the networks also chose "
+            "their best epoch on it)",
+            val.labels,
+            texts=val.texts,
+        )
     setup = _Setup(args, learn, vectors, args.run_dir, len(data.labels))
     trained = train(args, setup, learn, None if args.final_fit else val, args.run_dir, command, NETWORKS)
     if args.train_only:
@@ -280,6 +308,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         command,
         len(learn),
         0 if args.final_fit else len(val),
+        held_out,
     )
     print(f"exported {version_dir}", flush=True)
     return version_dir
@@ -397,6 +426,9 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
     out = args.run_dir / "cross-validation"
     folds = StratifiedKFold(args.cross_validate, shuffle=True, random_state=args.seed)
     rows: list[dict[str, float]] = []
+    # each training row's served probabilities from the one fold model that did not learn from it:
+    # a final fit on all of them fits its temperature on these (see out_of_fold)
+    oof = np.zeros((len(data.train), len(data.labels)), np.float32)
     for k, (learn_idx, held_idx) in enumerate(folds.split(data.train.texts, data.train.labels)):
         learn, held = data.train.subset(learn_idx), data.train.subset(held_idx)
         run_dir = out / f"fold-{k + 1}"
@@ -410,6 +442,7 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
         probabilities = {
             name: predict_texts(make_text_model(setup.token_ids, model), held.texts) for name, model in models.items()
         }
+        oof[held_idx] = probabilities["served" if "served" in probabilities else "glove"]
         row = {n: float(np.mean(p.argmax(1) == held.labels)) for n, p in probabilities.items()}
         fit, val = validation_split(learn, args.validation_fraction, args.seed)
         baseline, _ = tfidf_baseline(fit, val, held, args.confidence_weights, final_fit=True)
@@ -424,7 +457,22 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
         }
         for name in rows[0]
     }
-    results = {"command": command, "folds": args.cross_validate, "accuracy": summary}
+    np.savez_compressed(
+        out / OUT_OF_FOLD,
+        ids=np.array(_row_ids(data.train)),
+        labels=data.train.labels,
+        probabilities=oof,
+    )
+    results = {
+        "command": command,
+        "folds": args.cross_validate,
+        "accuracy": summary,
+        "out_of_fold": {
+            "file": OUT_OF_FOLD,
+            "model": "served",
+            "expected_calibration_error": round(expected_calibration_error(oof, data.train.labels), 5),
+        },
+    }
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     for name, figures in summary.items():
         print(
@@ -433,6 +481,36 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
             flush=True,
         )
     return summary
+
+
+def out_of_fold(results_json: Path, train: TextSplit) -> HeldOut:
+    """The out-of-fold predictions a --cross-validate run saved next to its results.json, checked
+    to be for exactly these training rows (same data, seed and test split)."""
+    results = json.loads(results_json.read_text(encoding="utf-8"))
+    if "out_of_fold" not in results:
+        raise SystemExit(
+            f"{results_json}: no out-of-fold predictions (a cross-validation run from before they "
+            "were saved); run the --cross-validate command again, or pass --no-calibrate"
+        )
+    with np.load(results_json.parent / results["out_of_fold"]["file"]) as saved:
+        ids, labels, probabilities = saved["ids"], saved["labels"], saved["probabilities"]
+    if ids.tolist() != _row_ids(train) or not np.array_equal(labels, train.labels):
+        raise SystemExit(
+            f"{results_json}: its out-of-fold predictions are for other training rows than this "
+            "run's (another --data, --seed or --test-fraction?)"
+        )
+    return HeldOut(
+        f"out-of-fold predictions of the {results['folds']}-fold cross-validation in --selected-by: "
+        f"each of the {len(ids)} training rows predicted by the fold model that did not learn from "
+        "it (same configuration, trained on the other folds); the exported networks learned from "
+        "all of them",
+        labels,
+        probabilities=probabilities,
+    )
+
+
+def _row_ids(split: TextSplit) -> list[str]:
+    return split.ids or [str(i) for i in range(len(split))]
 
 
 def _ensemble(members: list[tuple[keras.Model, dict]], val_batches: tf.data.Dataset | None) -> tuple[keras.Model, dict]:

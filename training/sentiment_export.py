@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -17,11 +18,31 @@ import numpy as np
 import tensorflow as tf
 
 from service.artifacts import TEXT_TASK, load_artifact
-from training import common
+from training import common, monitoring
+from training.calibration import (
+    calibration_card,
+    expected_calibration_error,
+    fit_temperature,
+    plot_reliability,
+    with_temperature,
+)
 from training.glove import Coverage
 from training.sentiment_model import make_served_classifier, make_text_model, predict_texts
 from training.text_data import TextDataset, dataset_sha256
 from training.text_preprocessing import TokenIds
+
+RELIABILITY_PNG = "reliability.png"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Rows the exported networks did not learn from, to fit the temperature on: either their
+    texts (predicted by the served model at export) or probabilities already predicted for them."""
+
+    description: str  # for the card: which rows, and why the model never learned from them
+    labels: np.ndarray
+    texts: list[str] | None = None
+    probabilities: np.ndarray | None = None
 
 
 def export_and_evaluate(
@@ -36,17 +57,30 @@ def export_and_evaluate(
     command: str,
     n_fit: int,
     n_val: int,
+    held_out: HeldOut | None,
 ) -> Path:
-    """Export into the next version folder of `args.out`; returns that folder."""
+    """Export into the next version folder of `args.out`; returns that folder.
+
+    With `held_out`, the exported graph ends in the temperature fitted on it, so every client
+    gets calibrated probabilities; without, the model's own (--no-calibrate).
+    """
     glove_model, glove_state = trained["glove"]
     random_model, random_state = trained["random-init"]
     ngram_model, ngram_state = trained.get("ngram", (None, None))
     text_model = make_text_model(token_ids, make_served_classifier(glove_model, ngram_model))
+    temperature, exported = None, text_model
+    if held_out is not None:
+        held_probabilities = (
+            held_out.probabilities if held_out.probabilities is not None else predict_texts(text_model, held_out.texts)
+        )
+        temperature = fit_temperature(held_probabilities, held_out.labels)
+        print(f"calibration: temperature {temperature:.4f} fitted on {len(held_out.labels)} held-out rows", flush=True)
+        exported = with_temperature(text_model, temperature)
     version = common.next_version(args.out)
     staging = args.run_dir / "export" / args.out.name / str(version)
     shutil.rmtree(staging, ignore_errors=True)
     common.export_saved_model(
-        text_model, staging, tf.TensorSpec([None], tf.string, name="text"), lookups=[token_ids]
+        exported, staging, tf.TensorSpec([None], tf.string, name="text"), lookups=[token_ids]
     )
 
     card = {
@@ -91,7 +125,8 @@ def export_and_evaluate(
                 "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate,
                 "fine_tune_learning_rate": args.fine_tune_learning_rate,
-                "layers": _layers(args, ngram_model is not None),
+                "layers": _layers(args, ngram_model is not None)
+                + ("" if temperature is None else f" > temperature scaling (T = {temperature:.4f})"),
             },
         },
         "embeddings": {
@@ -148,11 +183,34 @@ def export_and_evaluate(
     artifact = load_artifact(staging)
     texts, truth = data.test.texts, data.test.labels
     probabilities = common.predict_in_batches(artifact, texts)
-    in_process = predict_texts(text_model, texts[:64])
+    in_process = predict_texts(exported, texts[:64])
     if not np.allclose(probabilities[:64], in_process, atol=1e-4):
         raise RuntimeError(f"{staging}: the reloaded SavedModel disagrees with the trained model")
     evaluation = card["evaluation"]
     evaluation.update(common.classification_figures(truth, probabilities.argmax(1), data.labels))
+    uncalibrated = probabilities if temperature is None else predict_texts(text_model, texts)
+    if held_out is None:
+        card["calibration"] = {
+            "method": "none (--no-calibrate): the probabilities are the networks' own",
+            "test": {"ece": round(expected_calibration_error(probabilities, truth), 5)},
+        }
+    else:
+        card["calibration"] = calibration_card(
+            temperature,
+            held_out.description,
+            held_probabilities,
+            held_out.labels,
+            uncalibrated,
+            probabilities,
+            truth,
+            RELIABILITY_PNG,
+        )
+        plot_reliability(uncalibrated, probabilities, truth, temperature, staging / RELIABILITY_PNG)
+    card["monitoring"] = {
+        "reference": monitoring.reference(
+            probabilities, data.labels, data.test_split, text_lengths=[len(text) for text in texts]
+        )
+    }
     evaluation["texts_per_second"] = {
         f"batch_{n}": round(
             common.measure_throughput(artifact.predict, lambda k: texts[:k], n, args.throughput_seconds),
@@ -223,5 +281,12 @@ def _summary(card: dict) -> None:
     ]
     for name, figures in evaluation["comparison_same_split"].items():
         lines.append(f"  {name}: accuracy {figures['accuracy']:.4f} macro-F1 {figures['macro_f1']:.4f}")
+    calibration = card["calibration"]
+    if "temperature" in calibration:
+        test = calibration["test"]
+        lines.append(
+            f"  calibration: T {calibration['temperature']:.4f}, test ECE {test['before']['ece']:.4f} -> "
+            f"{test['after']['ece']:.4f}, NLL {test['before']['nll']:.4f} -> {test['after']['nll']:.4f}"
+        )
     lines.append(f"  texts/s: {evaluation['texts_per_second']}")
     print("\n".join(lines), flush=True)
