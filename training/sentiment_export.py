@@ -50,7 +50,7 @@ def export_and_evaluate(
     data: TextDataset,
     token_ids: TokenIds,
     trained: dict[str, tuple[keras.Model, dict]],
-    coverage: Coverage,
+    coverage: Coverage | None,
     glove_source: str,
     baseline_predictions: np.ndarray,
     baseline_setup: dict,
@@ -65,7 +65,7 @@ def export_and_evaluate(
     gets calibrated probabilities; without, the model's own (--no-calibrate).
     """
     glove_model, glove_state = trained["glove"]
-    random_model, random_state = trained["random-init"]
+    random_model, random_state = trained.get("random-init", (None, None))  # none with --embeddings random
     ngram_model, ngram_state = trained.get("ngram", (None, None))
     text_model = make_text_model(token_ids, make_served_classifier(glove_model, ngram_model))
     temperature, exported = None, text_model
@@ -129,13 +129,16 @@ def export_and_evaluate(
                 + ("" if temperature is None else f" > temperature scaling (T = {temperature:.4f})"),
             },
         },
-        "embeddings": {
-            "source": glove_source,
-            "dimension": args.embedding_dim,
-            "vocabulary_found": coverage.found,
-            "vocabulary_missed": coverage.missed,
-            "coverage": round(coverage.fraction, 4),
-        },
+        "embeddings": {"source": glove_source, "dimension": args.embedding_dim}
+        | (
+            {}
+            if coverage is None
+            else {
+                "vocabulary_found": coverage.found,
+                "vocabulary_missed": coverage.missed,
+                "coverage": round(coverage.fraction, 4),
+            }
+        ),
         "git_commit": common.git_commit(),
     }
     training = card["training"]
@@ -224,19 +227,19 @@ def export_and_evaluate(
         predictions = predict_texts(make_text_model(token_ids, classifier), texts).argmax(1)
         return common.classification_figures(truth, predictions, data.labels)
 
-    comparisons = evaluation["comparison_same_split"] = {
-        "random_init_embeddings": {
+    comparisons = evaluation["comparison_same_split"] = {}
+    if random_model is not None:
+        comparisons["random_init_embeddings"] = {
             **figures(make_served_classifier(random_model, ngram_model, name="random_init")),
             "model": "one BiLSTM with random embeddings"
             + (", averaged with the same n-gram member" if ngram_model is not None else ""),
             "epochs": random_state["plan"]["epochs"],
             "best_epoch": random_state["best_epoch"],
             "seconds": round(random_state["seconds"], 1),
-        },
-        "tfidf_logistic_regression": {
-            **common.classification_figures(truth, baseline_predictions, data.labels),
-            **baseline_setup,
-        },
+        }
+    comparisons["tfidf_logistic_regression"] = {
+        **common.classification_figures(truth, baseline_predictions, data.labels),
+        **baseline_setup,
     }
     if ngram_model is not None:  # each half of the served mean on its own
         comparisons["glove_networks_alone"] = figures(glove_model)
@@ -244,7 +247,7 @@ def export_and_evaluate(
     common.write_card(staging, card)
     common.plot_history(args.run_dir / "glove" / "history.csv", staging / "training_curves.png")
     common.plot_confusion(evaluation["confusion_matrix"], data.labels, staging / "confusion_matrix.png")
-    if data.test.ids and args.dataset == "tweets":
+    if data.test.ids and args.dataset in ("tweets", "csv"):
         (staging / "test_ids.txt").write_text("\n".join(data.test.ids) + "\n", encoding="utf-8")
     load_artifact(staging)  # the final folder still satisfies the contract
     target = args.out / str(version)
@@ -259,7 +262,8 @@ def export_and_evaluate(
 def _layers(args: argparse.Namespace, ngram_member: bool) -> str:
     """The exported graph in words."""
     glove = (
-        "Embedding(GloVe) > SpatialDropout1D > "
+        ("Embedding(GloVe)" if args.embeddings == "glove" else "Embedding(random init)")
+        + " > SpatialDropout1D > "
         + "Bidirectional(LSTM) > " * args.lstm_layers
         + "max+mean pooling > Dropout > Dense softmax"
     )
@@ -268,7 +272,8 @@ def _layers(args: argparse.Namespace, ngram_member: bool) -> str:
     if not ngram_member:
         return f"TokenIds > {glove}"
     return (
-        f"TokenIds > mean of the GloVe network's probabilities ({glove}) and the n-gram member's "
+        f"TokenIds > mean of the {'GloVe' if args.embeddings == 'glove' else 'BiLSTM'} network's probabilities "
+        f"({glove}) and the n-gram member's "
         "(words and hashed word pairs > mean of their per-class weights > softmax)"
     )
 
