@@ -328,6 +328,8 @@ def prepare_work_dir(work_dir: Path, settings: dict[str, Any], resume: bool, com
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             raise SystemExit(f"--resume: settings differ from the run in {work_dir} (was, now): {changed}")
+        if not (work_dir / COMMANDS_FILE).is_file():  # a run started before commands.txt existed
+            (work_dir / COMMANDS_FILE).write_text("\n".join(_rebuilt_first_command(work_dir)) + "\n")
     else:
         if settings_file.exists() or (work_dir / "backup").exists():
             raise SystemExit(
@@ -450,12 +452,19 @@ def run_summary(work_dir: Path, train_count: int, val_count: int) -> dict[str, A
 
 
 def _training_commands(work_dir: Path) -> dict[str, Any]:
-    """{"commands": [...]}: the commands that trained the run in `work_dir`, the first one first.
-    A run from before commands.txt gets one rebuilt from its settings.json (every run setting
-    spelled out, so it trains the same network) and a note saying so."""
+    """{"commands": [...], "command_note"?: ...}: the commands that trained the run in
+    `work_dir`, the first one first; lines of commands.txt starting with '#' are notes."""
     path = work_dir / COMMANDS_FILE
-    if path.is_file():
-        return {"commands": path.read_text(encoding="utf-8").splitlines()}
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else _rebuilt_first_command(work_dir)
+    notes = [line.lstrip("# ") for line in lines if line.startswith("#")]
+    return {"commands": [line for line in lines if not line.startswith("#")]} | (
+        {"command_note": "; ".join(notes)} if notes else {}
+    )
+
+
+def _rebuilt_first_command(work_dir: Path) -> list[str]:
+    """For a run from before commands.txt: a note and a command rebuilt from its settings.json,
+    every run setting spelled out, so that it trains the same network."""
     settings = json.loads((work_dir / "settings.json").read_text())
     argv: list[str] = []
     for key, value in settings.items():
@@ -464,10 +473,10 @@ def _training_commands(work_dir: Path) -> dict[str, Any]:
         argv.append("--" + key.replace("_", "-"))
         if value is not True:
             argv.extend(str(v) for v in (value if isinstance(value, list) else [value]))
-    return {
-        "commands": [shlex.join(["python", "-m", MODULE, *argv, "--work-dir", str(work_dir)])],
-        "command_note": f"rebuilt from {work_dir}/settings.json: the run predates {COMMANDS_FILE}",
-    }
+    return [
+        f"# the first command was rebuilt from {work_dir}/settings.json: the run predates {COMMANDS_FILE}",
+        shlex.join(["python", "-m", MODULE, *argv, "--work-dir", str(work_dir)]),
+    ]
 
 
 def float32_copy(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import keras
@@ -243,6 +244,8 @@ def test_resume_restores_epoch_and_optimizer_state(
     with pytest.raises(SystemExit, match="epochs"):
         run_job(tiny_zip, tmp_path, "--epochs", "3", "--resume")
 
+    # as a run started before commands.txt existed (the CIFAR run training now)
+    (tmp_path / "run" / "commands.txt").unlink()
     out = run_job(tiny_zip, tmp_path, "--epochs", "2", "--resume")
 
     with open(tmp_path / "run" / "history.csv", newline="") as handle:
@@ -250,7 +253,13 @@ def test_resume_restores_epoch_and_optimizer_state(
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     # The one-cycle schedule ends at 0 only if the step counter came back with the optimizer.
     assert float(rows[-1]["lr"]) == pytest.approx(0.0, abs=1e-7)
-    assert json.loads((out / "1" / "model.json").read_text())["training"]["epochs"] == 2
+    training = json.loads((out / "1" / "model.json").read_text())["training"]
+    assert training["epochs"] == 2
+    # the card names the command that started the run, rebuilt from settings.json, and the resume
+    assert "rebuilt from" in training["command_note"] and training["commands"][-1].endswith("--resume")
+    rebuilt = image_classifier.parse_args(shlex.split(training["command"])[3:])
+    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert image_classifier.run_settings(rebuilt, settings["dataset_sha256"]) == settings
 
 
 def test_benchmark_flag_measures_an_artifact(trained: Path, capsys: pytest.CaptureFixture) -> None:
