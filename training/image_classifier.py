@@ -512,14 +512,13 @@ def throughput(version_dir: Path, seconds: float) -> dict[str, float]:
 
 def choose_flips(
     args: argparse.Namespace, model: keras.Model, val_x: np.ndarray, val_y: np.ndarray
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[keras.Model, np.ndarray, dict[str, Any]]:
     """Test-time flips on or off, decided on the validation split (never the test split):
-    with --flip-tta auto, on only if the flip-averaged model scores higher there."""
-    flipped = with_flip_averaging(model)
-    accuracy = {
-        name: float(np.mean(candidate.predict(val_x, batch_size=256, verbose=0).argmax(axis=1) == val_y))
-        for name, candidate in (("single_view", model), ("flip_averaged", flipped))
-    }
+    with --flip-tta auto, on only if the flip-averaged model scores higher there. Returns the
+    chosen model, its validation probabilities and the card's record of the choice."""
+    candidates = {"single_view": model, "flip_averaged": with_flip_averaging(model)}
+    probabilities = {name: m.predict(val_x, batch_size=256, verbose=0) for name, m in candidates.items()}
+    accuracy = {name: float(np.mean(p.argmax(axis=1) == val_y)) for name, p in probabilities.items()}
     use = args.flip_tta == "on" or (args.flip_tta == "auto" and accuracy["flip_averaged"] > accuracy["single_view"])
     choice = {
         "flips": "on" if use else "off",
@@ -531,7 +530,8 @@ def choose_flips(
         "validation_accuracy": accuracy,
     }
     print(f"test-time flips {choice['flips']}: validation accuracy {accuracy}")
-    return (flipped if use else model), choice
+    chosen = "flip_averaged" if use else "single_view"
+    return candidates[chosen], probabilities[chosen], choice
 
 
 def export_and_evaluate(
@@ -550,8 +550,7 @@ def export_and_evaluate(
     version_dir = args.out / str(version)
     if version_dir.exists():
         raise SystemExit(f"{version_dir} already exists; choose another --version")
-    model, flips = choose_flips(args, network, val_x, val_y)
-    val_probabilities = model.predict(val_x, batch_size=256, verbose=0)
+    model, val_probabilities, flips = choose_flips(args, network, val_x, val_y)
     temperature = fit_temperature(val_probabilities, val_y)
     print(f"calibration: temperature {temperature:.4f} fitted on {len(val_y)} validation images")
     calibrated = with_temperature(model, temperature)
