@@ -33,7 +33,7 @@ test: $(VENV)/.test-deps $(VENV)/.ray-deps $(HELM)  ## run the test suite (the R
 
 lint: $(VENV)/.test-deps  ## ruff on everything, mypy on the packages
 	$(BIN)/ruff check contract service training loadtests tests
-	$(BIN)/mypy contract service loadtests
+	$(BIN)/mypy contract service training loadtests
 
 bench: $(VENV)/.bench-deps  ## batching on vs off vs in-process ceiling, on the committed models
 	$(BIN)/python -m loadtests.bench

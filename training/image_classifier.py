@@ -2,22 +2,30 @@
 
     python -m training.image_classifier --data /work/shared/datasets/cifar10-jpeg.zip \\
         --out artifacts/cifar10-cnn
+    python -m training.image_classifier --export-only --work-dir runs/cifar10-cnn --out artifacts/cifar10-cnn
     python -m training.image_classifier --benchmark artifacts/cifar10-cnn/1
 
 Reads top to bottom: data (decoded once, cached), validation carved from training,
 model, training with per-epoch checkpoints (`--resume` continues), export, then the
 reloaded artifact is evaluated on the test split and its card and plots are written.
+
+Exporting is also a step of its own: `--export-only` rebuilds the network from a finished
+run's last checkpoint in its work dir and exports it as a training run would. Both decide
+test-time flips and fit the calibration temperature on the validation split (never the test
+split), then measure the test split once, on the reloaded SavedModel.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +38,8 @@ from contract.card import write_card
 from contract.publish import StagedVersion, staged_version
 from contract.savedmodel import LoadedModel, load_model
 from contract.speed import machine_description, measure_throughput
-from training import common
+from training import common, monitoring
+from training.calibration import calibration_card, fit_temperature, plot_reliability, with_temperature
 from training.image_data import (
     ImageDataset,
     augment_batch,
@@ -42,8 +51,21 @@ from training.image_model import DEFAULT_WIDTHS, make_model, with_flip_averaging
 
 MODULE = "training.image_classifier"
 CACHE_DIR = common.REPO_ROOT / ".cache" / "image-data"
-# Options that may change between an interrupted run and its --resume.
-NOT_RUN_SETTINGS = ("resume", "command", "work_dir", "version", "out", "benchmark", "benchmark_seconds", "flip_tta")
+# Options that may change between an interrupted run and its --resume (or its --export-only):
+# they are not compared with the run's settings.json.
+NOT_RUN_SETTINGS = (
+    "resume",
+    "command",
+    "work_dir",
+    "version",
+    "out",
+    "benchmark",
+    "benchmark_seconds",
+    "flip_tta",
+    "export_only",
+)
+COMMANDS_FILE = "commands.txt"  # every command that trained in a work dir, one per line
+RELIABILITY_PNG = "reliability.png"
 TIME_BUDGET = "at most 3 hours of training on the 2-core machine named under 'machine'"
 
 
@@ -117,9 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jit-compile", action="store_true", help="compile the training step with XLA")
     parser.add_argument(
         "--flip-tta",
-        action="store_true",
-        help="export a model that averages predictions on each image and its mirror "
-        "(about half the inference throughput)",
+        choices=["auto", "on", "off"],
+        nargs="?",
+        const="on",
+        default="auto",
+        help="test-time flips: export a model that averages its predictions on each image and its "
+        "mirror (about half the inference throughput). auto: on only if that scores higher on the "
+        "validation split; a bare --flip-tta means on",
     )
     parser.add_argument(
         "--work-dir",
@@ -130,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue the interrupted run in --work-dir (weights, optimizer state, epoch)",
+    )
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="train nothing: rebuild the network from the finished run in --work-dir (its last "
+        "checkpoint and settings.json), then export, calibrate and evaluate it into --out. Run "
+        "settings come from settings.json; any given on the command line must match it",
     )
     parser.add_argument(
         "--benchmark",
@@ -146,9 +179,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     # The exact command, for the card: sys.argv when run from a shell, else the argv given.
     args.command = common.command_line(MODULE) if argv is None else shlex.join(["python", "-m", MODULE, *argv])
+    if args.export_only:
+        if args.work_dir is None:
+            parser.error("--export-only needs --work-dir, the folder of the finished run")
+        if args.resume:
+            parser.error("--export-only trains nothing: it cannot --resume")
+        _take_run_settings(args, _explicit_options(parser, argv))
     if args.benchmark is None and args.data is None:
         parser.error("--data is required (or --benchmark VERSION_DIR)")
     return args
+
+
+def _explicit_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> dict[str, Any]:
+    """The options given on the command line, without the defaults filled in."""
+    bare = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            bare._add_action(copy.copy(action)).default = argparse.SUPPRESS
+    return vars(bare.parse_args(argv))
+
+
+def _take_run_settings(args: argparse.Namespace, explicit: dict[str, Any]) -> None:
+    """--export-only: the run's settings.json fills in the run settings; one given on the command
+    line that differs is an error, as it would describe another network. --data may point to
+    where the dataset is now: its sha256 is checked against the run's when it is read."""
+    settings_file = args.work_dir / "settings.json"
+    if not settings_file.is_file():
+        raise SystemExit(f"--export-only: {args.work_dir} holds no run (no settings.json)")
+    settings = json.loads(settings_file.read_text())
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items()}
+    differ = {
+        k: (settings[k], v) for k, v in given.items() if k in settings and k != "data" and settings[k] != v
+    }
+    if differ:
+        raise SystemExit(f"--export-only: settings differ from the run in {args.work_dir} (run, given): {differ}")
+    for key, value in settings.items():
+        if key == "data":
+            args.data = args.data if "data" in explicit else Path(value)
+        elif key != "dataset_sha256":
+            setattr(args, key, value)
+    args.run_sha256 = settings["dataset_sha256"]
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -157,7 +227,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def read_data(path: Path, height: int, width: int) -> tuple[ImageDataset, str]:
     """The dataset and its sha256; decoded arrays are cached under .cache/ keyed by both."""
     sha256 = dataset_sha256(path)
-    cache = CACHE_DIR / f"{sha256[:16]}-{height}x{width}.npz"
+    # "-v2": caches from before test_sizes was kept are decoded again rather than read without it
+    cache = CACHE_DIR / f"{sha256[:16]}-{height}x{width}-v2.npz"
     if cache.is_file():
         with np.load(cache) as saved:
             meta = json.loads(str(saved["meta"]))
@@ -169,6 +240,7 @@ def read_data(path: Path, height: int, width: int) -> tuple[ImageDataset, str]:
                 saved["test_images"],
                 saved["test_labels"],
                 meta["skipped"],
+                saved.get("test_sizes"),
             )
         print(f"data: {path} (decoded copy from {cache})")
     else:
@@ -182,6 +254,7 @@ def read_data(path: Path, height: int, width: int) -> tuple[ImageDataset, str]:
             train_labels=data.train_labels,
             test_images=data.test_images,
             test_labels=data.test_labels,
+            **({} if data.test_sizes is None else {"test_sizes": data.test_sizes}),  # type: ignore[arg-type]
         )
     print(
         f"data: {len(data.labels)} classes, {len(data.train_labels)} train / "
@@ -238,8 +311,20 @@ class EpochClock(keras.callbacks.Callback):
             logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def prepare_work_dir(work_dir: Path, settings: dict[str, Any], resume: bool) -> None:
-    """Refuse to mix runs: a fresh run needs an empty work dir, a resumed one the same settings."""
+def run_settings(args: argparse.Namespace, sha256: str) -> dict[str, Any]:
+    """What defines a run, as settings.json keeps it: every option but NOT_RUN_SETTINGS."""
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in NOT_RUN_SETTINGS}
+    settings.pop("run_sha256", None)  # set by --export-only, which never writes settings
+    settings["dataset_sha256"] = sha256
+    return settings
+
+
+def prepare_work_dir(work_dir: Path, settings: dict[str, Any], resume: bool, command: str) -> None:
+    """Refuse to mix runs: a fresh run needs an empty work dir, a resumed one the same settings.
+
+    The command is appended to commands.txt (not to settings.json, which --resume compares),
+    so that an --export-only later can name the commands that trained the network.
+    """
     settings_file = work_dir / "settings.json"
     if resume:
         if not settings_file.is_file():
@@ -248,27 +333,42 @@ def prepare_work_dir(work_dir: Path, settings: dict[str, Any], resume: bool) -> 
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             raise SystemExit(f"--resume: settings differ from the run in {work_dir} (was, now): {changed}")
-        return
-    if settings_file.exists() or (work_dir / "backup").exists():
-        raise SystemExit(
-            f"{work_dir} holds an earlier run: pass --resume to continue it, "
-            "or delete the folder (or choose another --work-dir) to start over"
-        )
-    work_dir.mkdir(parents=True, exist_ok=True)
-    settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+        if not (work_dir / COMMANDS_FILE).is_file():  # a run started before commands.txt existed
+            (work_dir / COMMANDS_FILE).write_text("\n".join(_rebuilt_first_command(work_dir)) + "\n")
+    else:
+        if settings_file.exists() or (work_dir / "backup").exists():
+            raise SystemExit(
+                f"{work_dir} holds an earlier run: pass --resume to continue it, "
+                "or delete the folder (or choose another --work-dir) to start over"
+            )
+        work_dir.mkdir(parents=True, exist_ok=True)
+        settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+    with open(work_dir / COMMANDS_FILE, "a", encoding="utf-8") as handle:
+        handle.write(command + "\n")
 
 
-def train(args: argparse.Namespace, data: ImageDataset, work_dir: Path) -> tuple[keras.Model, dict[str, Any]]:
-    height, width = args.image_size
+def split_for_training(
+    args: argparse.Namespace, data: ImageDataset
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train_x, train_y, val_x, val_y, mean, std): the same split and pixel statistics for a
+    training run and for an --export-only of it."""
     train_x, train_y, val_x, val_y = split_validation(
         data.train_images, data.train_labels, args.val_fraction, args.seed
     )
     mean, std = train_x.mean(axis=(0, 1, 2)), train_x.std(axis=(0, 1, 2))
     print(f"split: {len(train_y)} train / {len(val_y)} validation images (seed {args.seed})")
+    return train_x, train_y, val_x, val_y, mean, std
 
+
+def compiled_model(
+    args: argparse.Namespace, num_classes: int, train_count: int, mean: np.ndarray, std: np.ndarray
+) -> keras.Model:
+    """The network and its optimizer as the run trains them (in --precision): the checkpoint in
+    the work dir holds exactly these weights and optimizer variables."""
     keras.mixed_precision.set_global_policy(args.precision)
-    model = make_model(len(data.labels), height, width, mean, std, args.widths)
-    steps = math.ceil(len(train_y) / args.batch_size)
+    height, width = args.image_size
+    model = make_model(num_classes, height, width, mean, std, args.widths)
+    steps = math.ceil(train_count / args.batch_size)
     optimizer = keras.optimizers.SGD(
         OneCycle(args.lr, steps * args.epochs, args.warmup),
         momentum=0.9,
@@ -281,6 +381,16 @@ def train(args: argparse.Namespace, data: ImageDataset, work_dir: Path) -> tuple
         metrics=["accuracy"],
         jit_compile=args.jit_compile,
     )
+    return model
+
+
+def train(
+    args: argparse.Namespace, data: ImageDataset, work_dir: Path
+) -> tuple[keras.Model, dict[str, Any], np.ndarray, np.ndarray]:
+    """Train (or resume) the run; returns the float32 network, the run's summary and the
+    validation split (images, labels)."""
+    train_x, train_y, val_x, val_y, mean, std = split_for_training(args, data)
+    model = compiled_model(args, len(data.labels), len(train_y), mean, std)
     print(f"model: {model.count_params():,} parameters, widths {args.widths}, {args.precision}")
 
     history_csv = work_dir / "history.csv"
@@ -297,19 +407,82 @@ def train(args: argparse.Namespace, data: ImageDataset, work_dir: Path) -> tuple
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    keras.mixed_precision.set_global_policy("float32")
+    summary = run_summary(work_dir, len(train_y), len(val_y))
+    return float32_copy(model, data, args, mean, std), summary, val_x, val_y
 
+
+def finished_run(
+    args: argparse.Namespace, data: ImageDataset, work_dir: Path
+) -> tuple[keras.Model, dict[str, Any], np.ndarray, np.ndarray]:
+    """--export-only: what `train` returns, rebuilt from the last checkpoint of a finished run."""
+    metadata = work_dir / "backup" / "training_metadata.json"
+    weights = work_dir / "backup" / "latest.weights.h5"
+    if not (metadata.is_file() and weights.is_file()):
+        raise SystemExit(f"--export-only: {work_dir} has no checkpoint (backup/latest.weights.h5)")
+    done = json.loads(metadata.read_text())["epoch"]
+    if done != args.epochs:
+        raise SystemExit(
+            f"--export-only: the run in {work_dir} has finished {done} of its {args.epochs} epochs; "
+            "finish it with --resume first"
+        )
+    train_x, train_y, val_x, val_y, mean, std = split_for_training(args, data)
+    model = compiled_model(args, len(data.labels), len(train_y), mean, std)
+    # as BackupAndRestore does on --resume: the file holds the optimizer's variables as well
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(weights)
+    keras.mixed_precision.set_global_policy("float32")
+    print(f"model: rebuilt from {weights} (epoch {done})")
+    summary = run_summary(work_dir, len(train_y), len(val_y))
+    if summary["epochs_run"] != done:
+        raise SystemExit(
+            f"--export-only: {work_dir}/history.csv has {summary['epochs_run']} epochs, the checkpoint {done}"
+        )
+    return float32_copy(model, data, args, mean, std), summary, val_x, val_y
+
+
+def run_summary(work_dir: Path, train_count: int, val_count: int) -> dict[str, Any]:
+    """The card's figures of a run, from its per-epoch CSV."""
+    history_csv = work_dir / "history.csv"
     with open(history_csv, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    summary = {
+    return {
         "seconds": round(sum(float(r["seconds"]) for r in rows), 1),
         "epochs_run": len(rows),
-        "train_images": len(train_y),
-        "validation_images": len(val_y),
+        "train_images": train_count,
+        "validation_images": val_count,
         "validation": {k: float(rows[-1][k]) for k in ("val_accuracy", "val_loss")} if rows else {},
         "history_csv": history_csv,
+        **_training_commands(work_dir),
     }
-    keras.mixed_precision.set_global_policy("float32")
-    return float32_copy(model, data, args, mean, std), summary
+
+
+def _training_commands(work_dir: Path) -> dict[str, Any]:
+    """{"commands": [...], "command_note"?: ...}: the commands that trained the run in
+    `work_dir`, the first one first; lines of commands.txt starting with '#' are notes."""
+    path = work_dir / COMMANDS_FILE
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else _rebuilt_first_command(work_dir)
+    notes = [line.lstrip("# ") for line in lines if line.startswith("#")]
+    return {"commands": [line for line in lines if not line.startswith("#")]} | (
+        {"command_note": "; ".join(notes)} if notes else {}
+    )
+
+
+def _rebuilt_first_command(work_dir: Path) -> list[str]:
+    """For a run from before commands.txt: a note and a command rebuilt from its settings.json,
+    every run setting spelled out, so that it trains the same network."""
+    settings = json.loads((work_dir / "settings.json").read_text())
+    argv: list[str] = []
+    for key, value in settings.items():
+        if key == "dataset_sha256" or value is False:
+            continue
+        argv.append("--" + key.replace("_", "-"))
+        if value is not True:
+            argv.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return [
+        f"# the first command was rebuilt from {work_dir}/settings.json: the run predates {COMMANDS_FILE}",
+        shlex.join(["python", "-m", MODULE, *argv, "--work-dir", str(work_dir)]),
+    ]
 
 
 def float32_copy(
@@ -320,9 +493,10 @@ def float32_copy(
     std: np.ndarray,
 ) -> keras.Model:
     """The trained network rebuilt in float32, so the export is float32 whatever trained it."""
-    exported = make_model(len(data.labels), *args.image_size, mean, std, args.widths)
+    height, width = args.image_size
+    exported = make_model(len(data.labels), height, width, mean, std, args.widths)
     exported.set_weights(model.get_weights())
-    return with_flip_averaging(exported) if args.flip_tta else exported
+    return exported
 
 
 # --- export, evaluation, card -------------------------------------------------------------------
@@ -340,31 +514,79 @@ def throughput(model: LoadedModel, seconds: float) -> dict[str, float]:
     }
 
 
+def choose_flips(
+    args: argparse.Namespace, model: keras.Model, val_x: np.ndarray, val_y: np.ndarray
+) -> tuple[keras.Model, np.ndarray, dict[str, Any]]:
+    """Test-time flips on or off, decided on the validation split (never the test split):
+    with --flip-tta auto, on only if the flip-averaged model scores higher there. Returns the
+    chosen model, its validation probabilities and the card's record of the choice."""
+    candidates = {"single_view": model, "flip_averaged": with_flip_averaging(model)}
+    probabilities = {name: m.predict(val_x, batch_size=256, verbose=0) for name, m in candidates.items()}
+    accuracy = {name: float(np.mean(p.argmax(axis=1) == val_y)) for name, p in probabilities.items()}
+    use = args.flip_tta == "on" or (args.flip_tta == "auto" and accuracy["flip_averaged"] > accuracy["single_view"])
+    choice = {
+        "flips": "on" if use else "off",
+        "setting": f"--flip-tta {args.flip_tta}",
+        "decided_on": f"validation split ({len(val_y)} images held out of training)",
+        "rule": "auto: on only if the flip-averaged model is more accurate on the validation split"
+        if args.flip_tta == "auto"
+        else "set on the command line",
+        "validation_accuracy": accuracy,
+    }
+    print(f"test-time flips {choice['flips']}: validation accuracy {accuracy}")
+    chosen = "flip_averaged" if use else "single_view"
+    return candidates[chosen], probabilities[chosen], choice
+
+
 def export_and_evaluate(
     args: argparse.Namespace,
-    model: keras.Model,
+    network: keras.Model,
     data: ImageDataset,
     sha256: str,
     summary: dict[str, Any],
+    val_x: np.ndarray,
+    val_y: np.ndarray,
 ) -> Path:
+    """Decide flips and fit the temperature on the validation split, then publish the calibrated
+    model as the next version (contract.publish): evaluated on the test split, card, plots."""
+    model, val_probabilities, flips = choose_flips(args, network, val_x, val_y)
+    temperature = fit_temperature(val_probabilities, val_y)
+    print(f"calibration: temperature {temperature:.4f} fitted on {len(val_y)} validation images")
+    calibration = Calibration(temperature, val_probabilities, val_y, flips)
     with staged_version(args.out, args.version) as staged:
-        _write_version(staged, args, model, data, sha256, summary)
+        _write_version(staged, args, network, model, calibration, data, sha256, summary)
     print(f"wrote {staged.target}")
     return staged.target
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What was decided on the validation split: the temperature, and test-time flips or not."""
+
+    temperature: float
+    val_probabilities: np.ndarray
+    val_labels: np.ndarray
+    flips: dict[str, Any]
 
 
 def _write_version(
     staged: StagedVersion,
     args: argparse.Namespace,
+    network: keras.Model,
     model: keras.Model,
+    calibration: Calibration,
     data: ImageDataset,
     sha256: str,
     summary: dict[str, Any],
 ) -> None:
-    """Write the SavedModel, evaluate the reloaded copy, then the card and plots, into the staging folder."""
+    """Export, evaluate the reloaded SavedModel, then write the card and plots, into the staging folder."""
     height, width = args.image_size
     version, version_dir = staged.version, staged.path
-    common.export_saved_model(model, version_dir, tf.TensorSpec([None, height, width, 3], tf.uint8, name="images"))
+    temperature, flips, val_y = calibration.temperature, calibration.flips, calibration.val_labels
+    calibrated = with_temperature(model, temperature)
+    common.export_saved_model(
+        calibrated, version_dir, tf.TensorSpec([None, height, width, 3], tf.uint8, name="images")
+    )
     card: dict[str, Any] = {
         "name": args.out.name,
         "version": version,
@@ -375,7 +597,7 @@ def _write_version(
         "dataset": {"name": data.name, "sha256": sha256},
         "git_commit": common.git_commit(),
         "training": {
-            "command": args.command,
+            "command": summary["commands"][0],
             "seconds": summary["seconds"],
             "machine": machine_description(),
         },
@@ -383,6 +605,7 @@ def _write_version(
     write_card(version_dir, card)  # a first card, so the artifact can be loaded to evaluate it
 
     probabilities = common.predict_in_batches(staged.load(), data.test_images)
+    uncalibrated = model.predict(data.test_images, batch_size=256, verbose=0)
     figures = common.classification_figures(data.test_labels, probabilities.argmax(axis=1), data.labels)
     figures["per_class_accuracy"] = {k: v["recall"] for k, v in figures["per_class"].items()}
     card["evaluation"] = {
@@ -391,6 +614,21 @@ def _write_version(
         "measured_on": "the reloaded SavedModel",
         **figures,
         "validation": summary["validation"],
+    }
+    card["calibration"] = calibration_card(
+        temperature,
+        f"the validation split: {len(val_y)} images held out of training (the network never learned "
+        "from them; test-time flips were decided on them too)",
+        calibration.val_probabilities,
+        val_y,
+        uncalibrated,
+        probabilities,
+        data.test_labels,
+        RELIABILITY_PNG,
+    )
+    card["test_time_flips"] = flips
+    card["monitoring"] = {
+        "reference": monitoring.reference(probabilities, data.labels, "test", image_sizes=data.test_sizes)
     }
     card["dataset"].update(
         {
@@ -416,10 +654,17 @@ def _write_version(
             "seed": args.seed,
         }
     )
+    if len(summary["commands"]) > 1:
+        card["training"]["commands"] = summary["commands"]
+    if "command_note" in summary:
+        card["training"]["command_note"] = summary["command_note"]
+    if args.export_only:
+        card["training"]["export_command"] = args.command
     card["model"] = {
         "architecture": f"ResNet-9-style CNN, widths {args.widths}, "
-        f"{'flip-averaged' if args.flip_tta else 'single view'}",
-        "parameters": int(model.count_params()),
+        f"{'flip-averaged' if flips['flips'] == 'on' else 'single view'}, "
+        f"temperature-scaled (T = {temperature:.4f})",
+        "parameters": int(network.count_params()),
         "export_dtype": "float32",
     }
     card["inference"] = {
@@ -431,7 +676,12 @@ def _write_version(
     write_card(version_dir, card)
     common.plot_history(summary["history_csv"], version_dir / "training_curves.png")
     common.plot_confusion(figures["confusion_matrix"], data.labels, version_dir / "confusion_matrix.png")
-    print(f"test accuracy {figures['accuracy']:.4f}; inference {card['inference']}")
+    plot_reliability(uncalibrated, probabilities, data.test_labels, temperature, version_dir / RELIABILITY_PNG)
+    test = card["calibration"]["test"]
+    print(
+        f"test accuracy {figures['accuracy']:.4f}; ECE {test['before']['ece']:.4f} -> {test['after']['ece']:.4f} "
+        f"(T {temperature:.4f}); inference {card['inference']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -442,13 +692,14 @@ def main(argv: list[str] | None = None) -> None:
     common.set_seed(args.seed)
     data, sha256 = read_data(args.data, *args.image_size)
     work_dir = args.work_dir or common.REPO_ROOT / "runs" / args.out.name
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    for key in NOT_RUN_SETTINGS:
-        settings.pop(key)
-    settings["dataset_sha256"] = sha256
-    prepare_work_dir(work_dir, settings, args.resume)
-    model, summary = train(args, data, work_dir)
-    export_and_evaluate(args, model, data, sha256, summary)
+    if args.export_only:
+        if sha256 != args.run_sha256:
+            raise SystemExit(f"--export-only: {args.data} is not the dataset the run in {work_dir} trained on (sha256)")
+        network, summary, val_x, val_y = finished_run(args, data, work_dir)
+    else:
+        prepare_work_dir(work_dir, run_settings(args, sha256), args.resume, args.command)
+        network, summary, val_x, val_y = train(args, data, work_dir)
+    export_and_evaluate(args, network, data, sha256, summary, val_x, val_y)
 
 
 if __name__ == "__main__":

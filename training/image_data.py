@@ -44,6 +44,8 @@ class ImageDataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     skipped: list[str] = field(default_factory=list)  # files that could not be decoded
+    # (height, width) of each test image as its file declared it, before resizing; None if unknown
+    test_sizes: np.ndarray | None = None
 
 
 def load_dataset(path: Path, height: int, width: int) -> ImageDataset:
@@ -114,6 +116,7 @@ def _cifar_from_members(read: dict[str, bytes]) -> ImageDataset:
         train_labels=np.concatenate([labels for _, labels in train]),
         test_images=test_images,
         test_labels=test_labels,
+        test_sizes=np.full((len(test_labels), 2), 32, np.int32),  # every CIFAR-10 image is 32x32
     )
 
 
@@ -190,12 +193,13 @@ def _decode(
     height: int,
     width: int,
     skipped: list[str],
-) -> Iterator[tuple[np.ndarray, int]]:
+) -> Iterator[tuple[np.ndarray, int, tuple[int, int]]]:
+    """(pixels resized to height x width, class index, the file's own (height, width)) per image."""
     for label, paths in files.items():
         for name in paths:
             try:
                 with Image.open(io.BytesIO(read(name))) as image:
-                    yield _to_array(image, height, width), labels.index(label)
+                    yield _to_array(image, height, width), labels.index(label), (image.height, image.width)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
                 why = "not a decodable image" if isinstance(exc, UnidentifiedImageError) else exc
                 skipped.append(f"{name}: {type(exc).__name__}: {why}")
@@ -214,16 +218,17 @@ def _read_image_folders(name: str, names: list[str], read, height: int, width: i
     splits = []
     for split, files in (("train", train_files), ("test", test_files)):
         decoded = list(_decode(files, labels, read, height, width, skipped))
-        counts = np.bincount([label for _, label in decoded], minlength=len(labels))
+        counts = np.bincount([label for _, label, _ in decoded], minlength=len(labels))
         empty = [labels[i] for i in range(len(labels)) if counts[i] == 0 and (split == "train" or labels[i] in files)]
         if empty:
             raise DatasetError(f"{prefix}{split}/: no readable images for class(es) {empty}")
         if not decoded:
             raise DatasetError(f"{prefix}{split}/: no readable images at all")
-        images = np.stack([image for image, _ in decoded]).astype(np.uint8)
-        splits.append((images, np.asarray([label for _, label in decoded], np.int32)))
-    (train_images, train_labels), (test_images, test_labels) = splits
-    return ImageDataset(name, labels, train_images, train_labels, test_images, test_labels, skipped)
+        images = np.stack([image for image, _, _ in decoded]).astype(np.uint8)
+        sizes = np.asarray([size for _, _, size in decoded], np.int32)
+        splits.append((images, np.asarray([label for _, label, _ in decoded], np.int32), sizes))
+    (train_images, train_labels, _), (test_images, test_labels, test_sizes) = splits
+    return ImageDataset(name, labels, train_images, train_labels, test_images, test_labels, skipped, test_sizes)
 
 
 # --- splits and augmentation -----------------------------------------------------------------

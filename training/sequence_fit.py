@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -44,7 +45,7 @@ def bucketed_batches(
 ) -> tf.data.Dataset:
     """Batches of texts of similar length, each padded only to its own longest text; with
     `weights`, each element also carries its sample weight in the loss."""
-    columns = (ids, labels.astype(np.int32))
+    columns: tuple[Any, ...] = (ids, labels.astype(np.int32))
     if weights is not None:
         columns += (weights.astype(np.float32),)
     data = tf.data.Dataset.from_tensor_slices(columns)
@@ -83,8 +84,9 @@ class ProgressLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._print("done", logs)
 
-    def _print(self, where: str, logs) -> None:
-        figures = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if np.isscalar(v))
+    def _print(self, where: str, logs: dict[str, Any] | None) -> None:
+        scalars = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float | np.number)}
+        figures = " ".join(f"{k}={v:.4f}" for k, v in scalars.items())
         elapsed = time.perf_counter() - self.started
         print(f"[{self.name}] epoch {self.epoch + 1} {where} {elapsed:.0f}s {figures}", flush=True)
 

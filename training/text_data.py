@@ -105,8 +105,9 @@ def read_imdb(path: Path) -> TextDataset:
         try:
             with tarfile.open(path, "r:*") as archive:
                 for member in archive:
-                    if member.isfile() and _IMDB_MEMBER.search(member.name):
-                        add(member.name, archive.extractfile(member).read())
+                    handle = archive.extractfile(member) if member.isfile() else None
+                    if handle is not None and _IMDB_MEMBER.search(member.name):
+                        add(member.name, handle.read())
         except tarfile.TarError as exc:
             raise DatasetError(f"{path}: not a readable tar archive ({exc})") from exc
     elif path.is_dir():

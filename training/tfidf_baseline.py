@@ -38,7 +38,7 @@ def tfidf_baseline(
     x_val = vectorizer.transform(validation.texts)
     models = {c: classifier(x_fit, fit, c) for c in C_GRID}
     scores = {c: float(np.mean(model.predict(x_val) == validation.labels)) for c, model in models.items()}
-    c = max(C_GRID, key=scores.get)  # the first of equals: the strongest regularisation
+    c = max(C_GRID, key=lambda candidate: scores[candidate])  # the first of equals: the strongest regularisation
     model = models[c]
     if final_fit:
         both = fit + validation

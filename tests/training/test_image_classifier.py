@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import keras
@@ -89,8 +90,128 @@ def test_card_records_what_the_contract_and_the_issue_ask(trained: Path, tiny_zi
     assert card["inference"]["batch_1_images_per_second"] > 0
     assert card["inference"]["batch_64_images_per_second"] > 0
     assert card["git_commit"]
-    for png in ("training_curves.png", "confusion_matrix.png"):
+    for png in ("training_curves.png", "confusion_matrix.png", "reliability.png"):
         assert (version_dir / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_card_reports_calibration_flips_and_the_drift_reference(trained: Path) -> None:
+    version_dir = trained / "artifacts" / "tiny-cnn" / "1"
+    card = json.loads((version_dir / "model.json").read_text())
+    calibration = card["calibration"]
+    assert calibration["fitted_on"].startswith("the validation split: 3 images")
+    assert calibration["fitted_on_count"] == 3 and 0.05 <= calibration["temperature"] <= 20
+    test = calibration["test"]
+    assert test["predictions_changed"] == 0 and test["accuracy"] == card["evaluation"]["accuracy"]
+    assert 0 <= test["after"]["ece"] <= 1 and 0 <= test["before"]["ece"] <= 1
+    flips = card["test_time_flips"]
+    assert flips["setting"] == "--flip-tta auto" and flips["flips"] in ("on", "off")
+    accuracy = flips["validation_accuracy"]
+    assert flips["flips"] == ("on" if accuracy["flip_averaged"] > accuracy["single_view"] else "off")
+    assert "validation split (3 images" in flips["decided_on"]
+    reference = card["monitoring"]["reference"]
+    assert reference["count"] == 9 and set(reference["predicted_label_share"]) == {"blue", "green", "red"}
+    predicted = np.sum(card["evaluation"]["confusion_matrix"], axis=0) / 9
+    assert list(reference["predicted_label_share"].values()) == pytest.approx(predicted.tolist(), abs=1e-5)
+    assert sum(reference["top1_probability"]["share"]) == pytest.approx(1.0, abs=1e-5)
+    # the test images are 20-21 x 29-30 pixels in their files (resized to 12 x 20 for the model)
+    for side in ("image_width", "image_height"):
+        assert reference["input"][side]["edges"][:3] == [0, 16, 32] and reference["input"][side]["share"][1] == 1.0
+
+
+def test_export_only_rebuilds_the_finished_run_and_exports_the_same_model(trained: Path, tiny_zip: Path) -> None:
+    out = trained / "artifacts" / "tiny-cnn-again"
+    image_classifier.main(
+        ["--export-only", "--work-dir", str(trained / "run"), "--out", str(out), "--benchmark-seconds", "0.2"]
+    )
+    first = json.loads((trained / "artifacts" / "tiny-cnn" / "1" / "model.json").read_text())
+    again = json.loads((out / "1" / "model.json").read_text())
+    # the same weights, validation split and test split: the same temperature and figures
+    assert again["calibration"]["temperature"] == pytest.approx(first["calibration"]["temperature"], rel=1e-4)
+    assert again["evaluation"]["confusion_matrix"] == first["evaluation"]["confusion_matrix"]
+    assert again["test_time_flips"] == first["test_time_flips"]
+    assert again["training"]["command"] == first["training"]["command"]
+    assert again["training"]["export_command"].startswith("python -m training.image_classifier --export-only")
+    assert again["dataset"]["sha256"] == sha256_file(tiny_zip) and again["training"]["epochs"] == 3
+    images = np.random.default_rng(1).integers(0, 256, (4, 12, 20, 3), dtype=np.uint8)
+    np.testing.assert_allclose(
+        load_model(out / "1").predict(images),
+        load_model(trained / "artifacts" / "tiny-cnn" / "1").predict(images),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("flips", ["on", "off"])
+def test_flip_setting_decides_whether_a_mirror_gets_the_same_answer(trained: Path, flips: str) -> None:
+    out = trained / "artifacts" / f"tiny-cnn-flips-{flips}"
+    image_classifier.main(
+        ["--export-only", "--work-dir", str(trained / "run"), "--out", str(out), "--flip-tta", flips]
+        + ["--benchmark-seconds", "0.1"]
+    )
+    card = json.loads((out / "1" / "model.json").read_text())
+    assert card["test_time_flips"]["flips"] == flips and card["test_time_flips"]["rule"] == "set on the command line"
+    images = np.random.default_rng(2).integers(0, 256, (4, 12, 20, 3), dtype=np.uint8)
+    artifact = load_model(out / "1")
+    mirrored = artifact.predict(images[:, :, ::-1].copy())
+    # a flip-averaged model answers an image and its mirror the same; a single view does not
+    assert np.allclose(artifact.predict(images), mirrored, atol=1e-5) == (flips == "on")
+
+
+def test_export_only_refuses_other_settings_and_unfinished_runs(
+    trained: Path, tiny_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["--export-only", "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match="widths"):
+        image_classifier.main([*argv, "--work-dir", str(trained / "run"), "--widths", "4", "8", "8", "16"])
+    with pytest.raises(SystemExit, match="no settings.json"):
+        image_classifier.main([*argv, "--work-dir", str(tmp_path / "nothing")])
+
+    class Interrupted(Exception):
+        pass
+
+    start_epoch = image_classifier.EpochClock.on_epoch_begin
+
+    def stop_after_first_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise Interrupted
+        start_epoch(self, epoch, logs)
+
+    monkeypatch.setattr(image_classifier.EpochClock, "on_epoch_begin", stop_after_first_epoch)
+    with pytest.raises(Interrupted):
+        run_job(tiny_zip, tmp_path, "--epochs", "2")
+    keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(SystemExit, match="finished 1 of its 2 epochs"):
+        image_classifier.main([*argv, "--work-dir", str(tmp_path / "run")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cifar_run_in_progress_can_still_resume() -> None:
+    """The settings of the long CIFAR run started before --export-only and the flip choice
+    existed (its settings.json, verbatim): the same command must compare equal, or --resume
+    would refuse it."""
+    started = (
+        "--data /work/shared/datasets/cifar10-jpeg.zip --out runs/cifar-staging/cifar10-cnn "
+        "--work-dir runs/cifar10-cnn-v2 --epochs 40 --widths 48 96 192 384 --precision mixed_bfloat16"
+    )
+    sha256 = "8c2634cdadf3ae829dd103b74ea29727bbf51c41ba73ccbfd5d4080db50821cc"
+    settings_json = {
+        "data": "/work/shared/datasets/cifar10-jpeg.zip",
+        "image_size": [32, 32],
+        "epochs": 40,
+        "batch_size": 512,
+        "lr": 0.4,
+        "warmup": 0.2,
+        "weight_decay": 0.0005,
+        "label_smoothing": 0.2,
+        "widths": [48, 96, 192, 384],
+        "val_fraction": 0.1,
+        "seed": 0,
+        "precision": "mixed_bfloat16",
+        "jit_compile": False,
+        "dataset_sha256": sha256,
+    }
+    for extra in ([], ["--resume"], ["--resume", "--flip-tta", "off"]):
+        args = image_classifier.parse_args([*started.split(), *extra])
+        assert image_classifier.run_settings(args, sha256) == settings_json
 
 
 def test_metrics_csv_has_one_row_per_epoch(trained: Path) -> None:
@@ -124,6 +245,8 @@ def test_resume_restores_epoch_and_optimizer_state(
     with pytest.raises(SystemExit, match="epochs"):
         run_job(tiny_zip, tmp_path, "--epochs", "3", "--resume")
 
+    # as a run started before commands.txt existed (the CIFAR run training now)
+    (tmp_path / "run" / "commands.txt").unlink()
     out = run_job(tiny_zip, tmp_path, "--epochs", "2", "--resume")
 
     with open(tmp_path / "run" / "history.csv", newline="") as handle:
@@ -131,7 +254,13 @@ def test_resume_restores_epoch_and_optimizer_state(
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     # The one-cycle schedule ends at 0 only if the step counter came back with the optimizer.
     assert float(rows[-1]["lr"]) == pytest.approx(0.0, abs=1e-7)
-    assert json.loads((out / "1" / "model.json").read_text())["training"]["epochs"] == 2
+    training = json.loads((out / "1" / "model.json").read_text())["training"]
+    assert training["epochs"] == 2
+    # the card names the command that started the run, rebuilt from settings.json, and the resume
+    assert "rebuilt from" in training["command_note"] and training["commands"][-1].endswith("--resume")
+    rebuilt = image_classifier.parse_args(shlex.split(training["command"])[3:])
+    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert image_classifier.run_settings(rebuilt, settings["dataset_sha256"]) == settings
 
 
 def test_benchmark_flag_measures_an_artifact(trained: Path, capsys: pytest.CaptureFixture) -> None:
@@ -155,6 +284,7 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture) -> None:
         "--benchmark",
         "--precision",
         "--flip-tta",
+        "--export-only",
         "--val-fraction",
         "--work-dir",
         "--seed",

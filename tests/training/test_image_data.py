@@ -105,6 +105,8 @@ def test_cifar_resized_on_request(tmp_path: Path) -> None:
     data = load_dataset(folder, 16, 24)
     assert data.train_images.shape == (20, 16, 24, 3)
     assert data.test_images.shape == (6, 16, 24, 3)
+    # the sizes the images came in, for the card's drift reference, are CIFAR's own
+    assert data.test_sizes.tolist() == [[32, 32]] * 6
 
 
 @pytest.mark.parametrize("form", ["folder", "zip"])
@@ -119,6 +121,8 @@ def test_image_tree_with_top_folder_and_corrupt_file(tmp_path: Path, form: str) 
     assert data.test_images.shape == (6, 12, 20, 3)
     assert np.bincount(data.train_labels).tolist() == [5, 4, 4]
     assert len(data.skipped) == 1 and "broken.jpg" in data.skipped[0]
+    # each test image's (height, width) as the file has it, before resizing to 12 x 20
+    assert sorted(map(tuple, data.test_sizes.tolist())) == sorted([(20, 30), (21, 29)] * 3)
     # Each class keeps its colour through decoding and resizing.
     red = data.train_images[data.train_labels == 2].mean(axis=(0, 1, 2))
     assert red[0] > 150 and red[2] < 80

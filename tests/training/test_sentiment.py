@@ -17,8 +17,9 @@ from tests.training.tiny_text import (
     write_imdb_tarball,
 )
 from training import sentiment
+from training.calibration import apply_temperature, expected_calibration_error
 from training.common import sha256_file
-from training.text_data import read_tweets
+from training.text_data import read_imdb, read_tweets
 
 TINY = [
     "--embedding-dim",
@@ -123,8 +124,50 @@ def test_card_records_what_the_issue_asks(imdb_run) -> None:
         card["embeddings"]["vocabulary_found"] > 0 and card["embeddings"]["vocabulary_missed"] > 0
     )
     assert card["git_commit"]
-    for png in ("training_curves.png", "confusion_matrix.png"):
+    for png in ("training_curves.png", "confusion_matrix.png", "reliability.png"):
         assert (version_dir / png).stat().st_size > 1000
+
+
+def test_the_exported_graph_carries_the_temperature_fitted_on_validation(imdb_run) -> None:
+    tmp, tarball, *_ = imdb_run
+    version_dir = tmp / "artifacts" / "sentiment-imdb" / "1"
+    card = json.loads((version_dir / "model.json").read_text())
+    calibration = card["calibration"]
+    assert calibration["fitted_on"].startswith("the validation split: 4 rows")
+    assert calibration["fitted_on_count"] == 4 and calibration["reliability_diagram"] == "reliability.png"
+    temperature = calibration["temperature"]
+    assert 0.05 <= temperature <= 20 and f"T = {temperature:.4f}" in card["training"]["network"]["layers"]
+    # the served answers are the calibrated ones: their ECE is the card's "after"; undoing T
+    # (softmax(T * log p)) gives back the networks' own answers, whose ECE is the card's "before"
+    data = read_imdb(tarball)
+    served = load_model(version_dir).predict([t.encode() for t in data.test.texts])
+    assert expected_calibration_error(served, data.test.labels) == pytest.approx(
+        calibration["test"]["after"]["ece"], abs=1e-4
+    )
+    undone = apply_temperature(served, 1.0 / temperature)
+    assert expected_calibration_error(undone, data.test.labels) == pytest.approx(
+        calibration["test"]["before"]["ece"], abs=1e-3
+    )
+    assert calibration["test"]["predictions_changed"] == 0
+    assert calibration["test"]["accuracy"] == card["evaluation"]["accuracy"]
+
+
+def test_card_has_the_drift_reference_of_the_test_split(imdb_run) -> None:
+    tmp, tarball, *_ = imdb_run
+    card = json.loads((tmp / "artifacts" / "sentiment-imdb" / "1" / "model.json").read_text())
+    reference = card["monitoring"]["reference"]
+    assert reference["count"] == 20 and reference["split"] == card["evaluation"]["split"]
+    assert set(reference["predicted_label_share"]) == {"negative", "positive"}
+    assert sum(reference["predicted_label_share"].values()) == pytest.approx(1.0, abs=1e-5)
+    predicted = np.sum(card["evaluation"]["confusion_matrix"], axis=0) / 20
+    assert list(reference["predicted_label_share"].values()) == pytest.approx(predicted.tolist(), abs=1e-5)
+    top1 = reference["top1_probability"]
+    assert len(top1["edges"]) == 11 and sum(top1["share"]) == pytest.approx(1.0, abs=1e-5)
+    assert sum(top1["share"][:5]) == 0  # two classes: the top probability is at least 0.5
+    lengths = reference["input"]["text_length_chars"]
+    assert lengths["edges"][-1] is None and sum(lengths["share"]) == pytest.approx(1.0, abs=1e-5)
+    # the tiny reviews are 14-34 characters long: all in [0, 20) or [20, 50)
+    assert lengths["share"][0] + lengths["share"][1] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_history_has_one_row_per_epoch(imdb_run) -> None:
@@ -201,13 +244,47 @@ def test_cross_validation_scores_each_part_on_held_out_folds_and_exports_nothing
     for k in (1, 2, 3):  # each fold fits its own vocabulary and networks
         for path in ("vocabulary.json", "glove/state.json", "ngram/state.json"):
             assert (out / f"fold-{k}" / path).is_file()
+    # every training row has served probabilities from the fold model that did not learn from it
+    with np.load(out / results["out_of_fold"]["file"]) as oof:
+        train = read_tweets(tweets_csv, 0.2, seed=42).train
+        assert oof["ids"].tolist() == train.ids and np.array_equal(oof["labels"], train.labels)
+        assert oof["probabilities"].shape == (len(train), 3)
+        np.testing.assert_allclose(oof["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+        fold_accuracy = np.mean(oof["probabilities"].argmax(1) == train.labels)
+    # the folds are of equal size within one row, so the pooled accuracy is the folds' mean
+    assert fold_accuracy == pytest.approx(accuracy["served"]["mean_accuracy"], abs=0.02)
     # the run that then trains on everything records the cross-validation that chose it
     version_dir = run_job(
         tmp_path, "tweets", tweets_csv, glove_txt, "--final-fit", "--selected-by", str(out / "results.json")
     )
-    selection = json.loads((version_dir / "model.json").read_text())["training"]["selected_by_cross_validation"]
+    card = json.loads((version_dir / "model.json").read_text())
+    selection = card["training"]["selected_by_cross_validation"]
     assert selection["command"] == results["command"] and selection["folds"] == 3
     assert selection["mean_accuracy"]["served"] == round(accuracy["served"]["mean_accuracy"], 4)
+    # a final fit learned from validation too: its temperature comes from the out-of-fold answers
+    calibration = card["calibration"]
+    assert calibration["fitted_on"].startswith("out-of-fold predictions of the 3-fold cross-validation")
+    assert calibration["fitted_on_count"] == len(train)
+    assert calibration["fit_data"]["after"]["nll"] <= calibration["fit_data"]["before"]["nll"]
+    # out-of-fold answers for other rows (another seed, so another test split) are refused
+    with pytest.raises(SystemExit, match="other training rows"):
+        run_job(
+            tmp_path, "tweets", tweets_csv, glove_txt, "--final-fit", "--seed", "7",
+            "--selected-by", str(out / "results.json"),
+        )
+    del results["out_of_fold"]
+    (out / "old-results.json").write_text(json.dumps(results))
+    with pytest.raises(SystemExit, match="no out-of-fold predictions"):
+        run_job(
+            tmp_path, "tweets", tweets_csv, glove_txt, "--final-fit", "--selected-by", str(out / "old-results.json")
+        )
+
+
+def test_a_final_fit_without_out_of_fold_predictions_must_say_no_calibration() -> None:
+    with pytest.raises(SystemExit):
+        sentiment.parse_args(["--dataset", "tweets", "--data", "x.csv", "--final-fit"])
+    args = sentiment.parse_args(["--dataset", "tweets", "--data", "x.csv", "--final-fit", "--no-calibrate"])
+    assert not args.calibrate
 
 
 def test_make_served_classifier_is_the_mean_of_glove_and_ngram_parts() -> None:
@@ -311,7 +388,7 @@ def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(
     tmp_path: Path, tweets_csv: Path, glove_txt: Path
 ) -> None:
     version_dir = run_job(
-        tmp_path, "tweets", tweets_csv, glove_txt, "--final-fit", "--lstm-layers", "2"
+        tmp_path, "tweets", tweets_csv, glove_txt, "--final-fit", "--lstm-layers", "2", "--no-calibrate"
     )
     card = json.loads((version_dir / "model.json").read_text())
     plain = read_tweets(tweets_csv, 0.2, seed=42)
@@ -320,6 +397,9 @@ def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(
     assert card["training"]["best_epoch"] == 2 and card["training"]["best_val_accuracy"] is None
     assert card["training"]["network"]["lstm_layers"] == 2
     assert card["training"]["network"]["layers"].count("Bidirectional(LSTM)") == 2
+    assert card["calibration"]["method"].startswith("none") and 0 <= card["calibration"]["test"]["ece"] <= 1
+    assert "temperature" not in card["training"]["network"]["layers"]
+    assert not (version_dir / "reliability.png").exists()
     baseline = card["evaluation"]["comparison_same_split"]["tfidf_logistic_regression"]
     assert baseline["learned_from"] == "training + validation"
     assert load_model(version_dir).predict([b"good"]).shape == (1, 3)
