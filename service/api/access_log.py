@@ -84,7 +84,8 @@ class AccessLogMiddleware:
                 served: dict[str, str | int] = {"request.id": request_id}
                 if model:
                     served["model.name"] = model
-                    served["model.version"] = answered.get(b"x-model-version", b"").decode("latin-1")
+                    version = answered.get(b"x-model-version", b"").decode("latin-1")
+                    served["model.version"] = int(version) if version.isdigit() else version  # as on the batch spans
                 if batch_size.isdigit():
                     served["batch.size"] = int(batch_size)
                 tracing.end_request(span, token, scope["method"], route, status, served)
