@@ -141,9 +141,9 @@ class VersionMonitor:
         predicted = outputs.argmax(axis=1)
         confidence = outputs.max(axis=1).astype(np.float64)
         metrics = self._metrics
-        for label_index, count in enumerate(np.bincount(predicted, minlength=len(metrics.predictions))):
-            if count:
-                metrics.predictions[label_index].inc(int(count))
+        counts = np.bincount(predicted, minlength=len(metrics.predictions))
+        for label_index in np.flatnonzero(counts).tolist():  # only the labels this batch predicted
+            metrics.predictions[label_index].inc(int(counts[label_index]))
         observe_many(metrics.confidence, confidence)
         summaries = {signal: np.array([v for summary in inputs for v in summary.get(signal, ())], dtype=np.float64)
                      for signal in INPUT_SIGNALS if any(signal in summary for summary in inputs)}
