@@ -14,6 +14,9 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
+# Optional extras of pyproject.toml installed too (comma-separated); `otel` lets the image send traces, which
+# stay off until OTEL_TRACES_EXPORTER is set. EXTRAS= builds without them.
+ARG EXTRAS=otel
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_DEFAULT_TIMEOUT=120
 # tini is copied into the final image: a real PID 1 that forwards SIGTERM and reaps children.
 RUN apt-get update -qq \
@@ -27,7 +30,9 @@ RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     --mount=type=secret,id=pip-ca \
     set -eu; \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi; \
-    python -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" \
+    python -c "import os, tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; \
+extras = [e.strip() for e in os.environ.get('EXTRAS', '').split(',') if e.strip()]; \
+print('\n'.join(p['dependencies'] + [r for e in extras for r in p['optional-dependencies'][e]]))" \
       > /src/requirements.txt; \
     /opt/venv/bin/pip install -q -r /src/requirements.txt; \
     # TensorFlow declares libclang (a C/C++ compiler front end, ~60 MB) for its source tooling; serving never loads it.

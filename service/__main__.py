@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import uvicorn  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
+from service.core.tracing import TracingConfigError, tracing_from_environment  # noqa: E402
 from service.core.workers import SHARED_DIR_ENV  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
@@ -34,6 +35,12 @@ def main() -> None:
         settings = Settings()
     except ValidationError as exc:
         sys.exit(f"invalid settings:\n{exc}")
+    try:  # checked here too, so that a wrong OTEL_* variable is one line, not a worker's traceback
+        tracing = tracing_from_environment()
+    except TracingConfigError as exc:
+        sys.exit(f"invalid tracing settings: {exc}")
+    if tracing is not None:
+        tracing.shutdown()  # each process builds its own with its app
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     shared = None
     if settings.workers > 1:

@@ -20,12 +20,21 @@ from service.api.page import install_page
 from service.api.routes import card_files, health, images, models, sentiment, v2
 from service.core.metrics import Metrics
 from service.core.registry import ModelRegistry
+from service.core.tracing import tracing_from_environment
 from service.settings import Settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> FastAPI:
+    """The app. Tracing follows the OTEL_* variables (service.core.tracing), unless a test passes
+    an OpenTelemetry `tracer_provider` of its own."""
     settings = settings or Settings()
     metrics = Metrics()
+    if tracer_provider is not None:
+        from service.core.spans import Tracing
+
+        tracing: Tracing | None = Tracing(tracer_provider)
+    else:
+        tracing = tracing_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
             finally:
                 await app.state.registry.close()
+                if tracing is not None:
+                    tracing.shutdown()  # flushes the spans still waiting for export
 
     app = FastAPI(
         title="Model serving",
@@ -50,10 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.registry = ModelRegistry(settings, metrics)
+    app.state.tracing = tracing
+    app.state.registry = ModelRegistry(settings, metrics, tracing)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware, metrics=metrics)  # outermost: sees every answer
+    app.add_middleware(AccessLogMiddleware, metrics=metrics, tracing=tracing)  # outermost: sees every answer
 
     # With keys off the model routes ask for none, and the schema says so: declaring a security
     # scheme the server does not enforce would tell clients something untrue.

@@ -64,6 +64,19 @@ class Settings(BaseSettings):
         "sentiment-imdb", description="The /sentiment model used when a request names none."
     )
 
+    # Prediction monitoring and drift (service.core.monitoring).
+    monitoring: bool = Field(
+        True, description="Prediction metrics, input summaries and drift scores per model version."
+    )
+    drift_window: int = Field(
+        1000, ge=10, le=1_000_000,
+        description="Recent predictions (and inputs) per model version that the drift scores are computed over.",
+    )
+    drift_threshold: float = Field(
+        0.25, gt=0, le=100,
+        description="Drift score (PSI) above which GET /models lists a signal as drifting; the alert's threshold.",
+    )
+
     # The page at / (service/page/): a browser client for trying the models.
     page_enabled: bool = Field(True, description="Serve the page at /; false for API-only deployments.")
 

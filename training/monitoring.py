@@ -37,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
-TOP1_EDGES = [round(i / 10, 1) for i in range(11)]
+from contract.monitoring import CONFIDENCE_EDGES, histogram_share
+
+TOP1_EDGES = list(CONFIDENCE_EDGES)
 TEXT_LENGTH_EDGES = [0, 20, 50, 100, 200, 500, 1000, 2000, 5000, float("inf")]
 IMAGE_SIDE_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, float("inf")]
 
@@ -45,22 +47,17 @@ IMAGE_SIDE_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, float("inf")
 def histogram(values: Sequence[float] | np.ndarray, edges: Sequence[float]) -> dict[str, list[Any]]:
     """Shares of `values` in right-open buckets [edges[i], edges[i + 1]); the last edge may be inf.
 
-    A value equal to the last finite edge counts in the last bucket, so that 1.0 is in the
-    top bucket of [0, 1]; values below the first edge are an error rather than dropped.
+    Binned by contract.monitoring, as the service bins its live window. Values below the first
+    edge are an error here rather than counted in the first bucket: a reference is measured on
+    data the job controls.
     """
     values = np.asarray(values, np.float64)
-    bounds = np.asarray(edges, np.float64)
     if len(values) == 0:
         raise ValueError("a reference histogram needs at least one value")
-    if values.min() < bounds[0]:
-        raise ValueError(f"value {values.min()} below the first edge {bounds[0]}")
-    index = np.searchsorted(bounds, values, side="right") - 1
-    index = np.minimum(index, len(bounds) - 2)
-    shares = np.bincount(index, minlength=len(bounds) - 1) / len(values)
-    return {
-        "edges": [None if math.isinf(e) else e for e in edges],
-        "share": [round(float(s), 6) for s in shares],
-    }
+    if values.min() < edges[0]:
+        raise ValueError(f"value {values.min()} below the first edge {edges[0]}")
+    card_edges = [None if math.isinf(e) else e for e in edges]
+    return {"edges": card_edges, "share": [round(s, 6) for s in histogram_share(values, card_edges)]}
 
 
 def reference(

@@ -3,6 +3,9 @@
 Labels and log fields are bounded and content-free: the route template (never the raw
 path), the model that answered, the status, the latency and the batch size. The model and
 batch size are read from the answer's own headers (service.api.responses), which clients see too.
+
+With tracing on (service.core.tracing) it also makes the request's server span, continuing the
+caller's W3C `traceparent`, and puts the trace id in the log line and in the `X-Trace-ID` header.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import logging
 import os
 import re
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.metrics import Metrics
+
+if TYPE_CHECKING:
+    from service.core.spans import Tracing
 
 log = logging.getLogger("service.access")
 
@@ -27,9 +34,10 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +48,10 @@ class AccessLogMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         answered: dict[bytes, bytes] = {}
+        tracing = self.tracing
+        if tracing is not None:
+            span, token = tracing.start_request(scope["method"], scope["path"], scope["headers"])
+            trace_id = tracing.trace_id(span)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -48,20 +60,40 @@ class AccessLogMiddleware:
                 headers = message.setdefault("headers", [])
                 answered.update((name, value) for name, value in headers if name in _SERVED_BY)
                 headers.append((b"x-request-id", request_id.encode()))
+                if tracing is not None:
+                    headers.append((b"x-trace-id", trace_id.encode()))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException as exc:
+            if tracing is not None:
+                span.record_exception(exc)
+            raise
         finally:
             latency = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             model = answered.get(b"x-model", b"").decode("latin-1")
             self.metrics.count_request(route, model, status, latency)
-            log.info(
-                "request_id=%s method=%s route=%s model=%s status=%d latency_ms=%.1f batch_size=%s",
-                request_id, scope["method"], route, model or "-", status, latency * 1000,
-                answered.get(b"x-batch-size", b"-").decode("latin-1"),
-            )
+            batch_size = answered.get(b"x-batch-size", b"-").decode("latin-1")
+            if tracing is None:
+                log.info(
+                    "request_id=%s method=%s route=%s model=%s status=%d latency_ms=%.1f batch_size=%s",
+                    request_id, scope["method"], route, model or "-", status, latency * 1000, batch_size,
+                )
+            else:
+                log.info(
+                    "request_id=%s method=%s route=%s model=%s status=%d latency_ms=%.1f batch_size=%s trace_id=%s",
+                    request_id, scope["method"], route, model or "-", status, latency * 1000, batch_size, trace_id,
+                )
+                served: dict[str, str | int] = {"request.id": request_id}
+                if model:
+                    served["model.name"] = model
+                    version = answered.get(b"x-model-version", b"").decode("latin-1")
+                    served["model.version"] = int(version) if version.isdigit() else version  # as on the batch spans
+                if batch_size.isdigit():
+                    served["batch.size"] = int(batch_size)
+                tracing.end_request(span, token, scope["method"], route, status, served)
 
 
 _SERVED_BY = (b"x-model", b"x-model-version", b"x-batch-size")

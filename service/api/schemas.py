@@ -89,6 +89,19 @@ class SentimentResponse(BaseModel):
     results: list[TextResult]
 
 
+class MonitoringInfo(BaseModel):
+    """A loaded version's recent predictions against its card's reference (README, "Monitoring and drift")."""
+
+    window: int = Field(description="Predictions the drift scores are computed over (SERVICE_DRIFT_WINDOW).")
+    predictions_in_window: int = Field(description="How many of them this process has seen so far.")
+    reference_split: str | None = Field(description="The split the card's reference was measured on; null: none.")
+    threshold: float = Field(description="A score above it means drift (SERVICE_DRIFT_THRESHOLD).")
+    drift: dict[str, float | None] = Field(
+        description="Population stability index per signal the reference covers; null until the window is full."
+    )
+    drifting: list[str] = Field(description="The signals whose score is above the threshold.")
+
+
 class VersionInfo(BaseModel):
     version: int
     state: Literal["serving", "loaded", "failed", "available"] = Field(
@@ -97,6 +110,7 @@ class VersionInfo(BaseModel):
     )
     card: dict[str, Any] | None = Field(None, description="The model card of a loaded version.")
     error: str | None = Field(None, description="Why a failed version could not be loaded.")
+    monitoring: MonitoringInfo | None = Field(None, description="A loaded version's prediction drift.")
 
 
 class ModelInfo(BaseModel):

@@ -10,24 +10,39 @@ rows, and a batch is made of whole pieces, so a client's 8 images are never take
 and stacked again. A batch is formed only when one of this batcher's `concurrency`
 slots is free, so while the model is busy the queue fills and the next batch is larger:
 batching adapts to load with no further setting.
+
+Two optional observers, both off unless set: with tracing on, each piece remembers its
+request's span and each batch gets spans of its own (service.core.spans); with monitoring on,
+each batch's outputs and its requests' input summaries go to `watch`'s callback, once per batch
+on the model thread (service.core.monitoring).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 from service.core.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
 from service.core.metrics import BatcherMetrics
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from service.core.spans import BatchTracing
+
+log = logging.getLogger("service.batcher")
+
 Rows = TypeVar("Rows", bound=Sequence[Any])
+# Called with each batch's outputs and the input summaries (service.core.monitoring) its requests sent.
+BatchObserver = Callable[[np.ndarray, list[Any]], None]
 
 
 @dataclass
@@ -42,6 +57,8 @@ class Answer:
 class _Piece(Generic[Rows]):
     rows: Rows
     future: asyncio.Future[tuple[np.ndarray, int]]
+    span: Any = None  # the request's span context, with tracing on
+    inputs: Any = None  # the request's input summary (on its first piece), with monitoring on
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -64,6 +81,7 @@ class Batcher(Generic[Rows]):
         queue_limit: int,
         timeout_s: float,
         metrics: BatcherMetrics,
+        tracing: BatchTracing | None = None,
     ) -> None:
         self._predict = predict
         self._concat = concat
@@ -73,6 +91,8 @@ class Batcher(Generic[Rows]):
         self.queue_limit = queue_limit
         self.timeout_s = timeout_s
         self._metrics = metrics
+        self._tracing = tracing
+        self._observe: BatchObserver | None = None
         self._queue: deque[_Piece[Rows]] = deque()
         self._queued_rows = 0
         self._arrived = asyncio.Event()
@@ -84,8 +104,15 @@ class Batcher(Generic[Rows]):
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._collect_forever())
 
-    async def submit(self, rows: Rows, timeout_s: float | None = None) -> Answer:
-        """Queue `rows` and wait for their outputs, in order, at most `timeout_s` (the request timeout)."""
+    def watch(self, observe: BatchObserver) -> None:
+        """Hand every later batch's outputs to `observe` (after the warm-up, which is no real traffic)."""
+        self._observe = observe
+
+    async def submit(self, rows: Rows, timeout_s: float | None = None, inputs: Any = None) -> Answer:
+        """Queue `rows` and wait for their outputs, in order, at most `timeout_s` (the request timeout).
+
+        `inputs` summarises the request's inputs for monitoring (service.core.monitoring.InputSummary).
+        """
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         if self._closed:
             raise ShuttingDown("the model version is shutting down")
@@ -93,10 +120,12 @@ class Batcher(Generic[Rows]):
             raise Overloaded(f"{self._queued_rows} inputs already queued (limit {self.queue_limit})")
         loop = asyncio.get_running_loop()
         size = self.max_batch_size
+        span = self._tracing.current() if self._tracing is not None else None
         pieces: list[_Piece[Rows]] = [
-            _Piece(rows[start : start + size], loop.create_future())  # type: ignore[arg-type]  # a slice of Rows is Rows
+            _Piece(rows[start : start + size], loop.create_future(), span)  # type: ignore[arg-type]  # a slice of Rows is Rows
             for start in range(0, len(rows), size)
         ]
+        pieces[0].inputs = inputs
         self._queue.extend(pieces)
         self._queued_rows += len(rows)
         self._metrics.queue_depth.set(self._queued_rows)
@@ -191,14 +220,22 @@ class Batcher(Generic[Rows]):
             self._metrics.queue_wait.observe(started - piece.enqueued)
         size = sum(len(piece.rows) for piece in batch)
         self._metrics.batch_size.observe(size)
+        span = None
+        if self._tracing is not None:
+            span = self._tracing.start_batch([(p.span, p.enqueued, len(p.rows)) for p in batch], started, size)
+        inputs = [p.inputs for p in batch if p.inputs is not None] if self._observe is not None else []
         loop = asyncio.get_running_loop()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._call_model, [p.rows for p in batch], size)
+            outputs = await loop.run_in_executor(
+                self._executor, self._call_model, [p.rows for p in batch], size, span, inputs
+            )
         except Exception as exc:
             error = InferenceFailed(f"model call failed for a batch of {size}: {exc}")
             for piece in batch:
                 if not piece.future.done():
                     piece.future.set_exception(error)
+            if span is not None:
+                span.end()
             return
         start = 0
         for piece in batch:
@@ -206,11 +243,29 @@ class Batcher(Generic[Rows]):
             if not piece.future.done():
                 piece.future.set_result((outputs[start:end], size))
             start = end
+        if span is not None:
+            span.end()
 
-    def _call_model(self, pieces: list[Rows], size: int) -> np.ndarray:
+    def _call_model(self, pieces: list[Rows], size: int, batch_span: Span | None, inputs: list[Any]) -> np.ndarray:
+        call = self._tracing.start_model_call(batch_span) if batch_span is not None and self._tracing else None
         started = time.perf_counter()
-        outputs = self._predict(pieces[0] if len(pieces) == 1 else self._concat(pieces))
+        try:
+            outputs = self._predict(pieces[0] if len(pieces) == 1 else self._concat(pieces))
+        except Exception as exc:
+            if call is not None and batch_span is not None and self._tracing is not None:
+                self._tracing.failed(call, exc)
+                self._tracing.failed(batch_span, exc)
+            raise
+        finally:
+            if call is not None:
+                call.end()
         self._metrics.inference.observe(time.perf_counter() - started)
         if len(outputs) != size:  # never shift answers onto the wrong callers
             raise RuntimeError(f"model returned {len(outputs)} rows for {size} inputs")
+        if self._observe is not None:
+            try:
+                self._observe(outputs, inputs)
+            except Exception:  # monitoring must never cost a batch its answers
+                log.exception("monitoring could not record a batch of %d", size)
         return outputs
+

@@ -27,6 +27,11 @@ _WHITE = (255, 255, 255)
 
 def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.ndarray:
     """Decode one image into a uint8 array of shape (height, width, 3)."""
+    return decode_image_and_size(data, height, width, max_pixels)[0]
+
+
+def decode_image_and_size(data: bytes, height: int, width: int, max_pixels: int) -> tuple[np.ndarray, int, int]:
+    """`decode_image`, and the width and height the image declared (for monitoring; before any resizing)."""
     if not data:
         raise InvalidImage("the image is empty (0 bytes)", accepted=ACCEPTED)
     try:
@@ -43,6 +48,7 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
     if image.width * image.height > max_pixels:  # refused from the header, before decoding
         raise _too_many_pixels(f"{image.width}x{image.height}", max_pixels)
     source_format = image.format
+    declared_width, declared_height = image.size  # before draft() below shrinks a JPEG's
     try:
         if source_format == "JPEG":
             image.draft("RGB", (width, height))  # let libjpeg decode big photos at a reduced scale
@@ -50,7 +56,7 @@ def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.nd
         rgb = _to_rgb(image)
         if rgb.size != (width, height):
             rgb = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        return np.asarray(rgb, dtype=np.uint8)
+        return np.asarray(rgb, dtype=np.uint8), declared_width, declared_height
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(
             f"the {source_format} image is truncated or corrupt ({exc})", accepted=ACCEPTED

@@ -7,9 +7,11 @@ how (queue depths add up, a version counts as loaded if any live process has it)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -17,6 +19,9 @@ from service.core.workers import shared_dir
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+TEXT_LENGTH_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+IMAGE_SIDE_BUCKETS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,37 @@ class BatcherMetrics:
     batch_size: Any
     inference: Any
     queue_depth: Any
+
+
+@dataclass(frozen=True)
+class MonitorMetrics:
+    """The prediction metrics of one model version, already labelled (service.core.monitoring)."""
+
+    predictions: list[Any]  # one counter child per label, in the card's label order
+    confidence: Any
+    inputs: Callable[[str], Any]  # input signal -> its histogram child (made on first use)
+    drift: Callable[[str], Any]  # signal -> gauge child
+
+
+def observe_many(histogram: Any, values: np.ndarray) -> None:
+    """Observe every value into a labelled Histogram child with one update per bucket, not per value.
+
+    prometheus-client has no bulk observe; per value it takes a lock and walks the buckets.
+    This fills the child's own bucket and sum values the same way `observe` does (a bucket holds
+    the values above the previous bound up to its own; the exposition adds them up), and falls
+    back to `observe` if a release of the library stores them differently.
+    """
+    if len(values) == 0:
+        return
+    buckets, bounds, total = (getattr(histogram, name, None) for name in ("_buckets", "_upper_bounds", "_sum"))
+    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds))
+    for index in np.flatnonzero(counts).tolist():
+        buckets[index].inc(int(counts[index]))
+    total.inc(float(values.sum()))
 
 
 class Metrics:
@@ -64,17 +100,50 @@ class Metrics:
             registry=self.registry, multiprocess_mode="livemax",
         )
 
+        # Prediction monitoring (service.core.monitoring): what each version predicts, and on what.
+        self.predictions = Counter(
+            "service_predictions_total", "Predictions made, by predicted (top-1) label.", [*version_labels, "label"],
+            registry=self.registry,
+        )
+        self.prediction_confidence = Histogram(
+            "service_prediction_confidence", "Top-1 probability of each prediction.", version_labels,
+            buckets=CONFIDENCE_BUCKETS, registry=self.registry,
+        )
+        self.input_text_length = Histogram(
+            "service_input_text_length_chars", "Length of each input text, in characters.", version_labels,
+            buckets=TEXT_LENGTH_BUCKETS, registry=self.registry,
+        )
+        self.input_image_width = Histogram(
+            "service_input_image_width_pixels", "Width of each input image as uploaded, before resizing.",
+            version_labels, buckets=IMAGE_SIDE_BUCKETS, registry=self.registry,
+        )
+        self.input_image_height = Histogram(
+            "service_input_image_height_pixels", "Height of each input image as uploaded, before resizing.",
+            version_labels, buckets=IMAGE_SIDE_BUCKETS, registry=self.registry,
+        )
+        # With several worker processes each keeps its own window: the worst score of the live ones counts.
+        self.prediction_drift = Gauge(
+            "service_prediction_drift",
+            "Population stability index of a signal over the recent window against the card's reference.",
+            [*version_labels, "signal"], registry=self.registry, multiprocess_mode="livemax",
+        )
+
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.load_failures = Counter(
             "service_model_load_failures_total", "Model versions that failed to load.", ["model"],
             registry=self.registry,
         )
 
-    def version_retired(self, model: str, version: int) -> None:
+    def version_retired(self, model: str, version: int, drift_signals: tuple[str, ...] = ()) -> None:
+        """A retired version's gauges go (a stale drift score would go on alerting); counters stay."""
         if shared_dir() is None:
             self.model_loaded.remove(model, str(version))
+            for signal in drift_signals:
+                self.prediction_drift.remove(model, str(version), signal)
         else:  # a process's file keeps every series it wrote: say 0 instead
             self.model_loaded.labels(model, str(version)).set(0)
+            for signal in drift_signals:
+                self.prediction_drift.labels(model, str(version), signal).set(0)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text /metrics answers: this process's metrics, or every worker process's, added up."""
@@ -102,4 +171,15 @@ class Metrics:
             batch_size=self.batch_size.labels(**labels),
             inference=self.inference.labels(**labels),
             queue_depth=self.queue_depth.labels(**labels),
+        )
+
+    def for_monitor(self, model: str, version: int, labels: list[str]) -> MonitorMetrics:
+        values = (model, str(version))
+        families = {"text_length_chars": self.input_text_length, "image_width": self.input_image_width,
+                    "image_height": self.input_image_height}
+        return MonitorMetrics(
+            predictions=[self.predictions.labels(*values, label) for label in labels],
+            confidence=self.prediction_confidence.labels(*values),
+            inputs=lambda signal: families[signal].labels(*values),
+            drift=lambda signal: self.prediction_drift.labels(*values, signal),
         )

@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contract.errors import ArtifactError
 from contract.layout import list_versions, model_dirs
@@ -25,8 +25,12 @@ from service.core.batcher import Batcher
 from service.core.errors import NotFound, NotReady
 from service.core.handlers import Handler, handler_for
 from service.core.metrics import Metrics
+from service.core.monitoring import VersionMonitor
 from service.core.workers import ReadinessBoard
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.core.spans import Tracing
 
 log = logging.getLogger("service.registry")
 
@@ -43,6 +47,7 @@ class ServedModel:
 
     handler: Handler
     batcher: Batcher[Any]
+    monitor: VersionMonitor | None = None  # None with SERVICE_MONITORING=false
 
     @property
     def card(self) -> Any:
@@ -90,9 +95,10 @@ def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, tracing: Tracing | None = None) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._tracing = tracing
         self._models: dict[str, ModelEntry] = {}
         self._seen: dict[Path, Any] = {}  # version folder -> fingerprint at the last poll
         self._failed_at: dict[Path, Any] = {}  # version folder -> fingerprint that failed to load
@@ -211,6 +217,7 @@ class ModelRegistry:
             queue_limit=settings.queue_limit,
             timeout_s=settings.request_timeout_s,
             metrics=self._metrics.for_batcher(model.card.name, model.card.version),
+            tracing=self._tracing.for_batcher(model.card.name, model.card.version) if self._tracing else None,
         )
         batcher.start()
         try:
@@ -220,7 +227,14 @@ class ModelRegistry:
         except Exception as exc:
             await batcher.close()
             raise ArtifactError(f"{version_dir}: the warm-up batch failed ({exc})") from exc
-        served = ServedModel(handler, batcher)
+        monitor = None
+        if settings.monitoring:  # from here on: the warm-up batch is not traffic
+            card = model.card
+            monitor = VersionMonitor(card.name, card.version, card.labels, card.model_extra, settings.drift_window,
+                                     settings.drift_threshold,
+                                     self._metrics.for_monitor(card.name, card.version, card.labels))
+            batcher.watch(monitor.observe)
+        served = ServedModel(handler, batcher, monitor)
         entry.loaded[served.version] = served
         entry.failed.pop(served.version, None)
         self._metrics.model_loaded.labels(served.name, str(served.version)).set(1)
@@ -242,7 +256,7 @@ class ModelRegistry:
     def _retire(self, entry: ModelEntry, version: int, reason: str) -> None:
         """Stop routing to a version now; let its queued requests finish, then drop it."""
         served = entry.loaded.pop(version)
-        self._metrics.version_retired(entry.name, version)
+        self._metrics.version_retired(entry.name, version, served.monitor.scored_signals if served.monitor else ())
         log.info("retiring %s version %d (%s)", entry.name, version, reason)
         task = asyncio.get_running_loop().create_task(served.batcher.close())
         self._retiring.add(task)

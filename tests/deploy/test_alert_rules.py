@@ -120,7 +120,14 @@ def test_every_metric_an_alert_reads_is_one_the_service_exposes() -> None:
     # And the parsing found what the alerts are about (an empty set would pass the check above).
     read = set().union(*(metric_names(e) for e in expressions))
     assert {"service_requests_total", "service_request_duration_seconds_bucket", "service_batch_queue_depth",
-            "service_model_load_failures_total", "up", QUEUE_LIMIT_RECORD} <= read
+            "service_model_load_failures_total", "up", QUEUE_LIMIT_RECORD, "service_prediction_drift"} <= read
+
+
+def test_the_drift_alert_fires_above_the_service_default_threshold() -> None:
+    rule = next(rule for rule in _alerts() if rule["alert"] == "ServicePredictionDrift")
+    value = re.search(r"service_prediction_drift\)\s*>\s*([0-9.]+)", rule["expr"])
+    assert value is not None, rule["expr"]
+    assert float(value.group(1)) == Settings.model_fields["drift_threshold"].default
 
 
 def test_the_recorded_queue_limit_is_the_service_default() -> None:

@@ -10,6 +10,7 @@ import yaml
 from prometheus_client import generate_latest
 
 from service.core.metrics import Metrics
+from service.core.tracing import exporters_from
 from service.settings import Settings
 from tests.deploy.promql import dashboard_expressions, metric_names, missing_metrics
 
@@ -37,7 +38,10 @@ def test_the_dashboard_covers_traffic_latency_batching_and_versions() -> None:
     used = set().union(*(metric_names(e) for e in dashboard_expressions(DASHBOARD)))
     for family in ("service_requests_total", "service_request_duration_seconds_bucket", "service_batch_size_bucket",
                    "service_batch_queue_wait_seconds_bucket", "service_batch_queue_depth",
-                   "service_model_inference_seconds_bucket", "service_model_version_loaded"):
+                   "service_model_inference_seconds_bucket", "service_model_version_loaded",
+                   "service_prediction_drift", "service_predictions_total", "service_prediction_confidence_bucket",
+                   "service_input_text_length_chars_bucket", "service_input_image_width_pixels_bucket",
+                   "service_input_image_height_pixels_bucket"):
         assert family in used
     text = DASHBOARD.read_text()
     for quantile in ("0.5", "0.95", "0.99"):
@@ -93,3 +97,29 @@ def test_the_load_balancer_and_prometheus_know_every_replica(
     assert targets == expected
     labels = {group["labels"]["replica"] for group in job["static_configs"]}
     assert labels == set(replicas)
+
+
+def test_the_tracing_profile_sends_spans_to_jaeger_and_tracing_is_off_unless_asked() -> None:
+    compose = _compose(REPO / "docker-compose.yml")
+    jaeger = compose["services"]["jaeger"]
+    assert jaeger["profiles"] == ["tracing"], "Jaeger starts only with --profile tracing"
+    assert jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    for replica in _replicas(compose):
+        variables = compose["services"][replica]["environment"]
+        defaults = {}
+        for name, value in variables.items():
+            if name.startswith("OTEL_"):
+                default = re.fullmatch(r"\$\{" + name + r":-(.*)\}", str(value))
+                assert default is not None, f"{replica}: {name} should be passed through with a default"
+                defaults[name] = default.group(1)
+        assert exporters_from(defaults) == [], "the stack traces nothing unless OTEL_TRACES_EXPORTER is set"
+        assert exporters_from(defaults | {"OTEL_TRACES_EXPORTER": "otlp"}) == ["otlp"]
+        assert defaults["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"  # Jaeger's OTLP/HTTP receiver
+    host = _compose(DEPLOY / "docker-compose.host.yml")
+    for replica in _replicas(compose):
+        endpoint = host["services"][replica]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint.endswith(":-http://127.0.0.1:4318}"), endpoint
+    published = _compose(REPO / "docker-compose.override.yml")["services"]["jaeger"]["ports"]
+    assert all(port.startswith("127.0.0.1:") for port in published), "Jaeger's UI is for this machine only"
+    # The image carries the exporter, so the profile needs no other build.
+    assert re.search(r"^ARG EXTRAS=otel$", (REPO / "Dockerfile").read_text(), re.MULTILINE)

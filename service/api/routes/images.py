@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 
-from service.api.dependencies import DecoderDep, RegistryDep
+from service.api.dependencies import Decoder, DecoderDep, RegistryDep
 from service.api.errors import error_responses
 from service.api.responses import model_answer
 from service.api.schemas import ImageClassificationResponse
 from service.api.uploads import MULTIPART, Upload, read_uploads
 from service.core.handlers import ImageHandler
 from service.core.imaging import MEDIA_TYPES
+from service.core.monitoring import IMAGE_HEIGHT, IMAGE_WIDTH
+
+if TYPE_CHECKING:
+    from service.core.spans import Tracing
 
 router = APIRouter(tags=["inference"])
 
@@ -55,10 +59,15 @@ async def classify_image(
     handler = served.handler
     assert isinstance(handler, ImageHandler)
     uploads = await read_uploads(request, handler.max_items)
-    decodes = [decoder.run(len(upload.data), handler.decode, upload.data, _subject(index, upload))
+    tracing: Tracing | None = request.app.state.tracing
+    decodes = [_decode(decoder, handler, upload, _subject(index, upload), tracing)
                for index, upload in enumerate(uploads)]
-    rows = [await decodes[0]] if len(decodes) == 1 else await asyncio.gather(*decodes)
-    answer = await served.batcher.submit(rows[0] if len(rows) == 1 else np.concatenate(rows))
+    decoded = [await decodes[0]] if len(decodes) == 1 else await asyncio.gather(*decodes)
+    rows = [row for row, _, _ in decoded]
+    # Sizes as uploaded, for the monitor's input summaries (nothing else of an image is kept).
+    inputs = ({IMAGE_WIDTH: [width for _, width, _ in decoded], IMAGE_HEIGHT: [height for _, _, height in decoded]}
+              if served.monitor is not None else None)
+    answer = await served.batcher.submit(rows[0] if len(rows) == 1 else np.concatenate(rows), inputs=inputs)
     results = [
         {"filename": upload.filename, "label": top[0][0], "probability": top[0][1],
          "top_k": [{"label": label, "probability": p} for label, p in top]}
@@ -66,6 +75,14 @@ async def classify_image(
     ]
     body = {"model": served.name, "version": served.version, "results": results}
     return model_answer(body, served.name, served.version, answer.batch_size)
+
+
+async def _decode(decoder: Decoder, handler: ImageHandler, upload: Upload, subject: str,
+                  tracing: Tracing | None) -> tuple[np.ndarray, int, int]:
+    if tracing is None:
+        return await decoder.run(len(upload.data), handler.decode_with_size, upload.data, subject)
+    with tracing.span("decode image", **{"image.bytes": len(upload.data)}):
+        return await decoder.run(len(upload.data), handler.decode_with_size, upload.data, subject)
 
 
 def _subject(index: int, upload: Upload) -> str:

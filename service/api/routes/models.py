@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api.dependencies import RegistryDep
 from service.api.errors import error_responses
-from service.api.schemas import ModelInfo, ModelList, VersionInfo
+from service.api.schemas import ModelInfo, ModelList, MonitoringInfo, VersionInfo
 from service.core.registry import ModelEntry, ModelRegistry
 
 router = APIRouter(tags=["models"])
@@ -27,8 +27,11 @@ def _describe(registry: ModelRegistry, entry: ModelEntry) -> ModelInfo:
 
     def version_info(version: int) -> VersionInfo:
         if version in entry.loaded:
-            card = entry.loaded[version].card.to_json()
-            return VersionInfo(version=version, state="serving" if version == latest.version else "loaded", card=card)
+            served = entry.loaded[version]
+            monitor = served.monitor
+            return VersionInfo(version=version, state="serving" if version == latest.version else "loaded",
+                               card=served.card.to_json(),
+                               monitoring=MonitoringInfo(**monitor.describe()) if monitor is not None else None)
         if version in entry.failed:
             return VersionInfo(version=version, state="failed", error=entry.failed[version])
         return VersionInfo(version=version, state="available")

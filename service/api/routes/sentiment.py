@@ -13,6 +13,7 @@ from service.api.schemas import SentimentResponse, sentiment_request_model
 from service.api.uploads import content_type
 from service.core.errors import MalformedRequest, UnsupportedMediaType
 from service.core.handlers import TextHandler
+from service.core.monitoring import TEXT_LENGTH
 from service.settings import Settings
 
 _ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model"'
@@ -47,7 +48,9 @@ def build_router(settings: Settings) -> APIRouter:
         served = registry.get(payload.model, TextHandler.kind.task, payload.version)
         handler = served.handler
         assert isinstance(handler, TextHandler)
-        answer = await served.batcher.submit(handler.encode(payload.all_texts))
+        texts = payload.all_texts
+        inputs = {TEXT_LENGTH: [len(text) for text in texts]} if served.monitor is not None else None
+        answer = await served.batcher.submit(handler.encode(texts), inputs=inputs)
         results = [{"label": label, "probabilities": probabilities}
                    for label, probabilities in handler.predictions(answer.outputs)]
         answer_body = {"model": served.name, "version": served.version, "results": results}

@@ -6,7 +6,7 @@ Errors on these routes take the protocol's shape, `{"error": "..."}`: the router
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
@@ -18,6 +18,9 @@ from service.api.errors import error_responses as _error_responses
 from service.api.responses import served_by
 from service.api.v2_codec import HEADER_LENGTH, TensorSpec, decode_request, encode_response, request_schema
 from service.core.registry import ModelRegistry, ServedModel
+
+if TYPE_CHECKING:
+    from service.core.spans import Tracing
 
 PLATFORM = "tensorflow_savedmodel"
 
@@ -118,7 +121,13 @@ def _spec(served: ServedModel) -> TensorSpec:
 
 async def _infer(request: Request, served: ServedModel, decoder: DecoderDep) -> Response:
     body = await request.body()
-    decoded = await decoder.run(len(body), decode_request, body, request.headers.get(HEADER_LENGTH), _spec(served))
+    length = request.headers.get(HEADER_LENGTH)
+    tracing: Tracing | None = request.app.state.tracing
+    if tracing is None:
+        decoded = await decoder.run(len(body), decode_request, body, length, _spec(served))
+    else:
+        with tracing.span("decode request", **{"request.bytes": len(body)}):
+            decoded = await decoder.run(len(body), decode_request, body, length, _spec(served))
     answer = await served.batcher.submit(served.handler.rows_from_tensor(decoded.tensor))
     payload, header_length = encode_response(served.name, served.version, decoded.id, OUTPUT_NAME, answer.outputs,
                                              decoded.binary_output)

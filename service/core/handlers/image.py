@@ -8,7 +8,7 @@ from contract import kinds
 from contract.kinds import ImageInput
 from service.core.errors import ServiceError
 from service.core.handlers.base import Handler
-from service.core.imaging import decode_image
+from service.core.imaging import decode_image_and_size
 from service.settings import Settings
 
 
@@ -32,10 +32,15 @@ class ImageHandler(Handler):
 
         CPU work: call it off the event loop.
         """
+        return self.decode_with_size(data, subject)[0]
+
+    def decode_with_size(self, data: bytes, subject: str) -> tuple[np.ndarray, int, int]:
+        """`decode`, and the image's width and height as uploaded (the input summaries monitoring keeps)."""
         try:
-            return decode_image(data, self.height, self.width, self.max_pixels)[np.newaxis]
+            pixels, width, height = decode_image_and_size(data, self.height, self.width, self.max_pixels)
         except ServiceError as exc:
             raise exc.about(subject) from None
+        return pixels[np.newaxis], width, height
 
     def concat(self, pieces: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(pieces)
