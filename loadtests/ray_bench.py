@@ -22,25 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from loadtests.bench import DATASETS, INPUTS, Row, Scenario, _tweets, run_wrk
-from loadtests.server import REPO, free_port, running_service
+from loadtests.server import REPO, free_port, is_ready, running_service
 
 MODEL = "sentiment-tweets"
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 @contextmanager
@@ -57,7 +47,7 @@ def running_ray_serve(artifacts: Path, log_path: Path, start_timeout_s: float = 
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout_s + 30
-        while not _ready(f"{url}/readyz"):
+        while not is_ready(f"{url}/readyz", 2):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"Ray Serve did not come up:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)

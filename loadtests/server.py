@@ -32,9 +32,10 @@ class RunningService:
     log_path: Path
 
 
-def _ready(url: str) -> bool:
+def is_ready(url: str, timeout_s: float = 1) -> bool:
+    """True when `url` (a readiness probe) answers 200 within the timeout."""
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
@@ -57,7 +58,7 @@ def running_service(
     service = RunningService(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + start_timeout_s
-        while not _ready(f"{service.base_url}/readyz"):
+        while not is_ready(f"{service.base_url}/readyz"):
             if process.poll() is not None:
                 raise RuntimeError(f"the service exited with {process.returncode}:\n{log_path.read_text()}")
             if time.monotonic() > deadline:

@@ -15,12 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from loadtests.server import is_ready
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")
@@ -186,14 +186,6 @@ class Deployment:
     process: subprocess.Popen[bytes]
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
 @contextmanager
 def served(cluster: Cluster, log_path: Path, settings: dict[str, str], flags: list[str],
            start_timeout_s: float = 180) -> Iterator[Deployment]:
@@ -208,7 +200,7 @@ def served(cluster: Cluster, log_path: Path, settings: dict[str, str], flags: li
     deployment = Deployment(f"http://{PROXY_HOST}:{port}", process)
     try:
         deadline = time.monotonic() + start_timeout_s + 30
-        while not _ready(f"{deployment.url}/readyz"):
+        while not is_ready(f"{deployment.url}/readyz", 2):
             if process.poll() is not None:
                 raise RuntimeError(f"service.ray_serve exited with {process.returncode}:\n{log_path.read_text()}")
             if time.monotonic() > deadline:
