@@ -129,8 +129,14 @@ class ModelRegistry:
 
     def begin_draining(self) -> None:
         """On shutdown: readiness turns 503 and new requests are refused; queued ones go on."""
+        if not self._draining:
+            log.info("draining: readiness is 503, new requests are refused, queued ones are answered")
         self._draining = True
         self.ready = False
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     async def close(self) -> None:
         self.begin_draining()
