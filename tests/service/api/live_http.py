@@ -39,7 +39,8 @@ def connect(base_url: str, timeout_s: float = 60) -> socket.socket:
 
 def post_json(path: str, payload: Any) -> bytes:
     body = json.dumps(payload).encode()
-    head = f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    head = (f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode() + body
 
 

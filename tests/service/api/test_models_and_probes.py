@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.images import solid
 from tests.service.api.test_classify_image import assert_error
+from tests.service.images import solid
 
 
 def test_models_lists_each_model_its_versions_and_the_served_card(client: TestClient) -> None:

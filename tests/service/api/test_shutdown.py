@@ -56,7 +56,7 @@ def test_sigterm_answers_every_queued_request_refuses_later_ones_then_exits_with
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "service.log"
-    overrides = {"default_sentiment_model": "tiny-text", "shutdown_grace_s": "60"}
+    overrides = {"default_sentiment_model": "tiny-text", "shutdown_grace_s": "60", "request_timeout_s": "120"}
     with running_service(artifacts_dir, log_path, **overrides) as service:
         texts = [" ".join(["good"] * (i % 5) + ["bad"] * (i % 3)) or "fine" for i in range(24)]
 
@@ -65,8 +65,8 @@ def test_sigterm_answers_every_queued_request_refuses_later_ones_then_exits_with
                 return http.post("/sentiment", json=payload)
 
         with ThreadPoolExecutor(max_workers=25) as pool:
-            # Two "slow" texts keep the model busy for seconds; the others queue up behind them.
-            busy = pool.submit(post, {"texts": ["slow", "slow"]})
+            # A "slow" text keeps the model busy for a second or more; the others queue up behind it.
+            busy = pool.submit(post, {"text": "slow"})
             time.sleep(0.5)  # taken into a model call at once
             futures = [pool.submit(post, {"text": text}) for text in texts]
             wait_for_queue(service, 20)
