@@ -76,6 +76,7 @@ def test_keys_never_reach_the_logs(keyed_client: TestClient, caplog: pytest.LogC
         assert key not in caplog.text
 
 
+@pytest.mark.live
 def test_a_bearer_key_never_reaches_a_real_servers_log_even_at_debug_level(
     artifacts_dir: Path, tmp_path: Path
 ) -> None:

@@ -13,6 +13,8 @@ from tritonclient.utils import InferenceServerException
 from loadtests.server import running_service
 from tests.tiny_models import IMAGE_SIZE, expected_positive
 
+pytestmark = pytest.mark.live  # a real `python -m service` process
+
 
 @pytest.fixture(scope="module")
 def server(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton.InferenceServerClient]:

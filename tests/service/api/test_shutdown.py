@@ -11,13 +11,18 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+import uvicorn
 
 from loadtests.server import RunningService, running_service
+from service.__main__ import DrainingServer
+from service.app import create_app
+from service.settings import Settings
 from tests.service.api.live_http import NoAnswer, Reply, connect, post_json, read_reply
 from tests.tiny_models import expected_positive
 
@@ -52,6 +57,18 @@ def refuses_connections(service: RunningService) -> bool:
         return True
 
 
+def test_the_stop_signal_handler_starts_the_drain_before_uvicorn_shuts_down(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings())
+    server = DrainingServer(uvicorn.Config(app), app.state.registry)
+    app.state.registry.ready = True
+    server.handle_exit(signal.SIGTERM, None)
+    assert app.state.registry.draining and not app.state.registry.ready
+    assert server.should_exit  # and uvicorn's own shutdown goes on
+
+
+@pytest.mark.live
 def test_sigterm_answers_every_queued_request_refuses_later_ones_then_exits_within_the_grace_period(
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
@@ -103,6 +120,7 @@ def test_sigterm_answers_every_queued_request_refuses_later_ones_then_exits_with
     assert log.index("draining: readiness is 503") < log.index("Shutting down") < log.index("Application shutdown")
 
 
+@pytest.mark.live
 def test_requests_still_queued_when_the_grace_period_runs_out_get_an_answer_and_the_process_exits(
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
@@ -142,6 +160,7 @@ def test_requests_still_queued_when_the_grace_period_runs_out_get_an_answer_and_
     print(f"\ngrace ran out: {dict(statuses)}, exited {exited_after:.1f} s after SIGTERM (grace 1 s)")
 
 
+@pytest.mark.live
 def test_keep_alive_clients_under_load_get_an_answer_to_every_request_sent_before_sigterm(
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
