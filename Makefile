@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test bench lint
+.PHONY: serve test bench lint mutate breaks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test: $(VENV)/.test-deps  ## run the test suite
 lint: $(VENV)/.test-deps  ## ruff on everything, mypy on the packages
 	$(BIN)/ruff check contract service training loadtests tests
 	$(BIN)/mypy contract service loadtests
+
+# Mutation testing (tests/MUTATION.md): GROUPS narrows the run, e.g. make mutate GROUPS=batcher.
+GROUPS ?=
+mutate: $(VENV)/.test-deps  ## mutmut over the batcher, registry, error table, routes and shutdown hook
+	$(BIN)/python -m tests.mutate $(GROUPS)
+
+breaks: $(VENV)/.test-deps  ## apply each hand-made break to a copy of the tree and check that its tests fail
+	$(BIN)/python -m tests.breaks $(BREAKS)
 
 bench: $(VENV)/.bench-deps  ## batching on vs off vs in-process ceiling, on the committed models
 	$(BIN)/python -m loadtests.bench

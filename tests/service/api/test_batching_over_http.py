@@ -75,12 +75,14 @@ async def test_a_failing_model_call_fails_each_request_in_its_batch_and_serving_
 
 
 async def test_a_request_that_waits_past_its_timeout_gets_504(make_settings: Callable[..., Settings]) -> None:
-    app = create_app(make_settings(request_timeout_s=0.3, max_batch_delay_ms=0))
+    # The timeout also bounds the warm-up at start: long enough for a busy machine's warm-up, and well
+    # short of three "slow" spins.
+    app = create_app(make_settings(request_timeout_s=1.5, max_batch_delay_ms=0))
     async with serving(app) as http:
-        response = await http.post("/sentiment", json={"text": "slow"})
+        response = await http.post("/sentiment", json={"texts": ["slow"] * 3})
         assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
         # Once the slow call is over, requests are answered again.
-        for _ in range(300):  # up to 30 s: the machine may be busy
+        for _ in range(600):  # up to 60 s: the machine may be busy
             if (await http.post("/sentiment", json={"text": "good"})).status_code == 200:
                 break
             await asyncio.sleep(0.1)
