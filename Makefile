@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TOOLS ?= .tools
 HELM ?= $(or $(shell command -v helm 2>/dev/null),$(TOOLS)/helm)
 
-.PHONY: serve test bench lint
+.PHONY: serve test bench lint mutate breaks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(VENV)/.test-deps $(VENV)/.ray-deps $(HELM)  ## run the test suite (the R
 lint: $(VENV)/.test-deps  ## ruff on everything, mypy on the packages
 	$(BIN)/ruff check contract service training loadtests tests
 	$(BIN)/mypy contract service training loadtests
+
+# Mutation testing (tests/MUTATION.md): GROUPS narrows the run, e.g. make mutate GROUPS=batcher.
+GROUPS ?=
+mutate: $(VENV)/.test-deps  ## mutmut over the batcher, registry, error table, routes and shutdown hook
+	$(BIN)/python -m tests.mutate $(GROUPS)
+
+breaks: $(VENV)/.test-deps  ## apply each hand-made break to a copy of the tree and check that its tests fail
+	$(BIN)/python -m tests.breaks $(BREAKS)
 
 bench: $(VENV)/.bench-deps  ## batching on vs off vs in-process ceiling, on the committed models
 	$(BIN)/python -m loadtests.bench

@@ -1,10 +1,16 @@
 """Tiny SavedModels built per the artifact contract, whose answers depend on their input.
 
-- image: labels red/green/blue; the probabilities follow the mean of each colour channel,
-  so a solid red image is "red" and a swapped answer fails a test.
-- text: labels negative/positive; P(positive) = sigmoid(#"good" - #"bad"), so texts with
-  different counts get different answers. A text equal to "boom" makes the model call fail
-  (a real TensorFlow error), and "slow" makes the call spin for about a second.
+- image: labels red/green/blue; the probabilities are softmax(20 * version * mean of each
+  colour channel), so a solid red image is "red" and a swapped answer fails a test.
+- text: labels negative/positive; P(positive) = sigmoid(version * (#"good" - #"bad")), so
+  texts with different counts get different answers. A text equal to "boom" makes the model
+  call fail (a real TensorFlow error), and each text equal to "slow" makes the call spin for
+  about a second more.
+
+The version number scales the answers, so that version 2 answers differently from version 1
+and a test can tell, from an answer alone, which version gave it (`expected_positive`,
+`expected_image_probabilities`). `build_mismatched_model` makes folders that break the
+contract in one named way each, and a version whose warm-up call fails.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 IMAGE_SIZE = 8
@@ -40,13 +47,27 @@ def _save(module: tf.Module, function, version_dir: Path, card: dict) -> Path:
     return version_dir
 
 
+def expected_positive(text: str, version: int) -> float:
+    """What tiny-text `version` answers as P(positive) for `text` (up to float32 rounding)."""
+    words = text.lower().split()
+    return float(1 / (1 + np.exp(-version * (words.count("good") - words.count("bad")))))
+
+
+def expected_image_probabilities(rgb: tuple[int, int, int], version: int) -> list[float]:
+    """What tiny-image `version` answers for an image of one solid colour."""
+    logits = 20.0 * version * np.array(rgb, dtype=np.float64) / 255.0
+    exp = np.exp(logits - logits.max())
+    return (exp / exp.sum()).tolist()
+
+
 def build_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
     module = tf.Module()
+    scale = 20.0 * int(version_dir.name)
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
     def serve(images):
         means = tf.reduce_mean(tf.cast(images, tf.float32) / 255.0, axis=[1, 2])
-        return {"probabilities": tf.nn.softmax(means * 20.0, axis=-1)}
+        return {"probabilities": tf.nn.softmax(means * scale, axis=-1)}
 
     module.serve = serve
     card = _card(version_dir.parent.name, int(version_dir.name), "image-classification", IMAGE_LABELS,
@@ -54,22 +75,49 @@ def build_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
     return _save(module, serve, version_dir, card)
 
 
-def build_text_model(version_dir: Path, max_tokens: int = 64) -> Path:
+def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool = False) -> Path:
+    """`fail_always`: a version that loads and matches its card, but whose every call fails (its warm-up too)."""
     module = tf.Module()
+    scale = float(version_dir.name)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
         tf.debugging.Assert(tf.logical_not(tf.reduce_any(tf.equal(text, "boom"))), ["asked to fail"])
-        spin = tf.cond(tf.reduce_any(tf.equal(text, "slow")),
-                       lambda: tf.while_loop(lambda i: i < 1_000_000, lambda i: i + 1, [0])[0],
-                       lambda: tf.constant(0))
+        tf.debugging.Assert(tf.constant(not fail_always), ["this version always fails"])
+        spins = 1_000_000 * tf.reduce_sum(tf.cast(tf.equal(text, "slow"), tf.int32))
+        spin = tf.while_loop(lambda i: i < spins, lambda i: i + 1, [0])[0]
         tokens = tf.strings.split(tf.strings.lower(text))[:, :max_tokens]
         count = lambda word: tf.reduce_sum(tf.cast(tf.equal(tokens, word), tf.float32), axis=1)  # noqa: E731
         score = count("good") - count("bad") + tf.cast(spin, tf.float32) * 0.0
-        positive = tf.sigmoid(score)
+        positive = tf.sigmoid(score * scale)
         return {"probabilities": tf.stack([1.0 - positive, positive], axis=1)}
 
     module.serve = serve
     card = _card(version_dir.parent.name, int(version_dir.name), "text-classification", TEXT_LABELS,
                  {"max_tokens": max_tokens})
     return _save(module, serve, version_dir, card)
+
+
+MISMATCHES = ("input name", "input dtype", "no serving_default", "image size")
+
+
+def build_mismatched_model(version_dir: Path, problem: str) -> Path:
+    """An image model folder whose SavedModel breaks its card's contract in the one way `problem` names."""
+    module = tf.Module()
+    name = "pixels" if problem == "input name" else "images"
+    dtype = tf.float32 if problem == "input dtype" else tf.uint8
+    size = IMAGE_SIZE * 2 if problem == "image size" else IMAGE_SIZE  # the card still says IMAGE_SIZE
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], dtype, name=name)])
+    def serve(images):
+        means = tf.reduce_mean(tf.cast(images, tf.float32) / 255.0, axis=[1, 2])
+        return {"probabilities": tf.nn.softmax(means, axis=-1)}
+
+    module.serve = serve
+    key = "predict" if problem == "no serving_default" else "serving_default"
+    version_dir.mkdir(parents=True)
+    tf.saved_model.save(module, str(version_dir), signatures={key: serve})
+    card = _card(version_dir.parent.name, int(version_dir.name), "image-classification", IMAGE_LABELS,
+                 {"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    (version_dir / "model.json").write_text(json.dumps(card, indent=2))
+    return version_dir

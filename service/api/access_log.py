@@ -62,6 +62,10 @@ class AccessLogMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 if tracing is not None:
                     headers.append((b"x-trace-id", trace_id.encode()))
+                if scope["app"].state.registry.draining:
+                    # The server is about to close its connections: a keep-alive client that reused
+                    # this one would have its next request reset, so tell it to open a new one.
+                    headers.append((b"connection", b"close"))
             await send(message)
 
         try:

@@ -139,6 +139,8 @@ class ModelRegistry:
 
     def begin_draining(self) -> None:
         """On shutdown: readiness turns 503 and new requests are refused; queued ones go on."""
+        if not self._draining:
+            log.info("draining: readiness is 503, new requests are refused, queued ones are answered")
         self._draining = True
         self._set_ready(False)
 
@@ -150,6 +152,10 @@ class ModelRegistry:
     def _set_ready(self, ready: bool) -> None:
         self._loaded_and_warm = ready
         self._board.set(ready)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     async def close(self) -> None:
         self.begin_draining()

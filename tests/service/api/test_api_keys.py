@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from loadtests.server import running_service
 from service.app import create_app
 from service.settings import Settings
 
@@ -51,11 +54,42 @@ def test_probes_stay_open(keyed_client: TestClient, url: str) -> None:
     assert keyed_client.get(url).status_code == 200
 
 
+def _requests_with_keys(post) -> list[int]:
+    """Right and wrong keys in both headers, on answers that succeed and on ones that fail (and log)."""
+    statuses = []
+    for headers in ({"X-API-Key": KEY}, {"Authorization": f"Bearer {OTHER_KEY}"},
+                    {"X-API-Key": WRONG_KEY}, {"Authorization": f"Bearer {WRONG_KEY}"}):
+        for payload in ({"text": "good"}, {"text": "boom"}, {"text": 7}):
+            statuses.append(post("/sentiment", json=payload, headers=headers).status_code)
+    return statuses
+
+
+WRONG_KEY = "wrong-key-0123456789"
+
+
 def test_keys_never_reach_the_logs(keyed_client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
-        keyed_client.post("/sentiment", json={"text": "good"}, headers={"X-API-Key": KEY})
-        keyed_client.post("/sentiment", json={"text": "good"}, headers={"X-API-Key": "wrong-key-0123456789"})
-    assert caplog.records and KEY not in caplog.text and "wrong-key" not in caplog.text
+        statuses = _requests_with_keys(keyed_client.post)
+    assert set(statuses) == {200, 500, 422, 401}
+    assert caplog.records
+    for key in (KEY, OTHER_KEY, WRONG_KEY):
+        assert key not in caplog.text
+
+
+@pytest.mark.live
+def test_a_bearer_key_never_reaches_a_real_servers_log_even_at_debug_level(
+    artifacts_dir: Path, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "service.log"
+    settings = {"default_sentiment_model": "tiny-text", "api_keys": f"{KEY},{OTHER_KEY}", "log_level": "debug"}
+    with running_service(artifacts_dir, log_path, **settings) as service, \
+            httpx.Client(base_url=service.base_url, timeout=30) as http:
+        statuses = _requests_with_keys(http.post)
+    assert set(statuses) == {200, 500, 422, 401}
+    log = log_path.read_text()
+    assert "status=401" in log and "status=500" in log  # the requests were logged
+    for key in (KEY, OTHER_KEY, WRONG_KEY):
+        assert key not in log
 
 
 def test_keys_are_off_by_default(client: TestClient) -> None:

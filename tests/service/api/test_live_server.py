@@ -11,6 +11,8 @@ import pytest
 from loadtests.server import running_service
 from tests.service.images import solid
 
+pytestmark = pytest.mark.live  # a real `python -m service` process
+
 
 def test_the_real_server_answers_both_endpoints_logs_each_request_and_stops_cleanly(
     artifacts_dir: Path, tmp_path: Path

@@ -19,6 +19,8 @@ from loadtests.server import REPO, running_service
 HERE = Path(__file__).parent
 API_KEY = "fuzz-key-0123456789abcdef"
 
+pytestmark = pytest.mark.live  # a real `python -m service` process
+
 
 @pytest.mark.parametrize("keys", [False, True], ids=["keys-off", "keys-on"])
 def test_every_operation_conforms_to_its_schema(artifacts_dir: Path, tmp_path: Path, keys: bool) -> None:

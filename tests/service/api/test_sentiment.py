@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.api.test_classify_image import assert_error
+from tests.tiny_models import expected_positive
 
 URL = "/sentiment"
 
@@ -18,7 +19,7 @@ def test_one_text_gets_its_label_and_every_probability(client: TestClient) -> No
     [result] = body["results"]
     assert result["label"] == "positive"
     assert set(result["probabilities"]) == {"negative", "positive"}
-    assert result["probabilities"]["positive"] == pytest.approx(0.8808, abs=1e-3)
+    assert result["probabilities"]["positive"] == pytest.approx(expected_positive("good good movie", 2), abs=1e-5)
 
 
 def test_many_texts_are_answered_in_input_order(client: TestClient) -> None:

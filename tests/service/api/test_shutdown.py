@@ -1,57 +1,233 @@
-"""SIGTERM on a real server under load: accepted requests are all answered, then it exits."""
+"""SIGTERM on a real `python -m service`: what was queued is answered, what comes later is refused.
+
+Each test checks first that there was something to drain (requests queued or in flight when
+the signal went), so that it cannot pass on an idle server.
+"""
 
 from __future__ import annotations
 
 import signal
+import socket
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
+import uvicorn
 
-from loadtests.server import running_service
+from loadtests.server import RunningService, running_service
+from service.__main__ import DrainingServer
+from service.app import create_app
+from service.settings import Settings
+from tests.service.api.live_http import NoAnswer, Reply, connect, post_json, read_reply
+from tests.tiny_models import expected_positive
+
+SERVED_VERSION = 2  # the session's tiny-text serves version 2
 
 
-def test_sigterm_answers_every_accepted_request_then_exits_within_the_grace_period(
+def queued(service: RunningService) -> float:
+    metrics = httpx.get(f"{service.base_url}/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith('service_batch_queue_depth{model="tiny-text"'))
+
+
+def wait_for_queue(service: RunningService, at_least: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (depth := queued(service)) < at_least:
+        assert time.monotonic() < deadline, f"only {depth} inputs ever queued: there would be nothing to drain"
+        time.sleep(0.02)
+
+
+def wait_for_log(service: RunningService, text: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in service.log_path.read_text():
+        assert time.monotonic() < deadline, f"{text!r} never appeared in the log"
+        time.sleep(0.01)
+
+
+def refuses_connections(service: RunningService) -> bool:
+    try:
+        connect(service.base_url, timeout_s=2).close()
+        return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_the_stop_signal_handler_starts_the_drain_before_uvicorn_shuts_down(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings())
+    server = DrainingServer(uvicorn.Config(app), app.state.registry)
+    app.state.registry.ready = True
+    server.handle_exit(signal.SIGTERM, None)
+    assert app.state.registry.draining and not app.state.registry.ready
+    assert server.should_exit  # and uvicorn's own shutdown goes on
+
+
+@pytest.mark.live
+def test_sigterm_answers_every_queued_request_refuses_later_ones_then_exits_within_the_grace_period(
     artifacts_dir: Path, tmp_path: Path
 ) -> None:
     log_path = tmp_path / "service.log"
-    overrides = {"default_sentiment_model": "tiny-text", "shutdown_grace_s": "20"}
+    overrides = {"default_sentiment_model": "tiny-text", "shutdown_grace_s": "60", "request_timeout_s": "120"}
     with running_service(artifacts_dir, log_path, **overrides) as service:
+        texts = [" ".join(["good"] * (i % 5) + ["bad"] * (i % 3)) or "fine" for i in range(24)]
 
-        def post(text: str) -> int | str:
-            with httpx.Client(base_url=service.base_url, timeout=30) as http:
-                try:
-                    response = http.post("/sentiment", json={"text": text})
-                except httpx.ConnectError:
-                    return "refused"  # never accepted: the server had stopped listening
-                if response.status_code == 503 and response.json()["error"]["code"] == "unavailable":
-                    return "refused"  # arrived after SIGTERM: refused, with Retry-After
-                return response.status_code
-
-        def queued() -> float:
-            metrics = httpx.get(f"{service.base_url}/metrics").text
-            return sum(float(line.split()[-1]) for line in metrics.splitlines()
-                       if line.startswith('service_batch_queue_depth{model="tiny-text"'))
+        def post(payload: dict) -> httpx.Response:
+            with httpx.Client(base_url=service.base_url, timeout=120) as http:
+                return http.post("/sentiment", json=payload)
 
         with ThreadPoolExecutor(max_workers=25) as pool:
-            # "slow" keeps the model busy for about a second; the others queue up behind it.
-            futures = [pool.submit(post, "slow")] + [pool.submit(post, "good " * i) for i in range(24)]
-            deadline = time.monotonic() + 10
-            while queued() < 12 and time.monotonic() < deadline:
-                time.sleep(0.02)
+            # A "slow" text keeps the model busy for a second or more; the others queue up behind it.
+            busy = pool.submit(post, {"text": "slow"})
+            time.sleep(0.5)  # taken into a model call at once
+            futures = [pool.submit(post, {"text": text}) for text in texts]
+            wait_for_queue(service, 20)
+            # A request whose body is still arriving when the signal comes: it must be refused, not served.
+            late = connect(service.base_url)
+            request = post_json("/sentiment", {"text": "good"})
+            late.sendall(request[:-5])
+            time.sleep(0.2)
             service.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
-            statuses = [future.result() for future in futures]
-        exit_code = service.process.wait(timeout=30)
+            wait_for_log(service, "Shutting down")  # uvicorn has begun its own shutdown
+            # While the queue is still being answered, no new connection is accepted.
+            assert refuses_connections(service)
+            still_draining = service.process.poll() is None and not all(f.done() for f in futures)
+            late.sendall(request[-5:])
+            late_reply = read_reply(late)
+            answers = [future.result() for future in futures]
+            busy_answer = busy.result()
+        exit_code = service.process.wait(timeout=60)
         exited_after = time.monotonic() - signalled
-        try:
-            httpx.get(f"{service.base_url}/readyz", timeout=2)
-            refused = False
-        except httpx.TransportError:
-            refused = True
-    # At least the 12 requests seen queued before SIGTERM were answered, and nothing was lost.
-    assert statuses.count(200) >= 12 and set(statuses) <= {200, "refused"}, statuses
-    assert exit_code in (0, -signal.SIGTERM) and exited_after < 20
-    assert refused  # no new connections once it stopped
-    assert "Application shutdown complete" in log_path.read_text()
+    assert still_draining, "the queue was already empty when the late request came: nothing was drained"
+    assert busy_answer.status_code == 200
+    for text, answer in zip(texts, answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        positive = answer.json()["results"][0]["probabilities"]["positive"]
+        assert positive == pytest.approx(expected_positive(text, SERVED_VERSION), abs=1e-5), text
+    # The late request met a draining service: refused with Retry-After, and told to close its connection.
+    assert late_reply.status == 503, late_reply.body
+    assert late_reply.json()["error"]["code"] == "unavailable" and late_reply.headers["retry-after"] == "1"
+    assert late_reply.closes
+    assert exit_code in (0, -signal.SIGTERM) and exited_after < 60
+    log = log_path.read_text()
+    # The drain began at the signal, before uvicorn stopped listening, and ended in a clean stop.
+    assert log.index("draining: readiness is 503") < log.index("Shutting down") < log.index("Application shutdown")
+
+
+@pytest.mark.live
+def test_requests_still_queued_when_the_grace_period_runs_out_get_an_answer_and_the_process_exits(
+    artifacts_dir: Path, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "service.log"
+    # Batching off: each "slow" text is a model call of its own, several seconds of queue in all.
+    overrides = {"default_sentiment_model": "tiny-text", "shutdown_grace_s": "1", "max_batch_size": "1",
+                 "queue_limit": "64", "request_timeout_s": "120"}
+    with running_service(artifacts_dir, log_path, **overrides) as service:
+
+        def post(text: str) -> httpx.Response | str:
+            try:
+                with httpx.Client(base_url=service.base_url, timeout=120) as http:
+                    return http.post("/sentiment", json={"text": text})
+            except httpx.TransportError as exc:
+                return f"no answer: {exc!r}"
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            futures = [pool.submit(post, "slow")]
+            time.sleep(0.5)  # taken into a model call at once
+            futures += [pool.submit(post, text) for text in ("slow", "slow", "good", "bad", "good good")]
+            wait_for_queue(service, 5)
+            service.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            answers = [future.result() for future in futures]
+        exit_code = service.process.wait(timeout=120)
+        exited_after = time.monotonic() - signalled
+    log = log_path.read_text()
+    unanswered = [a for a in answers if isinstance(a, str)]
+    assert not unanswered, unanswered  # every caller hears back; none is left hanging or reset
+    statuses = Counter(a.status_code for a in answers if not isinstance(a, str))
+    # The grace ran out with work still queued: uvicorn cancelled those requests, each got a 500.
+    assert "timeout graceful shutdown exceeded" in log
+    assert statuses[500] >= 1 and set(statuses) <= {200, 500}, statuses
+    assert exit_code in (0, -signal.SIGTERM)
+    # It exits once the model call running at the deadline is over, not after the whole queue.
+    assert exited_after < 40
+    print(f"\ngrace ran out: {dict(statuses)}, exited {exited_after:.1f} s after SIGTERM (grace 1 s)")
+
+
+@pytest.mark.live
+def test_keep_alive_clients_under_load_get_an_answer_to_every_request_sent_before_sigterm(
+    artifacts_dir: Path, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "service.log"
+    overrides = {"default_sentiment_model": "tiny-text", "shutdown_grace_s": "30"}
+    outcomes: list[tuple[float, str]] = []  # (when the request's bytes were sent, what came back)
+    closes_after_signal: list[bool] = []
+    lock = threading.Lock()
+    signalled = float("inf")
+
+    def client(service: RunningService, index: int, stop: threading.Event) -> None:
+        text = " ".join(["good"] * (index % 4) + ["bad"] * (index % 3)) or "plain"
+        request = post_json("/sentiment", {"text": text})
+        sock: socket.socket | None = None
+        while not stop.is_set():
+            if sock is None:
+                try:
+                    sock = connect(service.base_url)
+                except OSError:
+                    with lock:
+                        outcomes.append((time.monotonic(), "refused"))
+                    return  # the server stopped listening: a client would go elsewhere
+            sent = time.monotonic()
+            try:
+                sock.sendall(request)
+                reply: Reply | None = read_reply(sock)
+            except (NoAnswer, OSError) as exc:
+                reply, outcome = None, f"no answer ({type(exc).__name__})"
+            if reply is not None:
+                outcome = _classify(reply, text)
+            with lock:
+                outcomes.append((sent, outcome))
+                if sent > signalled and reply is not None:
+                    closes_after_signal.append(reply.closes)
+            if reply is None or reply.closes:
+                sock.close()
+                sock = None
+        if sock is not None:
+            sock.close()
+
+    with running_service(artifacts_dir, log_path, **overrides) as service:
+        stop = threading.Event()
+        threads = [threading.Thread(target=client, args=(service, i, stop)) for i in range(32)]
+        for thread in threads:
+            thread.start()
+        time.sleep(3)
+        in_flight = queued(service)
+        service.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        service.process.wait(timeout=60)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    before = Counter(outcome for sent, outcome in outcomes if sent < signalled)
+    after = Counter(outcome for sent, outcome in outcomes if sent >= signalled)
+    print(f"\n32 keep-alive clients, SIGTERM after 3 s ({in_flight:.0f} inputs queued at the signal): "
+          f"sent before it {dict(before)}; sent after it {dict(after)}")
+    assert before["200"] > 100, before  # there was real load when the signal came
+    assert set(before) <= {"200", "503 with Retry-After"}, before
+    # Every answer given once draining began told the client to close its connection.
+    assert closes_after_signal and all(closes_after_signal)
+
+
+def _classify(reply: Reply, text: str) -> str:
+    if reply.status == 200:
+        positive = reply.json()["results"][0]["probabilities"]["positive"]
+        return "200" if abs(positive - expected_positive(text, SERVED_VERSION)) < 1e-5 else "200 with a wrong answer"
+    if reply.status == 503 and reply.headers.get("retry-after") == "1":
+        return "503 with Retry-After"
+    return f"{reply.status}"

@@ -211,3 +211,100 @@ async def test_with_two_model_threads_one_version_runs_two_batches_at_once() -> 
     answers = await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2)))
     assert [a.outputs.tolist() for a in answers] == [[1], [4]]
     await batcher.close()
+
+
+# -- found by mutation testing (tests/MUTATION.md): each one a behaviour a client or an operator would notice --
+
+
+async def test_refusals_say_why_in_words_a_client_can_act_on() -> None:
+    batcher = make_batcher(Squares(delay_s=0.3), max_batch_size=2, queue_limit=4, max_delay_s=0.0, timeout_s=0.1)
+    busy = asyncio.ensure_future(batcher.submit(rows(1, 2)))
+    await asyncio.sleep(0.02)
+    with pytest.raises(DeadlineExceeded, match=r"^no answer within 0\.1 s$"):
+        await batcher.submit(rows(3))
+    batcher.timeout_s = 5.0
+    queued = asyncio.ensure_future(batcher.submit(rows(3, 4, 5, 6)))
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded, match=r"^4 inputs already queued \(limit 4\)$"):
+        await batcher.submit(rows(7))
+    await asyncio.gather(busy, queued, return_exceptions=True)
+    await batcher.close()
+    with pytest.raises(ShuttingDown, match="^the model version is shutting down$"):
+        await batcher.submit(rows(1))
+
+
+async def test_the_queue_limit_counts_every_callers_rows() -> None:
+    batcher = make_batcher(Squares(delay_s=0.3), max_batch_size=2, queue_limit=4, max_delay_s=0.0)
+    busy = asyncio.ensure_future(batcher.submit(rows(1)))
+    await asyncio.sleep(0.05)
+    waiting = [asyncio.ensure_future(batcher.submit(rows(2, 3))), asyncio.ensure_future(batcher.submit(rows(4, 5)))]
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded):  # 2 + 2 rows queued: one more is over the limit
+        await batcher.submit(rows(6))
+    await asyncio.gather(busy, *waiting)
+    await batcher.close()
+
+
+async def test_a_lone_request_waits_for_company_up_to_the_delay() -> None:
+    model = Squares()
+    batcher = make_batcher(model, max_batch_size=8, max_delay_s=0.3)
+    first = asyncio.ensure_future(batcher.submit(rows(1)))
+    await asyncio.sleep(0.1)  # well within the delay: the first is still waiting for a batch to fill
+    second = await batcher.submit(rows(2))
+    assert (await first).outputs.tolist() == [1] and second.outputs.tolist() == [4]
+    assert model.batches == [[1, 2]]
+    await batcher.close()
+
+
+async def test_a_full_batch_goes_at_once_without_waiting_for_the_delay() -> None:
+    model = Squares()
+    batcher = make_batcher(model, max_batch_size=2, max_delay_s=2.0)
+    started = time.monotonic()
+    await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2)))
+    assert time.monotonic() - started < 1.0
+    assert model.batches == [[1, 2]]
+    await batcher.close()
+
+
+async def test_a_batch_never_holds_more_rows_than_the_limit() -> None:
+    model = Squares(delay_s=0.2)
+    batcher = make_batcher(model, max_batch_size=4, max_delay_s=0.0)
+    busy = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)
+    await asyncio.gather(*(batcher.submit(rows(x, x)) for x in (1, 2, 3)))
+    await busy
+    assert model.batches == [[0], [1, 1, 2, 2], [3, 3]]
+    await batcher.close()
+
+
+async def test_a_caller_that_gave_up_mid_computation_frees_the_rest_of_its_queue_places() -> None:
+    batcher = make_batcher(Squares(delay_s=0.4), max_batch_size=2, queue_limit=6, max_delay_s=0.0, timeout_s=0.1)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.submit(rows(1, 2, 3, 4, 5, 6))  # its first piece is being computed when it gives up
+    batcher.timeout_s = 5.0
+    # Its two queued pieces (4 rows) were freed: a new caller may fill the whole queue.
+    assert (await batcher.submit(rows(7, 8, 9, 10, 11, 12))).outputs.tolist() == [49, 64, 81, 100, 121, 144]
+    await batcher.close()
+
+
+async def test_close_returns_only_once_everything_queued_and_in_flight_is_answered() -> None:
+    batcher = make_batcher(Squares(delay_s=0.1), max_batch_size=1, max_delay_s=0.0)
+    queued = [asyncio.ensure_future(batcher.submit(rows(x))) for x in range(3)]
+    await asyncio.sleep(0.02)  # the first is in flight
+    await batcher.close()
+    await asyncio.sleep(0.02)  # long enough for the callers to wake up, far shorter than a 0.1 s model call
+    assert all(q.done() for q in queued)
+    assert not batcher._in_flight  # finished batches are not kept
+
+
+async def test_the_queue_wait_and_inference_metrics_measure_durations() -> None:
+    metrics = Metrics()
+    batcher = make_batcher(Squares(delay_s=0.2), max_batch_size=1, max_delay_s=0.0,
+                           metrics=metrics.for_batcher("squares", 1))
+    started = time.monotonic()
+    await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2)))
+    elapsed = time.monotonic() - started
+    await batcher.close()
+    sample = lambda name: metrics.registry.get_sample_value(name, {"model": "squares", "version": "1"})  # noqa: E731
+    assert 0.2 <= sample("service_batch_queue_wait_seconds_sum") <= elapsed  # the second waited for the first
+    assert 0.4 <= sample("service_model_inference_seconds_sum") <= elapsed

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from service.app import create_app
 from service.core.registry import StartupError
 from service.settings import Settings
-from tests.tiny_models import build_text_model
+from tests.tiny_models import MISMATCHES, build_mismatched_model, build_text_model
 
 
 def start(settings: Settings) -> None:
@@ -94,6 +94,33 @@ def test_a_malformed_artifact_is_a_start_up_error_naming_the_folder(
     with pytest.raises(StartupError, match=re.escape(message)) as error:
         start(make_settings(artifacts_dir=copied_text_model.parent.parent))
     assert str(copied_text_model) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("input name", "signature needs one input 'images' (uint8), has {'pixels': 'uint8'}"),
+        ("input dtype", "signature needs one input 'images' (uint8), has {'images': 'float32'}"),
+        ("no serving_default", "no 'serving_default' signature"),
+        ("image size", "input shape (None, 16, 16, 3) does not match the card's [None, 8, 8, 3]"),
+    ],
+)
+def test_a_savedmodel_whose_signature_differs_from_its_card_is_a_start_up_error(
+    make_settings: Callable[..., Settings], tmp_path: Path, problem: str, message: str
+) -> None:
+    assert problem in MISMATCHES
+    version_dir = build_mismatched_model(tmp_path / "tiny-image" / "1", problem)
+    with pytest.raises(StartupError) as error:
+        start(make_settings(artifacts_dir=tmp_path))
+    assert str(error.value) == f"{version_dir}: {message}"
+
+
+def test_a_newest_version_that_fails_its_warm_up_is_a_start_up_error(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    build_text_model(tmp_path / "tiny-text" / "1", fail_always=True)
+    with pytest.raises(StartupError, match=re.escape(f"{tmp_path}/tiny-text/1: the warm-up batch failed")):
+        start(make_settings(artifacts_dir=tmp_path))
 
 
 def test_a_new_model_folder_is_served_under_its_name(make_settings: Callable[..., Settings], tmp_path: Path) -> None:

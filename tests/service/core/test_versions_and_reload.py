@@ -1,4 +1,9 @@
-"""Versions: pinning, hot reload under traffic, failed versions, retirement; and draining."""
+"""Versions: pinning, hot reload under traffic, settling, failed and retired versions; and draining.
+
+The tiny versions answer differently (tests/tiny_models.py scales each answer by its version
+number), so every check below reads which version answered from the answer itself, and
+compares it with the `X-Model-Version` header that names the version.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,40 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 
 from service.app import create_app
 from service.settings import Settings
 from tests.service.conftest import serving
-from tests.service.images import solid
-from tests.tiny_models import build_text_model
+from tests.service.images import encode, solid
+from tests.tiny_models import (
+    build_image_model,
+    build_text_model,
+    expected_image_probabilities,
+    expected_positive,
+)
+
+TOLERANCE = 1e-5  # float32 model vs float64 expectation
 
 
-def test_a_request_can_pin_a_loaded_version(client) -> None:
-    pinned = client.post("/sentiment", json={"text": "good", "version": 1}).json()
-    newest = client.post("/sentiment", json={"text": "good"}).json()
-    assert (pinned["version"], newest["version"]) == (1, 2)
+def positive_of(response: httpx.Response) -> float:
+    return response.json()["results"][0]["probabilities"]["positive"]
+
+
+def test_a_request_can_pin_a_loaded_version_and_gets_that_versions_answer(client) -> None:
+    pinned = client.post("/sentiment", json={"text": "good", "version": 1})
+    newest = client.post("/sentiment", json={"text": "good"})
+    assert (pinned.json()["version"], newest.json()["version"]) == (1, 2)
+    assert (pinned.headers["x-model-version"], newest.headers["x-model-version"]) == ("1", "2")
+    assert positive_of(pinned) == pytest.approx(expected_positive("good", 1), abs=TOLERANCE)
+    assert positive_of(newest) == pytest.approx(expected_positive("good", 2), abs=TOLERANCE)
     image = client.post("/classify-image?version=1", content=solid("red"), headers={"Content-Type": "image/png"})
-    assert image.json()["version"] == 1
+    assert image.json()["version"] == 1 and image.headers["x-model-version"] == "1"
 
 
 def test_pinning_a_version_that_is_not_loaded_is_a_404(client) -> None:
@@ -41,66 +62,244 @@ def live_artifacts(artifacts_dir: Path, tmp_path: Path) -> Path:
     return root
 
 
-def _drop_in(folder: Path, version: int, staging: Path) -> None:
+def _publish(root: Path, model: str, version: int, staging: Path, build=build_text_model, **options) -> None:
     """Publish a new version the safe way: build it aside, then rename it into place."""
-    build_text_model(staging / "tiny-text" / str(version))
-    os.rename(staging / "tiny-text" / str(version), folder / "tiny-text" / str(version))
+    build(staging / model / str(version), **options)
+    os.rename(staging / model / str(version), root / model / str(version))
 
 
-async def test_a_new_version_takes_over_under_steady_traffic_with_no_failed_request(
-    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+async def _until(condition: Callable[[], object], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await condition():  # type: ignore[misc]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+# -- hot reload under traffic ----------------------------------------------------------------------
+
+RGBS = [(150, 120, 100), (100, 140, 120), (110, 100, 145)]  # no colour saturates: v1 and v2 differ
+
+
+def _image_png(rgb: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    return encode(Image.new("RGB", (12, 10), rgb), "PNG")
+
+
+async def test_new_versions_take_over_under_traffic_on_every_route_each_client_getting_its_own_answers(
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.2, model_versions=1))
-    statuses: list[int] = []
-    versions: list[int] = []
-    switched_at: list[float] = []
+    root = tmp_path / "artifacts"
+    shutil.copytree(artifacts_dir / "tiny-text" / "1", root / "tiny-text" / "1")
+    shutil.copytree(artifacts_dir / "tiny-image" / "1", root / "tiny-image" / "1")
+    app = create_app(make_settings(artifacts_dir=root, reload_interval_s=0.2, model_versions=1))
+    # Per client: the versions that answered it, in order, and anything that was not a right answer.
+    seen: dict[str, list[int]] = {}
+    wrong: list[str] = []
+    retired_under: Counter[str] = Counter()
+
+    def check_version(client: str, response: httpx.Response, body_version: int | str) -> int | None:
+        if response.status_code != 200:
+            wrong.append(f"{client}: {response.status_code} {response.text[:200]}")
+            return None
+        version = int(response.headers["x-model-version"])
+        if int(body_version) != version:
+            wrong.append(f"{client}: body says version {body_version}, header {version}")
+        seen.setdefault(client, []).append(version)
+        return version
+
+    def retired(response: httpx.Response) -> bool:
+        """A request that held a version retired under it: 503 shutting_down, to be retried (tested below)."""
+        if response.status_code != 503:
+            return False
+        error = response.json()["error"]
+        code = error if isinstance(error, str) else error["code"]
+        return ("shutting down" in code or code == "shutting_down") and response.headers["retry-after"] == "1"
+
     async with serving(app) as http:
 
-        async def client_loop(stop: asyncio.Event) -> None:
+        async def sentiment_client(index: int, stop: asyncio.Event) -> None:
+            name, text = f"sentiment-{index}", " ".join(["good"] * (index + 1) + ["bad"] * (index % 2))
             while not stop.is_set():
-                response = await http.post("/sentiment", json={"text": "good good"})
-                statuses.append(response.status_code)
-                if response.status_code == 200:
-                    versions.append(response.json()["version"])
-                    if versions[-1] == 2 and not switched_at:
-                        switched_at.append(time.monotonic())
+                response = await http.post("/sentiment", json={"text": text})
+                version = check_version(name, response, response.json().get("version", -1))
+                if version is not None and abs(positive_of(response) - expected_positive(text, version)) > TOLERANCE:
+                    wrong.append(f"{name}: {positive_of(response)} is not version {version}'s answer to {text!r}")
+
+        async def image_client(index: int, stop: asyncio.Event) -> None:
+            name, rgb = f"image-{index}", RGBS[index]
+            png = _image_png(rgb)
+            while not stop.is_set():
+                response = await http.post("/classify-image", content=png, headers={"Content-Type": "image/png"})
+                if retired(response):
+                    retired_under[name] += 1
+                    continue
+                version = check_version(name, response, response.json().get("version", -1))
+                if version is None:
+                    continue
+                got = {e["label"]: e["probability"] for e in response.json()["results"][0]["top_k"]}
+                want = dict(zip(("red", "green", "blue"), expected_image_probabilities(rgb, version), strict=True))
+                if any(abs(got[label] - want[label]) > TOLERANCE for label in want):
+                    wrong.append(f"{name}: {got} is not version {version}'s answer to {rgb}")
+
+        async def v2_client(index: int, stop: asyncio.Event) -> None:
+            name, texts = f"v2-{index}", ["bad " * (index + 1), "good bad good"]
+            request = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": texts}]}
+            while not stop.is_set():
+                response = await http.post("/v2/models/tiny-text/infer", json=request)
+                if retired(response):
+                    retired_under[name] += 1
+                    continue
+                version = check_version(name, response, response.json().get("model_version", -1))
+                if version is None:
+                    continue
+                data = response.json()["outputs"][0]["data"]
+                want = [expected_positive(text, version) for text in texts]
+                if any(abs(got - w) > TOLERANCE for got, w in zip(data[1::2], want, strict=True)):
+                    wrong.append(f"{name}: {data} is not version {version}'s answer to {texts}")
 
         stop = asyncio.Event()
-        clients = [asyncio.ensure_future(client_loop(stop)) for _ in range(8)]
+        clients = [asyncio.ensure_future(sentiment_client(i, stop)) for i in range(3)]
+        clients += [asyncio.ensure_future(image_client(i, stop)) for i in range(len(RGBS))]
+        clients += [asyncio.ensure_future(v2_client(i, stop)) for i in range(2)]
         await asyncio.sleep(0.5)
         dropped_at = time.monotonic()
-        await asyncio.to_thread(_drop_in, live_artifacts, 2, tmp_path / "staging")
-        for _ in range(200):
-            if switched_at and len(versions) - versions.index(2) > 50:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await asyncio.gather(*clients)
-        models = (await http.get("/models")).json()["models"]
-    assert statuses and all(status == 200 for status in statuses), set(statuses)
-    first_new = versions.index(2)
-    assert set(versions[:first_new]) == {1} and set(versions[first_new:]) == {2}  # a clean switch
-    assert switched_at[0] - dropped_at < 10
-    [text] = models
-    assert [(v["version"], v["state"]) for v in text["versions"]] == [(1, "available"), (2, "serving")]
-    print(f"\nreload: {len(statuses)} requests, 0 failed, switched {switched_at[0] - dropped_at:.2f} s after drop-in")
+        staging = tmp_path / "staging"
+        await asyncio.to_thread(_publish, root, "tiny-text", 2, staging)
+        await asyncio.to_thread(_publish, root, "tiny-image", 2, staging, build_image_model)
+
+        async def every_client_served_by_v2_a_few_times() -> bool:
+            return len(seen) == 8 and all(versions[-5:] == [2] * 5 for versions in seen.values())
+
+        try:
+            await _until(every_client_served_by_v2_a_few_times, "every client to be answered by version 2", 90)
+        finally:
+            stop.set()
+            await asyncio.gather(*clients)
+        switched_in = time.monotonic() - dropped_at
+        models = {m["name"]: m for m in (await http.get("/models")).json()["models"]}
+    assert not wrong, wrong[:10]
+    for client, versions in seen.items():
+        first_new = versions.index(2)
+        assert set(versions[:first_new]) == {1} and set(versions[first_new:]) == {2}, client  # a clean switch
+        assert first_new > 0, f"{client} never saw version 1 answer"
+    for name in ("tiny-text", "tiny-image"):
+        assert [(v["version"], v["state"]) for v in models[name]["versions"]] == [(1, "available"), (2, "serving")]
+    total = sum(len(v) for v in seen.values())
+    print(f"\nreload: {total} right answers from 8 clients on 3 routes, switched within {switched_in:.2f} s, "
+          f"{sum(retired_under.values())} answered 503 shutting_down (their version retired under them)")
+
+
+# -- a version retired while a request holds it -----------------------------------------------------
+
+
+class GatedBody:
+    """A request body sent in two parts: the second only once `release` is set."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        half = len(self.data) // 2
+        self.started.set()
+        yield self.data[:half]
+        await self.release.wait()
+        yield self.data[half:]
+
+
+@pytest.mark.parametrize("route", ["/classify-image", "/v2/models/tiny-image/infer"])
+async def test_a_version_retired_while_a_request_holds_it_answers_503_shutting_down(
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path, route: str
+) -> None:
+    root = tmp_path / "artifacts"
+    shutil.copytree(artifacts_dir / "tiny-image" / "1", root / "tiny-image" / "1")
+    # No watcher: this test decides when the folder is looked at. A short timeout: a request left
+    # on a closed batcher would otherwise hang for long.
+    app = create_app(make_settings(artifacts_dir=root, reload_interval_s=0, model_versions=1, request_timeout_s=3))
+    registry = app.state.registry
+    if route == "/classify-image":
+        body, content_type = GatedBody(solid("red")), "image/png"
+    else:
+        request = {"inputs": [{"name": "images", "datatype": "UINT8", "shape": [1, 8, 8, 3], "data": [255] * 192}]}
+        body, content_type = GatedBody(json.dumps(request).encode()), "application/json"
+    async with serving(app) as http:
+        held = asyncio.ensure_future(http.post(route, content=body, headers={"Content-Type": content_type}))
+        await asyncio.wait_for(body.started.wait(), 10)  # the route has taken version 1 and reads its body
+        await asyncio.to_thread(_publish, root, "tiny-image", 2, tmp_path / "staging", build_image_model)
+        await registry.refresh()  # sees version 2 for the first time
+        await registry.refresh()  # unchanged since: loads it, and retires version 1
+        assert sorted(registry.entry("tiny-image").loaded) == [2]
+        await asyncio.sleep(0.1)  # version 1's batcher closes
+        body.release.set()
+        response = await held
+        after = await http.post("/classify-image", content=solid("red"), headers={"Content-Type": "image/png"})
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    error = response.json()["error"]
+    if route == "/classify-image":
+        assert error["code"] == "shutting_down"
+    else:
+        assert "shutting down" in error
+    assert after.status_code == 200 and after.headers["x-model-version"] == "2"
+
+
+# -- settling ---------------------------------------------------------------------------------------
+
+
+def _copy_slowly(source: Path, target: Path, chunk: int = 512, pause_s: float = 0.015) -> None:
+    """Copy a folder the way a slow `cp -r` would: file by file, a little at a time (run it in a thread)."""
+    for path in sorted(source.rglob("*")):
+        destination = target / path.relative_to(source)
+        if path.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        data = path.read_bytes()
+        with open(destination, "wb") as out:
+            for start in range(0, max(len(data), 1), chunk):
+                out.write(data[start : start + chunk])
+                out.flush()
+                time.sleep(pause_s)
 
 
 async def test_a_version_still_being_copied_in_is_only_loaded_once_it_settles(
     make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.3))
+    interval = 0.5
+    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=interval))
+    states: list[str] = []
     async with serving(app) as http:
         build_text_model(tmp_path / "staging" / "tiny-text" / "2")
-        shutil.copytree(tmp_path / "staging" / "tiny-text" / "2", live_artifacts / "tiny-text" / "2")  # not atomic
-        for _ in range(100):
-            if (await http.post("/sentiment", json={"text": "good"})).json()["version"] == 2:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("version 2 was never served")
+        started = time.monotonic()
+        # Another thread copies while the watcher polls on the event loop: it can see the folder half-written.
+        copying = asyncio.ensure_future(asyncio.to_thread(
+            _copy_slowly, tmp_path / "staging" / "tiny-text" / "2", live_artifacts / "tiny-text" / "2"))
+        while not copying.done():
+            versions = (await http.get("/models/tiny-text")).json()["versions"]
+            states += [v["state"] for v in versions if v["version"] == 2]
+            served = (await http.post("/sentiment", json={"text": "good"})).headers["x-model-version"]
+            assert served == "1", "version 2 was served before its copy was complete"
+            await asyncio.sleep(0.05)
+        await copying
+        copy_s = time.monotonic() - started
+
+        async def version_2_answers() -> bool:
+            response = await http.post("/sentiment", json={"text": "good"})
+            return response.headers["x-model-version"] == "2"
+
+        await _until(version_2_answers, "version 2 to be served", 30)
+        answer = await http.post("/sentiment", json={"text": "good good bad"})
         metrics = (await http.get("/metrics")).text
-    assert "service_model_load_failures_total{" not in metrics  # no half-copied folder was tried
+    assert copy_s > 3 * interval, f"the copy took {copy_s:.1f} s: too fast for the watcher to see it half-done"
+    assert "failed" not in states, "a half-copied folder was tried"
+    assert "service_model_load_failures_total{" not in metrics
+    assert positive_of(answer) == pytest.approx(expected_positive("good good bad", 2), abs=TOLERANCE)
+
+
+# -- failed, deleted and retired versions -----------------------------------------------------------
 
 
 async def test_a_broken_new_version_is_reported_and_never_replaces_the_working_one(
@@ -127,12 +326,68 @@ async def test_a_broken_new_version_is_reported_and_never_replaces_the_working_o
     assert 'service_model_load_failures_total{model="tiny-text"} 1.0' in metrics
 
 
+async def test_a_new_version_that_loads_but_fails_its_warm_up_is_reported_and_never_served(
+    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.1))
+    async with serving(app) as http:
+        await asyncio.to_thread(_publish, live_artifacts, "tiny-text", 2, tmp_path / "staging", fail_always=True)
+
+        async def reported() -> bool:
+            versions = (await http.get("/models/tiny-text")).json()["versions"]
+            return any(v["state"] == "failed" for v in versions)
+
+        await _until(reported, "version 2 to be reported as failed", 30)
+        versions = (await http.get("/models/tiny-text")).json()["versions"]
+        answers = [await http.post("/sentiment", json={"text": "good"}) for _ in range(3)]
+        metrics = (await http.get("/metrics")).text
+    failed = next(v for v in versions if v["version"] == 2)
+    assert "tiny-text/2: the warm-up batch failed" in failed["error"]
+    assert [(v["version"], v["state"]) for v in versions] == [(1, "serving"), (2, "failed")]
+    for answer in answers:
+        assert answer.status_code == 200 and answer.headers["x-model-version"] == "1"
+        assert positive_of(answer) == pytest.approx(expected_positive("good", 1), abs=TOLERANCE)
+    assert 'service_model_load_failures_total{model="tiny-text"} 1.0' in metrics
+    assert 'service_model_version_loaded{model="tiny-text",version="2"}' not in metrics
+
+
+async def test_a_version_deleted_from_disk_while_loaded_is_retired_unless_it_is_the_last(
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "artifacts"
+    for version in ("1", "2"):
+        shutil.copytree(artifacts_dir / "tiny-text" / version, root / "tiny-text" / version)
+    app = create_app(make_settings(artifacts_dir=root, reload_interval_s=0.1, model_versions=2))
+    async with serving(app) as http:
+        assert (await http.post("/sentiment", json={"text": "good"})).headers["x-model-version"] == "2"
+        shutil.rmtree(root / "tiny-text" / "2")
+
+        async def version_2_gone() -> bool:
+            versions = (await http.get("/models/tiny-text")).json()["versions"]
+            return [(v["version"], v["state"]) for v in versions] == [(1, "serving")]
+
+        await _until(version_2_gone, "version 2 to be retired", 30)
+        newest = await http.post("/sentiment", json={"text": "good"})
+        pinned = await http.post("/sentiment", json={"text": "good", "version": 2})
+        shutil.rmtree(root / "tiny-text" / "1")  # the last version: it keeps serving from memory
+        await asyncio.sleep(0.5)
+        last = await http.post("/sentiment", json={"text": "good"})
+    assert newest.headers["x-model-version"] == "1"
+    assert positive_of(newest) == pytest.approx(expected_positive("good", 1), abs=TOLERANCE)
+    assert pinned.status_code == 404 and "loaded versions: 1" in pinned.json()["error"]["accepted"]
+    assert last.status_code == 200 and last.headers["x-model-version"] == "1"
+
+
 async def test_draining_turns_readiness_503_and_refuses_new_requests(make_settings: Callable[..., Settings]) -> None:
     app = create_app(make_settings())
     async with serving(app) as http:
+        before = await http.post("/sentiment", json={"text": "good"})
         assert (await http.get("/readyz")).status_code == 200
         app.state.registry.begin_draining()
         ready = await http.get("/readyz")
         refused = await http.post("/sentiment", json={"text": "good"})
+    assert "close" not in before.headers.get("connection", "")
     assert ready.status_code == 503
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    # Keep-alive clients are told to stop reusing a connection the server is about to close.
+    assert ready.headers["connection"] == "close" and refused.headers["connection"] == "close"

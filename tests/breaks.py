@@ -1,0 +1,138 @@
+"""Hand-made breaks: each one breaks the code a promise rests on, and names the tests that must then fail.
+
+    python -m tests.breaks            # every break (about 10 minutes on 2 cores)
+    python -m tests.breaks settle     # the breaks whose name contains "settle"
+    python -m tests.breaks --list
+
+Each break is applied to a temporary copy of this checkout (never to the checkout itself), and
+its tests run there with `python -m pytest -x`. A break is "caught" when pytest reports a failed
+test (exit status 1); it is "MISSED" when they all pass, and "stale" when its text is no longer in
+the source (the code moved: update the break). The command fails unless every break is caught.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COPIED = ("contract", "service", "tests", "loadtests", "pyproject.toml")
+VERSIONS = "tests/service/core/test_versions_and_reload.py"
+SHUTDOWN = "tests/service/api/test_shutdown.py"
+BATCHING = "tests/service/api/test_batching_over_http.py"
+STARTUP = "tests/service/core/test_startup_and_settings.py"
+
+
+@dataclass(frozen=True)
+class Break:
+    name: str
+    why: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+BREAKS = [
+    Break("settle-always-yes", "the settle check says every folder has settled",
+          "service/core/registry.py", "        return before == now", "        return True",
+          (f"{VERSIONS}::test_a_version_still_being_copied_in_is_only_loaded_once_it_settles",)),
+    Break("drain-hook-does-nothing", "SIGTERM no longer tells the registry to drain",
+          "service/__main__.py", "        self.registry.begin_draining()\n", "        pass\n",
+          (f"{SHUTDOWN}::test_sigterm_answers_every_queued_request_refuses_later_ones_then_exits_within_the_grace_period",)),
+    Break("no-connection-close-while-draining", "answers sent while draining let clients reuse the connection",
+          "service/api/access_log.py", 'if scope["app"].state.registry.draining:', "if False:",
+          (f"{VERSIONS}::test_draining_turns_readiness_503_and_refuses_new_requests",)),
+    Break("retired-version-takes-requests", "a retired version's batcher still queues requests",
+          "service/core/batcher.py", "        if self._closed:\n            raise ShuttingDown",
+          "        if False:\n            raise ShuttingDown",
+          (f"{VERSIONS}::test_a_version_retired_while_a_request_holds_it_answers_503_shutting_down",)),
+    Break("pinning-ignored", "a pinned version is answered by the newest",
+          "service/core/registry.py", "        if version is None:\n            return entry.latest",
+          "        if True:\n            return entry.latest",
+          (f"{VERSIONS}::test_a_request_can_pin_a_loaded_version_and_gets_that_versions_answer",
+           "tests/service/api/test_inference_protocol.py::test_text_inference_on_a_pinned_version")),
+    Break("answers-to-the-wrong-caller", "every caller of a batch gets the batch's first rows",
+          "service/core/batcher.py", "piece.future.set_result((outputs[start:end], size))",
+          "piece.future.set_result((outputs[: end - start], size))",
+          (f"{BATCHING}::test_many_concurrent_requests_are_served_by_fewer_model_calls",
+           f"{VERSIONS}::test_new_versions_take_over_under_traffic_on_every_route_each_client_getting_its_own_answers")),
+    Break("reload-never-retires", "a superseded version keeps answering",
+          "service/core/registry.py", "                if version not in keep and len(entry.loaded) > 1:",
+          "                if False:",
+          (f"{VERSIONS}::test_new_versions_take_over_under_traffic_on_every_route_each_client_getting_its_own_answers",)),
+    Break("deleted-version-kept", "a version deleted from disk keeps answering",
+          "service/core/registry.py", "            keep &= set(entry.on_disk) or keep", "            pass",
+          (f"{VERSIONS}::test_a_version_deleted_from_disk_while_loaded_is_retired_unless_it_is_the_last",)),
+    Break("no-warm-up", "a new version takes traffic without answering a warm-up batch",
+          "service/core/registry.py", "            await batcher.submit(handler.warm_up_rows(settings.max_batch_size))",
+          "            pass",
+          (f"{VERSIONS}::test_a_new_version_that_loads_but_fails_its_warm_up_is_reported_and_never_served",
+           f"{STARTUP}::test_a_newest_version_that_fails_its_warm_up_is_a_start_up_error")),
+    Break("no-signature-check", "a SavedModel is served whatever its signature",
+          "contract/savedmodel.py", "    _check_signature(version_dir, card, function)\n", "",
+          (f"{STARTUP}::test_a_savedmodel_whose_signature_differs_from_its_card_is_a_start_up_error",)),
+    Break("batching-off-ignored", "SERVICE_MAX_BATCH_SIZE=1 still batches two inputs",
+          "service/core/batcher.py", "rows + len(self._queue[0].rows) <= self.max_batch_size",
+          "rows + len(self._queue[0].rows) <= max(self.max_batch_size, 2)",
+          (f"{BATCHING}::test_with_batching_off_every_input_is_a_model_call_of_its_own",)),
+    Break("key-logged", "the API key is written to the log",
+          "service/api/auth.py", "    for given in presented:\n",
+          "    for given in presented:\n"
+          "        __import__('logging').getLogger('service.auth').info('key %s', given)\n",
+          ("tests/service/api/test_api_keys.py::test_keys_never_reach_the_logs",
+           "tests/service/api/test_api_keys.py::test_a_bearer_key_never_reaches_a_real_servers_log_even_at_debug_level")),
+    Break("grace-never-runs-out", "the shutdown grace is ignored: a stop waits for the whole queue",
+          "service/__main__.py", "timeout_graceful_shutdown=settings.shutdown_grace_s,",
+          "timeout_graceful_shutdown=None,",
+          (f"{SHUTDOWN}::test_requests_still_queued_when_the_grace_period_runs_out_get_an_answer_and_the_process_exits",)),
+]
+
+
+def run(brk: Break) -> tuple[str, float, str]:
+    with tempfile.TemporaryDirectory(prefix=f"break-{brk.name}-") as tmp:
+        copy = Path(tmp)
+        for name in COPIED:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
+            else:
+                shutil.copy2(source, copy / name)
+        target = copy / brk.file
+        text = target.read_text()
+        if text.count(brk.old) != 1:
+            return "stale", 0.0, f"{brk.file} no longer holds the text this break replaces"
+        target.write_text(text.replace(brk.old, brk.new))
+        started = time.monotonic()
+        # cwd first on sys.path: the copy's packages are imported, not the installed ones.
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *brk.tests],
+                                cwd=copy, capture_output=True, text=True)
+        took = time.monotonic() - started
+        last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-300:]
+        verdict = {0: "MISSED", 1: "caught"}.get(result.returncode, f"error ({result.returncode})")
+        return verdict, took, last
+
+
+def main(argv: list[str]) -> int:
+    if "--list" in argv:
+        for brk in BREAKS:
+            print(f"{brk.name:38} {brk.why}")
+        return 0
+    chosen = [b for b in BREAKS if not argv or any(word in b.name for word in argv)]
+    verdicts = []
+    for brk in chosen:
+        verdict, took, last = run(brk)
+        verdicts.append(verdict)
+        print(f"{verdict:8} {brk.name:38} {took:6.1f} s  {last}", flush=True)
+    caught = verdicts.count("caught")
+    print(f"{caught} of {len(chosen)} breaks caught")
+    return 0 if caught == len(chosen) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
