@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
             app.state.decode_pool = pool
             await app.state.registry.start()
-            _drain_on_stop_signals(app.state.registry.begin_draining)
+            drain_on_stop_signals(app.state.registry.begin_draining)
             # The loaded models are hundreds of thousands of long-lived Python objects; moving them out
             # of the collector's reach keeps its periodic full passes short (they stall every request).
             gc.collect()
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     return app
 
 
-def _drain_on_stop_signals(begin_draining: Callable[[], None]) -> None:
+def drain_on_stop_signals(begin_draining: Callable[[], None]) -> None:
     """Chain `begin_draining` before the server's own SIGTERM and SIGINT handlers.
 
     The server (uvicorn, in this process or in each worker process) stops accepting and

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 
 from loadtests.server import RunningService, running_service
-from service.__main__ import DrainingServer
-from service.app import create_app
+from service.app import create_app, drain_on_stop_signals
 from service.settings import Settings
 from tests.service.api.live_http import NoAnswer, Reply, connect, post_json, read_reply
 from tests.tiny_models import expected_positive
@@ -60,12 +58,22 @@ def refuses_connections(service: RunningService) -> bool:
 def test_the_stop_signal_handler_starts_the_drain_before_uvicorn_shuts_down(
     make_settings: Callable[..., Settings],
 ) -> None:
+    """The app chains its drain before whatever stop handler the server installed (uvicorn's handle_exit)."""
     app = create_app(make_settings())
-    server = DrainingServer(uvicorn.Config(app), app.state.registry)
-    app.state.registry.ready = True
-    server.handle_exit(signal.SIGTERM, None)
-    assert app.state.registry.draining and not app.state.registry.ready
-    assert server.should_exit  # and uvicorn's own shutdown goes on
+    registry = app.state.registry
+    handed_over: list[int] = []
+    saved = {stop: signal.getsignal(stop) for stop in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for stop in saved:
+            signal.signal(stop, lambda signum, frame: handed_over.append(signum))  # stands in for uvicorn's
+        drain_on_stop_signals(registry.begin_draining)
+        assert not registry.draining
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        assert registry.draining
+        assert handed_over == [signal.SIGTERM]  # and the server's own shutdown goes on
+    finally:
+        for stop, handler in saved.items():
+            signal.signal(stop, handler)
 
 
 @pytest.mark.live
