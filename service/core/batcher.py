@@ -14,7 +14,7 @@ batching adapts to load with no further setting.
 Two optional observers, both off unless set: with tracing on, each piece remembers its
 request's span and each batch gets spans of its own (service.core.spans); with monitoring on,
 each batch's outputs and its requests' input summaries go to `watch`'s callback, once per batch
-on the model thread (service.core.monitoring).
+on the event loop after its callers have their answers (service.core.monitoring).
 """
 
 from __future__ import annotations
@@ -226,9 +226,7 @@ class Batcher(Generic[Rows]):
         inputs = [p.inputs for p in batch if p.inputs is not None] if self._observe is not None else []
         loop = asyncio.get_running_loop()
         try:
-            outputs = await loop.run_in_executor(
-                self._executor, self._call_model, [p.rows for p in batch], size, span, inputs
-            )
+            outputs = await loop.run_in_executor(self._executor, self._call_model, [p.rows for p in batch], size, span)
         except Exception as exc:
             error = InferenceFailed(f"model call failed for a batch of {size}: {exc}")
             for piece in batch:
@@ -245,8 +243,15 @@ class Batcher(Generic[Rows]):
             start = end
         if span is not None:
             span.end()
+        if self._observe is not None:
+            # Here, on the event loop, once every caller has its answer: on the model thread this
+            # Python work would wait for the GIL between two model calls and slow every batch.
+            try:
+                self._observe(outputs, inputs)
+            except Exception:  # monitoring must never cost a batch its answers
+                log.exception("monitoring could not record a batch of %d", size)
 
-    def _call_model(self, pieces: list[Rows], size: int, batch_span: Span | None, inputs: list[Any]) -> np.ndarray:
+    def _call_model(self, pieces: list[Rows], size: int, batch_span: Span | None) -> np.ndarray:
         call = self._tracing.start_model_call(batch_span) if batch_span is not None and self._tracing else None
         started = time.perf_counter()
         try:
@@ -262,10 +267,5 @@ class Batcher(Generic[Rows]):
         self._metrics.inference.observe(time.perf_counter() - started)
         if len(outputs) != size:  # never shift answers onto the wrong callers
             raise RuntimeError(f"model returned {len(outputs)} rows for {size} inputs")
-        if self._observe is not None:
-            try:
-                self._observe(outputs, inputs)
-            except Exception:  # monitoring must never cost a batch its answers
-                log.exception("monitoring could not record a batch of %d", size)
         return outputs
 

@@ -2,10 +2,11 @@
 
 Each version's batcher hands every batch's outputs (and the input summaries its requests
 brought: text lengths, image sizes measured at decode) to the version's `VersionMonitor`,
-once per batch, on the model thread. The monitor updates the Prometheus metrics in bulk and
-keeps a sliding window of the last `window` predictions and inputs as bin counts; against the
-card's monitoring reference (contract.monitoring) it scores each signal with the population
-stability index and publishes the scores as `service_prediction_drift{model,version,signal}`.
+once per batch, on the event loop once its callers have their answers. The monitor updates
+the Prometheus metrics in bulk and keeps a sliding window of the last `window` predictions
+and inputs as bin counts; against the card's monitoring reference (contract.monitoring) it
+scores each signal with the population stability index and publishes the scores as
+`service_prediction_drift{model,version,signal}`.
 
 Nothing of a text or an image is kept: only the bin each one fell into.
 """
@@ -134,7 +135,7 @@ class VersionMonitor:
             return None
         return np.array([shares.get(label, 0.0) for label in labels])
 
-    # -- per batch, on the model thread ----------------------------------------------------------
+    # -- per batch, on the event loop --------------------------------------------------------------
 
     def observe(self, outputs: np.ndarray, inputs: Sequence[InputSummary]) -> None:
         """One batch: its output rows (probabilities) and the input summaries its requests carried."""
