@@ -96,15 +96,20 @@ BREAKS = [
 ]
 
 
+def copy_tree(tree: Path, into: Path) -> None:
+    """The parts of a checkout the tests need (COPIED), copied into `into`, without caches."""
+    for name in COPIED:
+        source = tree / name
+        if source.is_dir():
+            shutil.copytree(source, into / name, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
+        elif source.exists():
+            shutil.copy2(source, into / name)
+
+
 def run(brk: Break) -> tuple[str, float, str]:
     with tempfile.TemporaryDirectory(prefix=f"break-{brk.name}-") as tmp:
         copy = Path(tmp)
-        for name in COPIED:
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
-            else:
-                shutil.copy2(source, copy / name)
+        copy_tree(REPO, copy)
         target = copy / brk.file
         text = target.read_text()
         if text.count(brk.old) != 1:

@@ -13,7 +13,6 @@ killed (and timed out) over all mutants that were run. The survivors are listed 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,8 +20,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tests.breaks import copy_tree
+
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("contract", "service", "tests", "loadtests", "pyproject.toml")
 
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # The batcher's own tests use a plain Python model: seconds per mutant, where a test through the app
@@ -62,12 +62,7 @@ def run_group(tree: Path, name: str) -> Counter[str]:
     tests = [t for t in tests if (tree / t).exists()]
     with tempfile.TemporaryDirectory(prefix=f"mutate-{name}-") as tmp:
         copy = Path(tmp)
-        for item in COPIED:
-            source = tree / item
-            if source.is_dir():
-                shutil.copytree(source, copy / item, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
-            elif source.exists():
-                shutil.copy2(source, copy / item)
+        copy_tree(tree, copy)
         pyproject = (copy / "pyproject.toml").read_text()
         pyproject = re.sub(r"(?ms)^\[tool\.mutmut\].*?(?=^\[)", "", pyproject)
         (copy / "pyproject.toml").write_text(pyproject + "\n" + _config(only_mutate, tests))
