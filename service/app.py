@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI
 from service.api.access_log import AccessLogMiddleware
 from service.api.auth import require_api_key
 from service.api.body_limit import BodyLimitMiddleware
+from service.api.dependencies import Decoder
 from service.api.errors import error_responses, install_error_handlers
 from service.api.page import install_page
 from service.api.routes import card_files, health, images, models, sentiment, v2
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
-            app.state.decode_pool = pool
+            app.state.decoder = Decoder(pool)
             await app.state.registry.start()
             drain_on_stop_signals(app.state.registry.begin_draining)
             # The loaded models are hundreds of thousands of long-lived Python objects; moving them out

@@ -49,7 +49,8 @@ class Decoder:
 
 
 async def _decoder(request: Request) -> Decoder:
-    return Decoder(request.app.state.decode_pool)
+    decoder: Decoder = request.app.state.decoder  # built once, with the pool, in the app's lifespan
+    return decoder
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]

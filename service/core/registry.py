@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contract.card import ModelCard
 from contract.errors import ArtifactError
 from contract.layout import list_versions, model_dirs
 from contract.savedmodel import load_model
@@ -50,7 +51,7 @@ class ServedModel:
     monitor: VersionMonitor | None = None  # None with SERVICE_MONITORING=false
 
     @property
-    def card(self) -> Any:
+    def card(self) -> ModelCard:
         return self.handler.card
 
     @property

@@ -6,6 +6,7 @@ import numpy as np
 
 from contract import kinds
 from contract.kinds import ImageInput
+from contract.savedmodel import LoadedModel
 from service.core.errors import ServiceError
 from service.core.handlers.base import Handler
 from service.core.imaging import decode_image_and_size
@@ -16,7 +17,7 @@ class ImageHandler(Handler):
     kind = kinds.IMAGE
     v2_datatype = "UINT8"
 
-    def __init__(self, model, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, model: LoadedModel, settings: Settings) -> None:
         super().__init__(model, settings)
         spec = self.card.input
         assert isinstance(spec, ImageInput)
