@@ -53,6 +53,15 @@ class Answer:
     batch_size: int
 
 
+@dataclass
+class _Call:
+    """One batch's model call in flight: its outputs to come, its size, its span (with tracing on)."""
+
+    outputs: asyncio.Future[np.ndarray]
+    size: int
+    span: Any = None
+
+
 @dataclass(eq=False)  # compared by identity: rows may be arrays
 class _Piece(Generic[Rows]):
     rows: Rows
@@ -170,7 +179,10 @@ class Batcher(Generic[Rows]):
             if batch is None:
                 self._free_slots.release()
                 return
-            task = asyncio.get_running_loop().create_task(self._run(batch))
+            # The model call is handed to its thread here and now: a new task's first step would wait
+            # behind everything already scheduled on the loop (the last batch's answers), model idle.
+            call = self._start(batch)
+            task = asyncio.get_running_loop().create_task(self._finish(batch, call))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -208,13 +220,7 @@ class Batcher(Generic[Rows]):
         self._metrics.queue_depth.set(self._queued_rows)
         return batch
 
-    async def _run(self, batch: list[_Piece[Rows]]) -> None:
-        try:
-            await self._compute(batch)
-        finally:
-            self._free_slots.release()
-
-    async def _compute(self, batch: list[_Piece[Rows]]) -> None:
+    def _start(self, batch: list[_Piece[Rows]]) -> _Call:
         started = time.monotonic()
         for piece in batch:
             self._metrics.queue_wait.observe(started - piece.enqueued)
@@ -223,33 +229,42 @@ class Batcher(Generic[Rows]):
         span = None
         if self._tracing is not None:
             span = self._tracing.start_batch([(p.span, p.enqueued, len(p.rows)) for p in batch], started, size)
-        inputs = [p.inputs for p in batch if p.inputs is not None] if self._observe is not None else []
-        loop = asyncio.get_running_loop()
+        outputs = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._call_model, [p.rows for p in batch], size, span
+        )
+        return _Call(outputs, size, span)
+
+    async def _finish(self, batch: list[_Piece[Rows]], call: _Call) -> None:
         try:
-            outputs = await loop.run_in_executor(self._executor, self._call_model, [p.rows for p in batch], size, span)
+            outputs = await call.outputs
         except Exception as exc:
-            error = InferenceFailed(f"model call failed for a batch of {size}: {exc}")
+            error = InferenceFailed(f"model call failed for a batch of {call.size}: {exc}")
             for piece in batch:
                 if not piece.future.done():
                     piece.future.set_exception(error)
-            if span is not None:
-                span.end()
+            if call.span is not None:
+                call.span.end()
             return
+        finally:
+            # The slot frees as soon as the model is done, so that the next batch is formed before
+            # this one's callers are answered (their answers then run while the model computes).
+            self._free_slots.release()
         start = 0
         for piece in batch:
             end = start + len(piece.rows)
             if not piece.future.done():
-                piece.future.set_result((outputs[start:end], size))
+                piece.future.set_result((outputs[start:end], call.size))
             start = end
-        if span is not None:
-            span.end()
+        if call.span is not None:
+            call.span.end()
         if self._observe is not None:
             # Here, on the event loop, once every caller has its answer: on the model thread this
             # Python work would wait for the GIL between two model calls and slow every batch.
+            inputs = [p.inputs for p in batch if p.inputs is not None]
             try:
                 self._observe(outputs, inputs)
             except Exception:  # monitoring must never cost a batch its answers
-                log.exception("monitoring could not record a batch of %d", size)
+                log.exception("monitoring could not record a batch of %d", call.size)
 
     def _call_model(self, pieces: list[Rows], size: int, batch_span: Span | None) -> np.ndarray:
         call = self._tracing.start_model_call(batch_span) if batch_span is not None and self._tracing else None

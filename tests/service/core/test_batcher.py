@@ -308,3 +308,27 @@ async def test_the_queue_wait_and_inference_metrics_measure_durations() -> None:
     sample = lambda name: metrics.registry.get_sample_value(name, {"model": "squares", "version": "1"})  # noqa: E731
     assert 0.2 <= sample("service_batch_queue_wait_seconds_sum") <= elapsed  # the second waited for the first
     assert 0.4 <= sample("service_model_inference_seconds_sum") <= elapsed
+
+
+async def test_the_next_batch_goes_to_the_model_before_the_last_batchs_callers_are_answered() -> None:
+    # Answering callers (their JSON, their HTTP writes) is event-loop work; the model thread should
+    # not sit idle through it when the next batch is already waiting.
+    events: list[str] = []
+
+    class RecordingExecutor(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            events.append(f"model call {len(events)}")
+            return super().submit(fn, *args, **kwargs)
+
+    batcher = make_batcher(Squares(delay_s=0.2), RecordingExecutor(1), max_batch_size=2, max_delay_s=0.0)
+
+    async def caller(value: int) -> None:
+        await batcher.submit(rows(value))
+        events.append(f"answered {value}")
+
+    first = asyncio.ensure_future(caller(1))
+    await asyncio.sleep(0.05)  # the first batch is computing; the next two rows queue behind it
+    rest = [asyncio.ensure_future(caller(value)) for value in (2, 3)]
+    await asyncio.gather(first, *rest)
+    assert events[:3] == ["model call 0", "model call 1", "answered 1"], events
+    await batcher.close()
