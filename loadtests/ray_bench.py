@@ -16,19 +16,16 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from loadtests.bench import DATASETS, INPUTS, Row, Scenario, _tweets, run_wrk
-from loadtests.server import REPO, free_port, is_ready, running_service
+from loadtests.server import REPO, free_port, running_service, supervised
 
 MODEL = "sentiment-tweets"
 
@@ -41,25 +38,11 @@ def running_ray_serve(artifacts: Path, log_path: Path, start_timeout_s: float = 
     command = [sys.executable, "-m", "service.ray_serve", "--port", str(port), "--num-cpus", "2",
                "--min-replicas", "1", "--max-replicas", "1", "--cpus-per-replica", "2",
                "--start-timeout-s", str(start_timeout_s)]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_timeout_s + 30
-        while not is_ready(f"{url}/readyz", 2):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Ray Serve did not come up:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    # service.ray_serve waits for the deployment itself (--start-timeout-s); the margin covers Ray's start.
+    with supervised("Ray Serve", command, cwd=REPO, env=env, log_path=log_path, ready_url=f"{url}/readyz",
+                    start_timeout_s=start_timeout_s + 30, stop_timeout_s=90):
         yield url
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def main() -> None:

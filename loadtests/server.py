@@ -42,6 +42,38 @@ def is_ready(url: str, timeout_s: float = 1) -> bool:
 
 
 @contextmanager
+def supervised(
+    name: str, command: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, ready_url: str,
+    start_timeout_s: float, stop_timeout_s: float,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` (its output in `log_path`) until `ready_url` answers 200; SIGTERM it on leaving.
+
+    The process leads a session of its own, so that what it started (worker processes, a local Ray)
+    is killed with it if it has not stopped `stop_timeout_s` after the SIGTERM.
+    """
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not is_ready(ready_url, 2):
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_path.read_text()[-5000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} was not ready in {start_timeout_s} s:\n{log_path.read_text()[-5000:]}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextmanager
 def running_service(
     artifacts_dir: Path, log_path: Path, start_timeout_s: float = 120, tree: Path = REPO, **settings: str
 ) -> Iterator[RunningService]:
@@ -53,23 +85,7 @@ def running_service(
     env = os.environ | {"SERVICE_ARTIFACTS_DIR": str(artifacts_dir), "SERVICE_PORT": str(port),
                         "TF_CPP_MIN_LOG_LEVEL": "2"}
     env |= {f"SERVICE_{key.upper()}": value for key, value in settings.items()}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "service"], cwd=tree, env=env, stdout=log, stderr=log)
-    service = RunningService(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + start_timeout_s
-        while not is_ready(f"{service.base_url}/readyz"):
-            if process.poll() is not None:
-                raise RuntimeError(f"the service exited with {process.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the service was not ready in {start_timeout_s} s:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield service
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    url = f"http://127.0.0.1:{port}"
+    with supervised("the service", [sys.executable, "-m", "service"], cwd=tree, env=env, log_path=log_path,
+                    ready_url=f"{url}/readyz", start_timeout_s=start_timeout_s, stop_timeout_s=30) as process:
+        yield RunningService(url, process, log_path)

@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtests.server import is_ready
+from loadtests.server import supervised
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")
@@ -194,24 +194,8 @@ def served(cluster: Cluster, log_path: Path, settings: dict[str, str], flags: li
     env = cluster.env | settings
     command = [sys.executable, "-m", "service.ray_serve", "--address", cluster.address, "--node-ip", HEAD_IP,
                "--host", PROXY_HOST, "--port", str(port), "--start-timeout-s", str(start_timeout_s), *flags]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    deployment = Deployment(f"http://{PROXY_HOST}:{port}", process)
-    try:
-        deadline = time.monotonic() + start_timeout_s + 30
-        while not is_ready(f"{deployment.url}/readyz", 2):
-            if process.poll() is not None:
-                raise RuntimeError(f"service.ray_serve exited with {process.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not serving in {start_timeout_s} s:\n{log_path.read_text()}")
-            time.sleep(0.5)
-        yield deployment
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    # service.ray_serve waits for the deployment itself (--start-timeout-s); the margin covers its start.
+    with supervised("service.ray_serve", command, cwd=REPO, env=env, log_path=log_path,
+                    ready_url=f"http://{PROXY_HOST}:{port}/readyz", start_timeout_s=start_timeout_s + 30,
+                    stop_timeout_s=60) as process:
+        yield Deployment(f"http://{PROXY_HOST}:{port}", process)
