@@ -59,6 +59,10 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         summary="Image classification and sentiment analysis from TensorFlow SavedModels, with dynamic batching.",
         version="0.1.0",
         lifespan=lifespan,
+        # The service traces and measures itself (service.core.tracing, service.core.metrics). FastAPI's
+        # own OpenTelemetry would add a second trace of every request wherever a global provider exists
+        # (Ray's, opentelemetry-instrument's), and checks for one on every request even where none does.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -154,3 +154,20 @@ def test_the_exporters_are_built_from_the_environment(monkeypatch: pytest.Monkey
         assert exporters == ["OTLPSpanExporter", "ConsoleSpanExporter"]
     finally:
         tracing.shutdown()
+
+
+async def test_a_global_opentelemetry_provider_adds_no_spans_of_its_own(
+    make_settings: Callable[..., Settings], exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Something else in the process (Ray, opentelemetry-instrument) may set a global provider; FastAPI's
+    # own telemetry would then trace every request a second time, beside (or without) the service's.
+    from opentelemetry import trace
+
+    global_exporter = InMemorySpanExporter()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", _provider(global_exporter))  # restored after the test
+    app = create_app(make_settings(), tracer_provider=_provider(exporter))
+    async with serving(app) as http:
+        response = await http.post("/sentiment", json={"text": "good"})
+    assert response.status_code == 200
+    assert _named(exporter.get_finished_spans(), "POST /sentiment")
+    assert global_exporter.get_finished_spans() == ()
