@@ -89,10 +89,14 @@ BREAKS = [
           "        __import__('logging').getLogger('service.auth').info('key %s', given)\n",
           ("tests/service/api/test_api_keys.py::test_keys_never_reach_the_logs",
            "tests/service/api/test_api_keys.py::test_a_bearer_key_never_reaches_a_real_servers_log_even_at_debug_level")),
-    Break("grace-never-runs-out", "the shutdown grace is ignored: a stop waits for the whole queue",
+    Break("queue-never-refused-at-grace", "what is queued when the grace runs out is left to uvicorn's 500s",
+          "service/core/registry.py", "                served.batcher.refuse_queued(error)",
+          "                pass",
+          (f"{SHUTDOWN}::test_requests_still_queued_as_the_grace_period_runs_out_are_refused_with_a_retryable_503_and_the_process_exits",)),
+    Break("grace-never-runs-out", "the shutdown grace is ignored: a stop waits for the running model call",
           "service/__main__.py", "            timeout_graceful_shutdown=settings.shutdown_grace_s,",
           "            timeout_graceful_shutdown=None,",
-          (f"{SHUTDOWN}::test_requests_still_queued_when_the_grace_period_runs_out_get_an_answer_and_the_process_exits",)),
+          (f"{SHUTDOWN}::test_requests_still_queued_as_the_grace_period_runs_out_are_refused_with_a_retryable_503_and_the_process_exits",)),
 ]
 
 

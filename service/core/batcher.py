@@ -163,6 +163,15 @@ class Batcher(Generic[Rows]):
             self._queued_rows -= len(piece.rows)
         self._metrics.queue_depth.set(self._queued_rows)
 
+    def refuse_queued(self, error: Exception) -> None:
+        """Answer every caller still waiting for a batch with `error`; batches being computed go on."""
+        for piece in self._queue:
+            if not piece.future.done():
+                piece.future.set_exception(error)
+        self._queue.clear()
+        self._queued_rows = 0
+        self._metrics.queue_depth.set(0)
+
     async def close(self) -> None:
         """Take no new inputs, answer everything already queued, then return."""
         self._closed = True

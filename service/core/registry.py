@@ -23,7 +23,7 @@ from contract.errors import ArtifactError
 from contract.layout import list_versions, model_dirs
 from contract.savedmodel import load_model
 from service.core.batcher import Batcher
-from service.core.errors import NotFound, NotReady
+from service.core.errors import NotFound, NotReady, ShuttingDown
 from service.core.handlers import Handler, handler_for
 from service.core.metrics import Metrics
 from service.core.monitoring import VersionMonitor
@@ -105,7 +105,10 @@ class ModelRegistry:
         self._failed_at: dict[Path, Any] = {}  # version folder -> fingerprint that failed to load
         self._retiring: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_call: asyncio.TimerHandle | None = None
         self._draining = False
+        self._closed = False
         self._loaded_and_warm = False
         self._board = ReadinessBoard(settings.workers)
         # One pool for every model call of every version, sized to the machine (TF Serving does
@@ -116,6 +119,7 @@ class ModelRegistry:
 
     async def start(self) -> None:
         """Load every model (strictly), warm each up, then watch the folder for new versions."""
+        self._loop = asyncio.get_running_loop()
         root = self._settings.artifacts_dir
         if not root.is_dir():
             raise StartupError(f"artifacts folder {root} does not exist (set SERVICE_ARTIFACTS_DIR)")
@@ -139,11 +143,32 @@ class ModelRegistry:
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     def begin_draining(self) -> None:
-        """On shutdown: readiness turns 503 and new requests are refused; queued ones go on."""
+        """On shutdown: readiness turns 503 and new requests are refused; queued ones go on.
+
+        Called from the stop-signal handler. Whatever is still queued shortly before the shutdown
+        grace runs out is refused with ShuttingDown: a 503 that a load balancer retries on another
+        replica, where the server would otherwise cancel it with a bare 500.
+        """
         if not self._draining:
             log.info("draining: readiness is 503, new requests are refused, queued ones are answered")
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._refuse_queued_before_the_grace_ends)
         self._draining = True
         self._set_ready(False)
+
+    def _refuse_queued_before_the_grace_ends(self) -> None:
+        if self._closed:  # the server's wait is over: close() answers what is left
+            return
+        grace = self._settings.shutdown_grace_s
+        # Half a second or so for the refusals to be written before the server cancels what is left.
+        margin = min(1.0, grace / 2)
+        self._last_call = asyncio.get_running_loop().call_later(grace - margin, self._refuse_queued)
+
+    def _refuse_queued(self) -> None:
+        error = ShuttingDown("the service stopped before this request's turn came; try again")
+        for entry in self._models.values():
+            for served in entry.loaded.values():
+                served.batcher.refuse_queued(error)
 
     @property
     def ready(self) -> bool:
@@ -160,6 +185,9 @@ class ModelRegistry:
 
     async def close(self) -> None:
         self.begin_draining()
+        self._closed = True
+        if self._last_call is not None:
+            self._last_call.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
         batchers = [s.batcher for entry in self._models.values() for s in entry.loaded.values()]

@@ -332,3 +332,20 @@ async def test_the_next_batch_goes_to_the_model_before_the_last_batchs_callers_a
     await asyncio.gather(first, *rest)
     assert events[:3] == ["model call 0", "model call 1", "answered 1"], events
     await batcher.close()
+
+
+async def test_refusing_the_queue_answers_waiting_callers_while_the_running_batch_finishes() -> None:
+    model = Squares(delay_s=0.3)
+    batcher = make_batcher(model, max_batch_size=1, max_delay_s=0.0)
+    running = asyncio.ensure_future(batcher.submit(rows(2)))
+    await asyncio.sleep(0.1)  # [2] is in the model; the next two wait for their turn
+    waiting = [asyncio.ensure_future(batcher.submit(rows(x))) for x in (3, 4)]
+    await asyncio.sleep(0.05)
+    batcher.refuse_queued(ShuttingDown("stopping"))
+    assert (await running).outputs.tolist() == [4]
+    for caller in waiting:
+        with pytest.raises(ShuttingDown, match="stopping"):
+            await caller
+    assert model.batches == [[2]]
+    assert (await batcher.submit(rows(5))).outputs.tolist() == [25]  # the queue's places are free again
+    await batcher.close()
