@@ -54,6 +54,11 @@ def _config(only_mutate: list[str], tests: list[str]) -> str:
         # TensorFlow's threads count towards a mutant's CPU limit: be generous before calling it a timeout.
         "timeout_multiplier = 20.0\n"
         "timeout_constant = 120.0\n"
+        # mutmut's default forks each mutant from the process that ran every test for its coverage stats, so
+        # TensorFlow's thread pools are already running there; a forked child's first model call then hangs
+        # until pytest-timeout, and every mutant the app-level tests reach counts as killed. A fork server
+        # only imports the tests before it forks, and no model has run in it.
+        'process_isolation = "forkserver"\n'
     )
 
 
