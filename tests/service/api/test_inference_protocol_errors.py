@@ -8,6 +8,8 @@ import struct
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.tiny_models import expected_positive
+
 URL = "/v2/models/tiny-text/infer"
 IMAGE_URL = "/v2/models/tiny-image/infer"
 
@@ -22,10 +24,39 @@ def assert_protocol_error(response, status: int, fragment: str) -> None:
 
 
 def test_json_inference_answers_in_the_protocol_shape(client: TestClient) -> None:
-    body = client.post(URL, json=text_input(shape=[2], data=["good", "bad"]) | {"id": "x"}).json()
+    response = client.post(URL, json=text_input(shape=[2], data=["good", "bad"]) | {"id": "x"})
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
     assert body["model_name"] == "tiny-text" and body["model_version"] == "2" and body["id"] == "x"
     [output] = body["outputs"]
     assert output["name"] == "probabilities" and output["shape"] == [2, 2] and len(output["data"]) == 4
+
+
+def test_model_metadata_describes_the_served_tensors(client: TestClient) -> None:
+    # What a protocol client reads to build its request; tritonclient checks the same on a real server.
+    assert client.get("/v2/models/tiny-image").json() == {
+        "name": "tiny-image", "versions": ["1"], "platform": "tensorflow_savedmodel",
+        "inputs": [{"name": "images", "datatype": "UINT8", "shape": [-1, 8, 8, 3]}],
+        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
+    }
+    text = client.get("/v2/models/tiny-text/versions/1").json()
+    assert (text["name"], text["versions"]) == ("tiny-text", ["1", "2"])
+    assert (text["inputs"], text["outputs"]) == ([{"name": "text", "datatype": "BYTES", "shape": [-1]}],
+                                                 [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}])
+
+
+def test_binary_output_follows_a_json_header_whose_length_is_given(client: TestClient) -> None:
+    texts = ["good", "bad bad"]
+    request = text_input(shape=[2], data=texts) | {"parameters": {"binary_data_output": True}}
+    response = client.post(URL, json=request)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/octet-stream"
+    length = int(response.headers["inference-header-content-length"])
+    head, raw = json.loads(response.content[:length]), response.content[length:]
+    [output] = head["outputs"]
+    assert (output["name"], output["datatype"], output["shape"]) == ("probabilities", "FP32", [2, 2])
+    assert output["parameters"] == {"binary_data_size": len(raw)} and "data" not in output
+    positives = struct.unpack("<4f", raw)[1::2]
+    assert positives == pytest.approx([expected_positive(text, 2) for text in texts], abs=1e-5)
 
 
 @pytest.mark.parametrize(("body", "status", "fragment"), [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -11,6 +14,7 @@ from service.app import create_app
 from service.settings import Settings
 from tests.service.api.test_classify_image import assert_error
 from tests.service.images import solid
+from tests.tiny_models import build_text_model
 
 
 def test_models_lists_each_model_its_versions_and_the_served_card(client: TestClient) -> None:
@@ -21,6 +25,27 @@ def test_models_lists_each_model_its_versions_and_the_served_card(client: TestCl
     assert [(v["version"], v["state"]) for v in text["versions"]] == [(1, "loaded"), (2, "serving")]
     served_card = text["versions"][1]["card"]
     assert served_card["labels"] == ["negative", "positive"] and served_card["input"] == {"max_tokens": 64}
+    for version in text["versions"]:  # every loaded version is monitored, with the configured window
+        monitoring = version["monitoring"]
+        assert (monitoring["window"], monitoring["threshold"], monitoring["reference_split"]) == (1000, 0.25, None)
+
+
+def test_versions_on_disk_that_are_not_loaded_are_listed_as_available_or_failed_with_the_reason(
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(artifacts_dir / "tiny-text" / "1", tmp_path / "tiny-text" / "1")  # older than the two kept
+    broken = shutil.copytree(artifacts_dir / "tiny-text" / "2", tmp_path / "tiny-text" / "2")
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    build_text_model(tmp_path / "tiny-text" / "3")
+    settings = make_settings(artifacts_dir=tmp_path, model_versions=2, monitoring=False, reload_interval_s=0)
+    with TestClient(create_app(settings)) as client:
+        versions = client.get("/models/tiny-text").json()["versions"]
+    available, failed, serving = versions
+    assert available == {"version": 1, "state": "available", "card": None, "error": None, "monitoring": None}
+    assert (failed["version"], failed["state"], failed["card"]) == (2, "failed", None)
+    assert failed["error"].startswith(f"{broken}: cannot load the SavedModel")
+    assert (serving["version"], serving["state"], serving["monitoring"]) == (3, "serving", None)  # monitoring off
+    assert serving["card"] == json.loads((tmp_path / "tiny-text" / "3" / "model.json").read_text())
 
 
 def test_one_model_by_name(client: TestClient) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -48,6 +50,19 @@ def test_an_unknown_model_is_a_404(client: TestClient) -> None:
 
 def test_an_image_model_is_not_a_sentiment_model(client: TestClient) -> None:
     assert_error(client.post(URL, json={"text": "x", "model": "tiny-image"}), 404, "not_found")
+
+
+def test_a_failing_model_call_is_a_500_logged_as_an_error_and_the_next_request_is_served(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="service.errors"):
+        failed = client.post(URL, json={"text": "boom"})  # the tiny model's call fails on this text
+        assert_error(client.post(URL, json={"text": "x", "model": "nope"}), 404, "not_found")
+    error = assert_error(failed, 500, "inference_failed")
+    # Only the failure is on the error log, with its code and message; a client's mistake is not.
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "service.errors"] == \
+        [(logging.ERROR, f"inference_failed: {error['message']}")]
+    assert client.post(URL, json={"text": "good"}).status_code == 200
 
 
 def test_an_empty_body_is_a_400(client: TestClient) -> None:
