@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.tiny_models import expected_positive
+from service.app import create_app
+from service.settings import Settings
+from tests.tiny_models import build_text_model, expected_positive
 
 URL = "/v2/models/tiny-text/infer"
 IMAGE_URL = "/v2/models/tiny-image/infer"
@@ -47,7 +52,8 @@ def test_model_metadata_describes_the_served_tensors(client: TestClient) -> None
 
 def test_binary_output_follows_a_json_header_whose_length_is_given(client: TestClient) -> None:
     texts = ["good", "bad bad"]
-    request = text_input(shape=[2], data=texts) | {"parameters": {"binary_data_output": True}}
+    request = text_input(shape=[2], data=texts) | {"outputs": [{"name": "probabilities",
+                                                                 "parameters": {"binary_data": True}}]}
     response = client.post(URL, json=request)
     assert response.status_code == 200 and response.headers["content-type"] == "application/octet-stream"
     length = int(response.headers["inference-header-content-length"])
@@ -57,6 +63,17 @@ def test_binary_output_follows_a_json_header_whose_length_is_given(client: TestC
     assert output["parameters"] == {"binary_data_size": len(raw)} and "data" not in output
     positives = struct.unpack("<4f", raw)[1::2]
     assert positives == pytest.approx([expected_positive(text, 2) for text in texts], abs=1e-5)
+
+
+def test_a_request_is_answered_by_the_model_it_names_not_by_the_default_of_its_kind(
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(artifacts_dir / "tiny-text" / "2", tmp_path / "tiny-text" / "2")  # the default text model
+    build_text_model(tmp_path / "reviews" / "3")
+    with TestClient(create_app(make_settings(artifacts_dir=tmp_path, reload_interval_s=0))) as client:
+        body = client.post("/v2/models/reviews/infer", json=text_input(data=["good"])).json()
+    assert (body["model_name"], body["model_version"]) == ("reviews", "3")
+    assert body["outputs"][0]["data"][1] == pytest.approx(expected_positive("good", 3), abs=1e-5)
 
 
 @pytest.mark.parametrize(("body", "status", "fragment"), [

@@ -115,6 +115,12 @@ def test_wrong_types_and_shapes_are_a_422_that_names_the_field(client: TestClien
     assert fragment in assert_error(client.post(URL, json=body), 422, "invalid_input")["message"]
 
 
+def test_a_422_names_each_field_by_its_path_in_the_body_and_lists_at_most_five_problems(client: TestClient) -> None:
+    message = assert_error(client.post(URL, json={"texts": [1, 2, 3, 4, 5, 6, 7]}), 422, "invalid_input")["message"]
+    assert message.split("; ") == [f"texts.{index}: Input should be a valid string" for index in range(5)]
+    assert assert_error(client.post(URL, json=[1]), 422, "invalid_input")["message"].startswith("body: ")
+
+
 def test_too_many_texts_is_a_422_that_says_the_limit(client: TestClient) -> None:
     error = assert_error(client.post(URL, json={"texts": ["good"] * 65}), 422, "invalid_input")
     assert "texts: List should have at most 64 items" in error["message"]
