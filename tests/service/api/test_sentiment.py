@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
+from service.app import create_app
+from service.settings import Settings
 from tests.service.api.test_classify_image import assert_error
 from tests.tiny_models import expected_positive
 
@@ -66,7 +69,9 @@ def test_a_failing_model_call_is_a_500_logged_as_an_error_and_the_next_request_i
 
 
 def test_an_empty_body_is_a_400(client: TestClient) -> None:
-    assert_error(client.post(URL, content=b"", headers={"Content-Type": "application/json"}), 400, "bad_request")
+    response = client.post(URL, content=b"", headers={"Content-Type": "application/json"})
+    error = assert_error(response, 400, "bad_request")
+    assert error["message"] == "the body is empty" and error["accepted"].startswith('a JSON object {"text": "..."}')
 
 
 @pytest.mark.parametrize("body", [b"{not json", b'{"text": "unterminated', b"\xff\xfe\x00garbage"])
@@ -92,7 +97,20 @@ def test_json_with_parameters_or_any_case_is_json(client: TestClient, content_ty
 def test_a_body_that_is_not_declared_json_is_a_415(client: TestClient, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     response = client.post(URL, content=b'{"text": "good"}', headers=headers)
-    assert assert_error(response, 415, "unsupported_media_type")["accepted"] == "application/json"
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert error["accepted"] == "application/json"
+    assert error["message"] == f"Content-Type {content_type or '(none)'!r} is not accepted"
+
+
+def test_the_text_limits_and_the_routes_docs_come_from_this_apps_settings(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app_client = TestClient(create_app(make_settings(max_texts=2, max_text_chars=5)))  # limits apply before any model
+    assert "at most 2 items" in assert_error(app_client.post(URL, json={"texts": ["a", "b", "c"]}), 422,
+                                            "invalid_input")["message"]
+    assert "at most 5 characters" in assert_error(app_client.post(URL, json={"text": "sixsix"}), 422,
+                                                 "invalid_input")["message"]
+    assert app_client.get("/openapi.json").json()["paths"][URL]["post"]["tags"] == ["inference"]
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,7 @@ async def test_an_incoming_traceparent_is_continued(
     assert server.parent.is_remote
     [decode] = _named(spans, "decode image")
     assert decode.parent is not None and decode.parent.span_id == server.context.span_id
+    assert decode.attributes == {"image.bytes": len(solid("red"))}
     assert {_hex(s.context.trace_id) for s in spans} == {TRACE_ID}  # the batch too, as this request is its only member
     assert f"trace_id={TRACE_ID}" in next(r.getMessage() for r in caplog.records if "/classify-image" in r.getMessage())
 
