@@ -21,6 +21,7 @@ import httpx2 as httpx
 import pytest
 
 from service.app import create_app
+from service.core.workers import SHARED_DIR_ENV
 from service.settings import Settings
 from tests.service.conftest import serving
 from tests.service.images import encode, solid
@@ -459,6 +460,21 @@ async def test_a_version_deleted_from_disk_while_loaded_is_retired_unless_it_is_
     assert still.status_code == 200 and still.headers["x-model-version"] == "1"
     assert loaded_gauges == ['service_model_version_loaded{model="tiny-text",version="1"} 1.0']
     assert "retiring tiny-text version 2 (removed from disk)" in caplog.messages
+
+
+async def test_with_two_workers_readiness_waits_for_both_and_a_draining_worker_takes_its_mark_back(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))  # what `python -m service` sets up for its workers
+    app = create_app(make_settings(workers=2))
+    async with serving(app) as http:
+        alone = (await http.get("/readyz")).status_code
+        (tmp_path / f"ready-{os.getppid()}").touch()  # the other worker: a live process that says it is ready
+        both = (await http.get("/readyz")).status_code
+        app.state.registry.begin_draining()
+        marks = sorted(path.name for path in tmp_path.glob("ready-*"))
+    assert (alone, both) == (503, 200)
+    assert marks == [f"ready-{os.getppid()}"]  # this worker's mark went when it began draining
 
 
 async def test_requests_still_queued_when_the_app_shuts_down_are_answered_before_the_models_go(
