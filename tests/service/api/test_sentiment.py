@@ -110,7 +110,12 @@ def test_the_text_limits_and_the_routes_docs_come_from_this_apps_settings(
                                             "invalid_input")["message"]
     assert "at most 5 characters" in assert_error(app_client.post(URL, json={"text": "sixsix"}), 422,
                                                  "invalid_input")["message"]
-    assert app_client.get("/openapi.json").json()["paths"][URL]["post"]["tags"] == ["inference"]
+    documented = app_client.get("/openapi.json").json()["paths"][URL]["post"]
+    assert documented["tags"] == ["inference"]
+    # Each error status says when it happens and which shape its body has.
+    unavailable = documented["responses"]["503"]
+    assert unavailable["description"].startswith("Overloaded (queue full) or not ready")
+    assert unavailable["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
 
 
 @pytest.mark.parametrize(
