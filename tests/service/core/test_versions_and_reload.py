@@ -480,7 +480,8 @@ async def test_with_two_workers_readiness_waits_for_both_and_a_draining_worker_t
 async def test_requests_still_queued_when_the_app_shuts_down_are_answered_before_the_models_go(
     make_settings: Callable[..., Settings],
 ) -> None:
-    app = create_app(make_settings(max_batch_size=1))  # one model call per request: a queue forms behind "slow"
+    # One model call per request: a queue forms behind "slow". A busy machine must not turn waits into 504s.
+    app = create_app(make_settings(max_batch_size=1, request_timeout_s=120))
     texts = ["good", "bad", "good good", "bad bad good"]
 
     async def queued(http: httpx.AsyncClient) -> bool:
