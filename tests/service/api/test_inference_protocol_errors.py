@@ -31,6 +31,9 @@ def assert_protocol_error(response, status: int, fragment: str) -> None:
 def test_json_inference_answers_in_the_protocol_shape(client: TestClient) -> None:
     response = client.post(URL, json=text_input(shape=[2], data=["good", "bad"]) | {"id": "x"})
     assert response.headers["content-type"] == "application/json"
+    # The same headers as the service's own routes: who answered, in how large a batch.
+    assert (response.headers["x-model"], response.headers["x-model-version"]) == ("tiny-text", "2")
+    assert int(response.headers["x-batch-size"]) >= 2
     body = response.json()
     assert body["model_name"] == "tiny-text" and body["model_version"] == "2" and body["id"] == "x"
     [output] = body["outputs"]
@@ -113,6 +116,13 @@ def test_malformed_binary_tensor_data(client: TestClient, header, binary: bytes,
     length = header if header is not None else str(len(head))
     response = client.post(URL, content=head + binary, headers={"Inference-Header-Content-Length": length})
     assert response.status_code in (400, 422) and fragment in response.json()["error"]
+
+
+def test_a_protocol_error_says_what_is_accepted_when_the_service_knows(client: TestClient) -> None:
+    unknown = client.post("/v2/models/nope/infer", json=text_input())
+    assert unknown.json() == {"error": "no model named 'nope' (accepted: one of: tiny-image, tiny-text)"}
+    output = client.post(URL, json=text_input() | {"outputs": [{"name": "logits"}]})
+    assert output.json() == {"error": "the only output is 'probabilities'"}
 
 
 def test_unknown_model_and_version(client: TestClient) -> None:
