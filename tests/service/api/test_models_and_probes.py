@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -86,6 +88,25 @@ def test_metrics_cover_requests_batches_and_models_with_bounded_labels(client: T
     assert 'route="unmatched",status="404"' in text
     assert 'service_model_version_loaded{model="tiny-text",version="2"} 1.0' in text
     assert "some-random-name" not in text and "5678" not in text
+
+
+def test_an_unexpected_error_is_a_500_in_the_error_shape_and_is_logged_with_its_traceback(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(make_settings())
+
+    async def broken() -> None:  # stands in for a bug anywhere in a route
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    with caplog.at_level(logging.ERROR, logger="service.errors"):
+        response = TestClient(app, raise_server_exceptions=False).get("/broken")
+    assert response.status_code == 500
+    # The bug's own words stay in the log.
+    assert response.json()["error"] == {"code": "internal_error", "message": "an unexpected error; it has been logged",
+                                        "accepted": None}
+    [record] = [r for r in caplog.records if r.name == "service.errors"]
+    assert record.getMessage() == "unhandled error" and record.exc_info and "a bug" in str(record.exc_info[1])
 
 
 def test_every_response_carries_a_request_id_and_echoes_a_safe_one(client: TestClient) -> None:
