@@ -80,6 +80,12 @@ def test_a_body_that_is_not_json_is_a_400(client: TestClient, body: bytes) -> No
     assert response.status_code == 400 and response.json()["error"]["code"] in {"invalid_json", "bad_request"}
 
 
+def test_a_json_syntax_error_is_a_400_that_says_what_is_accepted(client: TestClient) -> None:
+    response = client.post(URL, content=b"{not json", headers={"Content-Type": "application/json"})
+    error = assert_error(response, 400, "invalid_json")
+    assert (error["message"], error["accepted"]) == ("the body is not valid JSON", "a UTF-8 JSON object")
+
+
 def test_invalid_utf8_inside_a_json_string_is_a_400(client: TestClient) -> None:
     response = client.post(URL, content=b'{"text": "caf\xe9"}', headers={"Content-Type": "application/json"})
     assert response.status_code == 400, response.text
