@@ -48,6 +48,10 @@ def test_a_request_can_pin_a_loaded_version_and_gets_that_versions_answer(client
     assert positive_of(newest) == pytest.approx(expected_positive("good", 2), abs=TOLERANCE)
     image = client.post("/classify-image?version=1", content=solid("red"), headers={"Content-Type": "image/png"})
     assert image.json()["version"] == 1 and image.headers["x-model-version"] == "1"
+    # Each version's batches are counted under its own name and number.
+    metrics = client.get("/metrics").text
+    for version in ("1", "2"):
+        assert f'service_batch_size_count{{model="tiny-text",version="{version}"}}' in metrics
 
 
 def test_pinning_a_version_that_is_not_loaded_is_a_404(client) -> None:
