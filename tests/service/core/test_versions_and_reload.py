@@ -395,6 +395,26 @@ async def test_a_broken_new_version_is_reported_and_never_replaces_the_working_o
     assert "cannot load the SavedModel" in errors[0]
 
 
+async def test_a_new_version_of_another_kind_is_reported_and_never_served(
+    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.1))
+    async with serving(app) as http:
+        # An image model published as version 2 of a text model.
+        await asyncio.to_thread(_publish, live_artifacts, "tiny-text", 2, tmp_path / "staging", build_image_model)
+
+        async def reported() -> bool:
+            versions = (await http.get("/models/tiny-text")).json()["versions"]
+            return any(v["state"] == "failed" for v in versions)
+
+        await _until(reported, "version 2 to be reported as failed", 30)
+        versions = (await http.get("/models/tiny-text")).json()["versions"]
+        answer = await http.post("/sentiment", json={"text": "good"})
+    assert versions[1]["error"] == (f"{live_artifacts / 'tiny-text' / '2'}: task 'image-classification' differs "
+                                    "from the served versions'")
+    assert answer.status_code == 200 and answer.headers["x-model-version"] == "1"
+
+
 async def test_a_new_version_that_loads_but_fails_its_warm_up_is_reported_and_never_served(
     make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
 ) -> None:
