@@ -65,8 +65,9 @@ STATUS: dict[type[errors.ServiceError], tuple[int, str]] = {
     errors.DeadlineExceeded: (504, "timeout"),
 }
 
-# Errors Starlette answers itself (unknown path, wrong method), in the same table's words.
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+# Errors Starlette and FastAPI answer themselves (a body FastAPI cannot parse, e.g. invalid UTF-8 in a
+# JSON string; unknown path; wrong method), in the same table's words.
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 _DESCRIPTIONS = {
     400: "The body is not what the route accepts (not JSON, not an image, corrupt or truncated data).",

@@ -109,6 +109,14 @@ def test_an_unexpected_error_is_a_500_in_the_error_shape_and_is_logged_with_its_
     assert record.getMessage() == "unhandled error" and record.exc_info and "a bug" in str(record.exc_info[1])
 
 
+def test_an_unknown_path_and_a_wrong_method_answer_in_the_error_shape(client: TestClient) -> None:
+    unknown = assert_error(client.get("/no/such/path"), 404, "not_found")
+    wrong = client.get("/sentiment")
+    assert (unknown["message"], assert_error(wrong, 405, "method_not_allowed")["message"]) == \
+        ("Not Found", "Method Not Allowed")
+    assert wrong.headers["allow"] == "POST"  # RFC 9110: a 405 names the methods the resource takes
+
+
 def test_every_response_carries_a_request_id_and_echoes_a_safe_one(client: TestClient) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", client.get("/healthz").headers["x-request-id"])
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
