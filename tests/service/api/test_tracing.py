@@ -4,7 +4,9 @@ linking every request it served, an incoming W3C traceparent continued, and trac
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import struct
 from collections.abc import Callable
 
 import pytest
@@ -112,9 +114,14 @@ async def test_an_inference_protocol_request_gets_a_decode_span_and_its_answer(
     make_settings: Callable[..., Settings], exporter: InMemorySpanExporter,
 ) -> None:
     app = create_app(make_settings(), tracer_provider=_provider(exporter))
-    request = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["good", "bad"]}]}
+    # The texts as binary tensor data after the JSON header, as tritonclient sends them.
+    raw = b"".join(struct.pack("<I", len(text)) + text for text in (b"good", b"bad"))
+    head = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
+                                   "parameters": {"binary_data_size": len(raw)}}]}).encode()
     async with serving(app) as http:
-        response = await http.post("/v2/models/tiny-text/infer", json=request)
+        response = await http.post("/v2/models/tiny-text/infer", content=head + raw,
+                                   headers={"Content-Type": "application/octet-stream",
+                                            "Inference-Header-Content-Length": str(len(head))})
     assert response.status_code == 200
     assert response.json()["outputs"][0]["data"][1::2] == pytest.approx(
         [expected_positive("good", 2), expected_positive("bad", 2)], abs=1e-5)
@@ -132,7 +139,9 @@ async def test_errors_are_traced_and_carry_the_trace_id(
     async with serving(app) as http:
         failed = await http.post("/sentiment", json={"text": "boom"})  # the model call fails
         unknown = await http.get("/nowhere")
+        not_an_image = await http.post("/classify-image", content=b"junk", headers={"Content-Type": "image/png"})
     assert failed.status_code == 500 and unknown.status_code == 404
+    assert not_an_image.status_code == 400 and not_an_image.json()["error"]["message"].startswith("image 0: ")
     spans = exporter.get_finished_spans()
     [server] = _named(spans, "POST /sentiment")
     assert failed.headers["x-trace-id"] == _hex(server.context.trace_id)
