@@ -147,8 +147,10 @@ def test_the_configured_default_text_model_answers_among_several_and_a_missing_k
     shutil.copytree(artifacts_dir / "tiny-text" / "2", tmp_path / "tiny-text" / "2")
     with TestClient(create_app(make_settings(artifacts_dir=tmp_path, default_sentiment_model="tiny-text"))) as client:
         body = client.post("/sentiment", json={"text": "good"}).json()
+        unknown = client.post("/sentiment", json={"text": "good", "model": "nope"}).json()["error"]
         image = client.post("/classify-image", content=solid("red"), headers={"Content-Type": "image/png"})
     assert (body["model"], body["version"]) == ("tiny-text", 2)
+    assert unknown["accepted"] == "one of: a-text, tiny-text"
     assert image.status_code == 404
     error = image.json()["error"]
     assert (error["message"], error["accepted"]) == ("no image-classification model is loaded", "one of: none")
