@@ -28,13 +28,17 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # The batcher's own tests use a plain Python model: seconds per mutant, where a test through the app
     # (TensorFlow, a model load per test) takes tens. What the app adds is covered by tests/breaks.py.
     "batcher": (["service/core/batcher.py"], ["tests/service/core/test_batcher.py"]),
+    # Each loaded version's batcher is wired to a drift monitor and to tracing: their tests check that wiring.
     "registry": (["service/core/registry.py"],
-                 ["tests/service/core/test_versions_and_reload.py", "tests/service/core/test_startup_and_settings.py"]),
+                 ["tests/service/core/test_versions_and_reload.py", "tests/service/core/test_startup_and_settings.py",
+                  "tests/service/api/test_prediction_drift.py", "tests/service/api/test_tracing.py"]),
+    # The card-file routes are tested with the page; the routes' traced branches by the tracing tests.
     "errors-and-routes": (["service/api/errors.py", "service/api/routes/*"],
                           ["tests/service/api/test_sentiment.py", "tests/service/api/test_classify_image.py",
                            "tests/service/api/test_models_and_probes.py",
                            "tests/service/api/test_inference_protocol_errors.py",
-                           "tests/service/api/test_api_keys.py"]),
+                           "tests/service/api/test_api_keys.py", "tests/service/api/test_page.py",
+                           "tests/service/api/test_tracing.py"]),
     "shutdown": (["service/__main__.py"], ["tests/service/api/test_shutdown.py"]),
 }
 
@@ -54,6 +58,11 @@ def _config(only_mutate: list[str], tests: list[str]) -> str:
         # TensorFlow's threads count towards a mutant's CPU limit: be generous before calling it a timeout.
         "timeout_multiplier = 20.0\n"
         "timeout_constant = 120.0\n"
+        # mutmut's default forks each mutant from the process that ran every test for its coverage stats, so
+        # TensorFlow's thread pools are already running there; a forked child's first model call then hangs
+        # until pytest-timeout, and every mutant the app-level tests reach counts as killed. A fork server
+        # only imports the tests before it forks, and no model has run in it.
+        'process_isolation = "forkserver"\n'
     )
 
 

@@ -65,8 +65,9 @@ STATUS: dict[type[errors.ServiceError], tuple[int, str]] = {
     errors.DeadlineExceeded: (504, "timeout"),
 }
 
-# Errors Starlette answers itself (unknown path, wrong method), in the same table's words.
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+# Errors Starlette and FastAPI answer themselves (a body FastAPI cannot parse, e.g. invalid UTF-8 in a
+# JSON string; unknown path; wrong method), in the same table's words.
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 _DESCRIPTIONS = {
     400: "The body is not what the route accepts (not JSON, not an image, corrupt or truncated data).",
@@ -121,35 +122,41 @@ def _describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+# The handlers are module functions, not closures made per app: each request then reaches them
+# afresh, so mutation testing (tests/mutate.py) can tell which tests exercise each one.
+async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.ServiceError)
+    status, code = status_of(exc)
+    if status == 500:
+        log.error("%s: %s", code, exc.message)
+    return error_json(request, status, code, exc.message, exc.accepted)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return error_json(request, 400, "invalid_json", "the body is not valid JSON",
+                          accepted="a UTF-8 JSON object")
+    return error_json(request, 422, "invalid_input", _describe_validation(exc))
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, errors.ServiceError):
+        # FastAPI's body parser wraps whatever reading the body raised (e.g. the body limit's
+        # TooLarge) in a generic 400; answer the original instead.
+        return await on_service_error(request, exc.__cause__)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    # RFC 9110: a 405 names the methods the resource does take.
+    return error_json(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error")
+    return error_json(request, 500, "internal_error", "an unexpected error; it has been logged")
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_service_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, errors.ServiceError)
-        status, code = status_of(exc)
-        if status == 500:
-            log.error("%s: %s", code, exc.message)
-        return error_json(request, status, code, exc.message, exc.accepted)
-
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        if any(error.get("type") == "json_invalid" for error in exc.errors()):
-            return error_json(request, 400, "invalid_json", "the body is not valid JSON",
-                              accepted="a UTF-8 JSON object")
-        return error_json(request, 422, "invalid_input", _describe_validation(exc))
-
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        if isinstance(exc.__cause__, errors.ServiceError):
-            # FastAPI's body parser wraps whatever reading the body raised (e.g. the body limit's
-            # TooLarge) in a generic 400; answer the original instead.
-            return await on_service_error(request, exc.__cause__)
-        code = _HTTP_CODES.get(exc.status_code, "error")
-        # RFC 9110: a 405 names the methods the resource does take.
-        return error_json(request, exc.status_code, code, str(exc.detail), headers=exc.headers)
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return error_json(request, 500, "internal_error", "an unexpected error; it has been logged")
-
     app.add_exception_handler(errors.ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)

@@ -97,6 +97,7 @@ def test_a_zero_byte_file_is_a_400(client: TestClient) -> None:
 def test_bytes_that_are_not_a_supported_image_are_a_400(client: TestClient, data: bytes) -> None:
     error = assert_error(post_raw(client, data), 400, "invalid_image")
     assert "PNG" in error["accepted"]
+    assert error["message"].startswith("image 0: ")  # a raw body has no file name to add
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

@@ -190,18 +190,18 @@ def test_anything_but_a_plain_card_file_name_is_refused(page_client: TestClient,
     assert b"root:" not in response.content
 
 
-@pytest.mark.parametrize(("name", "version", "message"), [
-    ("tiny-text", 1, "version 1 of 'tiny-text' is not loaded"),  # on disk, not loaded
-    ("tiny-image", 7, "version 7 of 'tiny-image' is not loaded"),
-    ("no-such-model", 1, "no model named 'no-such-model'"),
+@pytest.mark.parametrize(("name", "version", "message", "accepted"), [
+    ("tiny-text", 1, "version 1 of 'tiny-text' is not loaded", "one of: 2"),  # on disk, not loaded
+    ("tiny-image", 7, "version 7 of 'tiny-image' is not loaded", "one of: 1"),
+    ("no-such-model", 1, "no model named 'no-such-model'", "one of: tiny-image, tiny-text"),
 ])
 def test_versions_not_loaded_and_unknown_models_are_404(
-    page_client: TestClient, name: str, version: int, message: str
+    page_client: TestClient, name: str, version: int, message: str, accepted: str
 ) -> None:
     for path in (FILES.format(name=name, version=version), FILES.format(name=name, version=version) + "/model.json"):
         response = page_client.get(path)
         assert response.status_code == 404
-        assert response.json()["error"]["message"] == message
+        assert (response.json()["error"]["message"], response.json()["error"]["accepted"]) == (message, accepted)
 
 
 def test_the_card_file_routes_are_in_the_schema_with_their_responses(page_client: TestClient) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from contract.savedmodel import load_model
 from service.app import create_app
 from service.core import monitoring
 from service.settings import Settings
+from tests.service.conftest import serving
 from tests.tiny_models import build_image_model, build_text_model
 
 WINDOW = 200
@@ -183,3 +185,31 @@ def test_monitoring_can_be_turned_off(artifacts_with_references: Path) -> None:
         assert client.post("/sentiment", json={"text": "good"}).status_code == 200
         assert _monitoring(client, "tiny-text") is None
         assert "service_predictions_total{" not in client.get("/metrics").text
+
+
+async def test_a_retired_versions_drift_scores_go_with_it(
+    artifacts_with_references: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(monitoring, "REFRESH_S", 0.0)
+    root = tmp_path / "artifacts"
+    shutil.copytree(artifacts_with_references / "tiny-text" / "1", root / "tiny-text" / "1")
+    settings = Settings(artifacts_dir=root, default_sentiment_model="tiny-text", drift_window=10, model_versions=1,
+                        reload_interval_s=0)  # no watcher: the test looks at the folder itself
+    app = create_app(settings)
+    rng = np.random.default_rng(5)
+
+    def drift_series(metrics: str) -> list[str]:
+        return [line for line in metrics.splitlines() if line.startswith('service_prediction_drift{model="tiny-text"')]
+
+    async with serving(app) as http:
+        assert (await http.post("/sentiment", json={"texts": [review(rng) for _ in range(10)]})).status_code == 200
+        scored = drift_series((await http.get("/metrics")).text)
+        newer = shutil.copytree(root / "tiny-text" / "1", tmp_path / "staging" / "2")
+        card = json.loads((newer / "model.json").read_text())
+        (newer / "model.json").write_text(json.dumps(card | {"version": 2}))
+        newer.rename(root / "tiny-text" / "2")
+        await app.state.registry.refresh()  # sees version 2
+        await app.state.registry.refresh()  # loads it and retires version 1
+        after = drift_series((await http.get("/metrics")).text)
+    assert scored and all('version="1"' in line for line in scored)  # version 1 had scores (its window was full)
+    assert after == []  # a stale score would go on alerting

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import pytest
 from fastapi.testclient import TestClient
 
+from service.app import create_app
+from service.settings import Settings
 from tests.service.api.test_classify_image import assert_error
 from tests.tiny_models import expected_positive
 
@@ -50,8 +55,23 @@ def test_an_image_model_is_not_a_sentiment_model(client: TestClient) -> None:
     assert_error(client.post(URL, json={"text": "x", "model": "tiny-image"}), 404, "not_found")
 
 
+def test_a_failing_model_call_is_a_500_logged_as_an_error_and_the_next_request_is_served(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="service.errors"):
+        failed = client.post(URL, json={"text": "boom"})  # the tiny model's call fails on this text
+        assert_error(client.post(URL, json={"text": "x", "model": "nope"}), 404, "not_found")
+    error = assert_error(failed, 500, "inference_failed")
+    # Only the failure is on the error log, with its code and message; a client's mistake is not.
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "service.errors"] == \
+        [(logging.ERROR, f"inference_failed: {error['message']}")]
+    assert client.post(URL, json={"text": "good"}).status_code == 200
+
+
 def test_an_empty_body_is_a_400(client: TestClient) -> None:
-    assert_error(client.post(URL, content=b"", headers={"Content-Type": "application/json"}), 400, "bad_request")
+    response = client.post(URL, content=b"", headers={"Content-Type": "application/json"})
+    error = assert_error(response, 400, "bad_request")
+    assert error["message"] == "the body is empty" and error["accepted"].startswith('a JSON object {"text": "..."}')
 
 
 @pytest.mark.parametrize("body", [b"{not json", b'{"text": "unterminated', b"\xff\xfe\x00garbage"])
@@ -60,9 +80,15 @@ def test_a_body_that_is_not_json_is_a_400(client: TestClient, body: bytes) -> No
     assert response.status_code == 400 and response.json()["error"]["code"] in {"invalid_json", "bad_request"}
 
 
+def test_a_json_syntax_error_is_a_400_that_says_what_is_accepted(client: TestClient) -> None:
+    response = client.post(URL, content=b"{not json", headers={"Content-Type": "application/json"})
+    error = assert_error(response, 400, "invalid_json")
+    assert (error["message"], error["accepted"]) == ("the body is not valid JSON", "a UTF-8 JSON object")
+
+
 def test_invalid_utf8_inside_a_json_string_is_a_400(client: TestClient) -> None:
     response = client.post(URL, content=b'{"text": "caf\xe9"}', headers={"Content-Type": "application/json"})
-    assert response.status_code == 400, response.text
+    assert assert_error(response, 400, "bad_request")["message"] == "There was an error parsing the body"
 
 
 @pytest.mark.parametrize(
@@ -77,7 +103,25 @@ def test_json_with_parameters_or_any_case_is_json(client: TestClient, content_ty
 def test_a_body_that_is_not_declared_json_is_a_415(client: TestClient, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     response = client.post(URL, content=b'{"text": "good"}', headers=headers)
-    assert assert_error(response, 415, "unsupported_media_type")["accepted"] == "application/json"
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert error["accepted"] == "application/json"
+    assert error["message"] == f"Content-Type {content_type or '(none)'!r} is not accepted"
+
+
+def test_the_text_limits_and_the_routes_docs_come_from_this_apps_settings(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app_client = TestClient(create_app(make_settings(max_texts=2, max_text_chars=5)))  # limits apply before any model
+    assert "at most 2 items" in assert_error(app_client.post(URL, json={"texts": ["a", "b", "c"]}), 422,
+                                            "invalid_input")["message"]
+    assert "at most 5 characters" in assert_error(app_client.post(URL, json={"text": "sixsix"}), 422,
+                                                 "invalid_input")["message"]
+    documented = app_client.get("/openapi.json").json()["paths"][URL]["post"]
+    assert documented["tags"] == ["inference"]
+    # Each error status says when it happens and which shape its body has.
+    unavailable = documented["responses"]["503"]
+    assert unavailable["description"].startswith("Overloaded (queue full) or not ready")
+    assert unavailable["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
 
 
 @pytest.mark.parametrize(
@@ -98,6 +142,12 @@ def test_a_body_that_is_not_declared_json_is_a_415(client: TestClient, content_t
 )
 def test_wrong_types_and_shapes_are_a_422_that_names_the_field(client: TestClient, body, fragment: str) -> None:
     assert fragment in assert_error(client.post(URL, json=body), 422, "invalid_input")["message"]
+
+
+def test_a_422_names_each_field_by_its_path_in_the_body_and_lists_at_most_five_problems(client: TestClient) -> None:
+    message = assert_error(client.post(URL, json={"texts": [1, 2, 3, 4, 5, 6, 7]}), 422, "invalid_input")["message"]
+    assert message.split("; ") == [f"texts.{index}: Input should be a valid string" for index in range(5)]
+    assert assert_error(client.post(URL, json=[1]), 422, "invalid_input")["message"].startswith("body: ")
 
 
 def test_too_many_texts_is_a_422_that_says_the_limit(client: TestClient) -> None:

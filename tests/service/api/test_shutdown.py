@@ -1,25 +1,35 @@
 """SIGTERM on a real `python -m service`: what was queued is answered, what comes later is refused.
 
-Each test checks first that there was something to drain (requests queued or in flight when
-the signal went), so that it cannot pass on an idle server.
+Each live test checks first that there was something to drain (requests queued or in flight when
+the signal went), so that it cannot pass on an idle server. The in-process tests of `python -m service`
+check what it asks uvicorn for (the grace period above all), where mutation testing can see them.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import signal
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
+from fastapi.testclient import TestClient
+from uvicorn.importer import import_from_string
 
+import service.__main__ as entry_point
 from loadtests.server import RunningService, running_service
 from service.app import create_app, drain_on_stop_signals
+from service.core.workers import SHARED_DIR_ENV
 from service.settings import Settings
 from tests.service.api.live_http import NoAnswer, Reply, connect, post_json, read_reply
 from tests.tiny_models import expected_positive
@@ -74,6 +84,105 @@ def test_the_stop_signal_handler_starts_the_drain_before_uvicorn_shuts_down(
     finally:
         for stop, handler in saved.items():
             signal.signal(stop, handler)
+
+
+# -- python -m service, in process: uvicorn is replaced by a stand-in that records how it was asked to run -----
+
+
+class UvicornRun:
+    """Stands in for uvicorn.run: records its arguments and the environment the workers would inherit."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.environ: dict[str, str] = {}
+        self.shared_dir_existed = False
+
+    def __call__(self, app: str, **options: Any) -> None:
+        self.calls.append((app, options))
+        self.environ = dict(os.environ)
+        self.shared_dir_existed = SHARED_DIR_ENV in os.environ and Path(os.environ[SHARED_DIR_ENV]).is_dir()
+
+
+@pytest.fixture
+def uvicorn_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[UvicornRun]:
+    """main() sets variables for the worker processes, as in a fresh process: the environment is put back."""
+    run = UvicornRun()
+    monkeypatch.setattr(entry_point.uvicorn, "run", run)
+    environ = dict(os.environ)
+    for variable in (SHARED_DIR_ENV, *entry_point.TF_THREAD_VARIABLES):
+        os.environ.pop(variable, None)
+    try:
+        yield run
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+@contextmanager
+def fresh_root_logger() -> Iterator[None]:
+    """The root logger as a new process has it (no handler: pytest's own are set aside), put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.handlers, root.level = [], logging.WARNING
+    try:
+        yield
+    finally:
+        root.handlers, root.level = handlers, level
+
+
+def test_python_m_service_serves_the_app_on_the_configured_address_with_the_configured_grace_and_log_level(
+    uvicorn_run: UvicornRun, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {"HOST": "0.0.0.0", "PORT": "8123", "SHUTDOWN_GRACE_S": "7", "LOG_LEVEL": "error"}.items():
+        monkeypatch.setenv(f"SERVICE_{name}", value)
+    with fresh_root_logger():
+        entry_point.main()
+        logging.getLogger("service.registry").warning("below the level")
+        logging.getLogger("service.registry").error("at the level")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "the level" in line]
+    assert len(lines) == 1 and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ERROR service.registry at the level",
+                                            lines[0]), lines
+    [(target, options)] = uvicorn_run.calls
+    assert options["factory"] is True  # uvicorn builds the app by calling the target, as each worker does
+    assert TestClient(import_from_string(target)()).get("/healthz").json() == {"status": "ok"}
+    assert {key: options.get(key) for key in ("host", "port", "workers", "log_level", "timeout_graceful_shutdown")} \
+        == {"host": "0.0.0.0", "port": 8123, "workers": 1, "log_level": "error", "timeout_graceful_shutdown": 7}
+    assert options["access_log"] is False  # the service logs one line per request itself; uvicorn's would double it
+    # One process: no shared folder (it would switch /metrics to multi-process mode), TensorFlow sizes its own pools.
+    assert not {SHARED_DIR_ENV, *entry_point.TF_THREAD_VARIABLES} & set(uvicorn_run.environ)
+
+
+@pytest.mark.parametrize(("cores", "workers", "threads"), [(8, 2, "4"), (2, 4, "1")])
+def test_python_m_service_with_several_workers_gives_them_a_shared_folder_and_shares_out_the_cores(
+    uvicorn_run: UvicornRun, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: str
+) -> None:
+    monkeypatch.setenv("SERVICE_WORKERS", str(workers))
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    entry_point.main()
+    [(_, options)] = uvicorn_run.calls
+    shared = Path(uvicorn_run.environ[SHARED_DIR_ENV])
+    assert options["workers"] == workers
+    assert uvicorn_run.shared_dir_existed
+    # Each worker's TensorFlow gets its share of the cores (at least one thread), not all of them.
+    assert [uvicorn_run.environ[v] for v in entry_point.TF_THREAD_VARIABLES] == [threads, threads]
+    assert not shared.exists()  # removed once the server has stopped
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SERVICE_PORT", "70000", "invalid settings:\n1 validation error for Settings\nport"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "invalid tracing settings: OTEL_TRACES_EXPORTER='zipkin': unknown exporter"),
+    ],
+)
+def test_python_m_service_with_a_wrong_variable_exits_with_a_message_naming_it_before_starting_the_server(
+    uvicorn_run: UvicornRun, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exit_:
+        entry_point.main()
+    assert str(exit_.value.code).startswith(message)
+    assert not uvicorn_run.calls
 
 
 @pytest.mark.live

@@ -4,7 +4,9 @@ linking every request it served, an incoming W3C traceparent continued, and trac
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import struct
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +20,7 @@ from service.core.tracing import TracingConfigError, exporters_from, tracing_fro
 from service.settings import Settings
 from tests.service.conftest import serving
 from tests.service.images import solid
+from tests.tiny_models import expected_positive
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -102,8 +105,31 @@ async def test_an_incoming_traceparent_is_continued(
     assert server.parent.is_remote
     [decode] = _named(spans, "decode image")
     assert decode.parent is not None and decode.parent.span_id == server.context.span_id
+    assert decode.attributes == {"image.bytes": len(solid("red"))}
     assert {_hex(s.context.trace_id) for s in spans} == {TRACE_ID}  # the batch too, as this request is its only member
     assert f"trace_id={TRACE_ID}" in next(r.getMessage() for r in caplog.records if "/classify-image" in r.getMessage())
+
+
+async def test_an_inference_protocol_request_gets_a_decode_span_and_its_answer(
+    make_settings: Callable[..., Settings], exporter: InMemorySpanExporter,
+) -> None:
+    app = create_app(make_settings(), tracer_provider=_provider(exporter))
+    # The texts as binary tensor data after the JSON header, as tritonclient sends them.
+    raw = b"".join(struct.pack("<I", len(text)) + text for text in (b"good", b"bad"))
+    head = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2],
+                                   "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    async with serving(app) as http:
+        response = await http.post("/v2/models/tiny-text/infer", content=head + raw,
+                                   headers={"Content-Type": "application/octet-stream",
+                                            "Inference-Header-Content-Length": str(len(head))})
+    assert response.status_code == 200
+    assert response.json()["outputs"][0]["data"][1::2] == pytest.approx(
+        [expected_positive("good", 2), expected_positive("bad", 2)], abs=1e-5)
+    spans = exporter.get_finished_spans()
+    [server] = _named(spans, "POST /v2/models/{name}/infer")
+    [decode] = _named(spans, "decode request")
+    assert decode.parent is not None and decode.parent.span_id == server.context.span_id
+    assert decode.attributes == {"request.bytes": int(response.request.headers["content-length"])}
 
 
 async def test_errors_are_traced_and_carry_the_trace_id(
@@ -113,7 +139,9 @@ async def test_errors_are_traced_and_carry_the_trace_id(
     async with serving(app) as http:
         failed = await http.post("/sentiment", json={"text": "boom"})  # the model call fails
         unknown = await http.get("/nowhere")
+        not_an_image = await http.post("/classify-image", content=b"junk", headers={"Content-Type": "image/png"})
     assert failed.status_code == 500 and unknown.status_code == 404
+    assert not_an_image.status_code == 400 and not_an_image.json()["error"]["message"].startswith("image 0: ")
     spans = exporter.get_finished_spans()
     [server] = _named(spans, "POST /sentiment")
     assert failed.headers["x-trace-id"] == _hex(server.context.trace_id)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from service.app import create_app
 from service.core.registry import StartupError
 from service.settings import Settings
+from tests.service.images import solid
 from tests.tiny_models import MISMATCHES, build_mismatched_model, build_text_model
 
 
@@ -128,6 +129,41 @@ def test_a_new_model_folder_is_served_under_its_name(make_settings: Callable[...
     with TestClient(create_app(make_settings(artifacts_dir=tmp_path, default_sentiment_model="absent"))) as client:
         body = client.post("/sentiment", json={"text": "good"}).json()  # the one text model is the default
         assert (body["model"], body["version"]) == ("reviews", 3)
+
+
+def test_before_the_models_are_loaded_both_readiness_probes_say_not_ready(
+    make_settings: Callable[..., Settings],
+) -> None:
+    not_started = TestClient(create_app(make_settings()))  # no `with`: the lifespan has not run
+    assert not_started.get("/readyz").status_code == 503
+    v2 = not_started.get("/v2/health/ready")
+    assert (v2.status_code, v2.json()) == (400, {"ready": False})
+
+
+def test_the_configured_default_text_model_answers_among_several_and_a_missing_kind_is_a_404(
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path
+) -> None:
+    build_text_model(tmp_path / "a-text" / "1")  # listed before tiny-text
+    shutil.copytree(artifacts_dir / "tiny-text" / "2", tmp_path / "tiny-text" / "2")
+    with TestClient(create_app(make_settings(artifacts_dir=tmp_path, default_sentiment_model="tiny-text"))) as client:
+        body = client.post("/sentiment", json={"text": "good"}).json()
+        unknown = client.post("/sentiment", json={"text": "good", "model": "nope"}).json()["error"]
+        image = client.post("/classify-image", content=solid("red"), headers={"Content-Type": "image/png"})
+    assert (body["model"], body["version"]) == ("tiny-text", 2)
+    assert unknown["accepted"] == "one of: a-text, tiny-text"
+    assert image.status_code == 404
+    error = image.json()["error"]
+    assert (error["message"], error["accepted"]) == ("no image-classification model is loaded", "one of: none")
+
+
+def test_a_request_timeout_shorter_than_the_warm_up_holds_for_requests_but_not_for_the_warm_up(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # TensorFlow's first call on a version takes far longer than a millisecond.
+    settings = make_settings(request_timeout_s=0.001, max_batch_delay_ms=0)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/sentiment", json={"text": "slow"})  # a model call of a second or more
+    assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
 
 
 def _edit_card(version_dir: Path, **changes) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import time
@@ -20,6 +21,7 @@ import httpx2 as httpx
 import pytest
 
 from service.app import create_app
+from service.core.workers import SHARED_DIR_ENV
 from service.settings import Settings
 from tests.service.conftest import serving
 from tests.service.images import encode, solid
@@ -46,12 +48,28 @@ def test_a_request_can_pin_a_loaded_version_and_gets_that_versions_answer(client
     assert positive_of(newest) == pytest.approx(expected_positive("good", 2), abs=TOLERANCE)
     image = client.post("/classify-image?version=1", content=solid("red"), headers={"Content-Type": "image/png"})
     assert image.json()["version"] == 1 and image.headers["x-model-version"] == "1"
+    # Each version's batches are counted under its own name and number.
+    metrics = client.get("/metrics").text
+    for version in ("1", "2"):
+        assert f'service_batch_size_count{{model="tiny-text",version="{version}"}}' in metrics
 
 
 def test_pinning_a_version_that_is_not_loaded_is_a_404(client) -> None:
     response = client.post("/sentiment", json={"text": "good", "version": 7})
     assert response.status_code == 404
+    assert response.json()["error"]["message"] == "version 7 of 'tiny-text' is not loaded"
     assert "loaded versions: 1, 2" in response.json()["error"]["accepted"]
+
+
+def test_naming_an_unknown_model_or_one_of_another_kind_is_a_404_that_lists_the_right_ones(client) -> None:
+    for name in ("tiny-image", "nope"):  # an image model cannot answer /sentiment
+        error = client.post("/sentiment", json={"text": "good", "model": name}).json()["error"]
+        assert (error["code"], error["message"], error["accepted"]) == \
+            ("not_found", f"no text-classification model named {name!r}", "one of: tiny-text")
+    response = client.get("/models/nope")
+    assert response.status_code == 404
+    assert (response.json()["error"]["message"], response.json()["error"]["accepted"]) == \
+        ("no model named 'nope'", "one of: tiny-image, tiny-text")
 
 
 @pytest.fixture
@@ -191,6 +209,38 @@ async def test_new_versions_take_over_under_traffic_on_every_route_each_client_g
           f"{sum(retired_under.values())} answered 503 shutting_down (their version retired under them)")
 
 
+async def test_a_model_folder_published_while_serving_is_loaded_and_served_under_its_name(
+    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.1))
+    async with serving(app) as http:
+        await asyncio.to_thread(build_text_model, tmp_path / "staging" / "reviews" / "3")
+        os.rename(tmp_path / "staging" / "reviews", live_artifacts / "reviews")
+
+        async def reviews_answers() -> bool:
+            return (await http.post("/sentiment", json={"text": "good", "model": "reviews"})).status_code == 200
+
+        await _until(reviews_answers, "the new model to be served", 30)
+        answer = await http.post("/sentiment", json={"text": "good bad good", "model": "reviews"})
+        models = (await http.get("/models")).json()["models"]
+    assert (answer.json()["model"], answer.json()["version"]) == ("reviews", 3)
+    assert positive_of(answer) == pytest.approx(expected_positive("good bad good", 3), abs=TOLERANCE)
+    assert {m["name"]: m["serving_version"] for m in models} == {"tiny-text": 1, "reviews": 3}
+
+
+async def test_with_reload_off_a_version_published_while_serving_is_never_loaded(
+    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0))  # 0: never look again
+    async with serving(app) as http:
+        await asyncio.to_thread(_publish, live_artifacts, "tiny-text", 2, tmp_path / "staging")
+        await asyncio.sleep(2)  # time enough to load it had anyone looked
+        answer = await http.post("/sentiment", json={"text": "good"})
+        versions = (await http.get("/models/tiny-text")).json()["versions"]
+    assert answer.headers["x-model-version"] == "1"
+    assert [(v["version"], v["state"]) for v in versions] == [(1, "serving")]
+
+
 # -- a version retired while a request holds it -----------------------------------------------------
 
 
@@ -212,8 +262,10 @@ class GatedBody:
 
 @pytest.mark.parametrize("route", ["/classify-image", "/v2/models/tiny-image/infer"])
 async def test_a_version_retired_while_a_request_holds_it_answers_503_shutting_down(
-    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path, route: str
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path, route: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="service.registry")
     root = tmp_path / "artifacts"
     shutil.copytree(artifacts_dir / "tiny-image" / "1", root / "tiny-image" / "1")
     # No watcher: this test decides when the folder is looked at. A short timeout: a request left
@@ -244,6 +296,11 @@ async def test_a_version_retired_while_a_request_holds_it_answers_503_shutting_d
     else:
         assert "shutting down" in error
     assert after.status_code == 200 and after.headers["x-model-version"] == "2"
+    # The reload is on record: which version came in from where, which one went and why.
+    messages = [record.getMessage() for record in caplog.records if record.name == "service.registry"]
+    assert f"loaded tiny-image version 2 ({root / 'tiny-image' / '2'})" in messages
+    assert "retiring tiny-image version 1 (superseded)" in messages
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 # -- settling ---------------------------------------------------------------------------------------
@@ -303,7 +360,7 @@ async def test_a_version_still_being_copied_in_is_only_loaded_once_it_settles(
 
 
 async def test_a_broken_new_version_is_reported_and_never_replaces_the_working_one(
-    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.1))
     async with serving(app) as http:
@@ -318,12 +375,44 @@ async def test_a_broken_new_version_is_reported_and_never_replaces_the_working_o
             if any(v["state"] == "failed" for v in versions):
                 break
             await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # five more polls of an unchanged folder
         answer = await http.post("/sentiment", json={"text": "good"})
         metrics = (await http.get("/metrics")).text
+        # A broken version does not hold back the next one.
+        await asyncio.to_thread(_publish, live_artifacts, "tiny-text", 4, tmp_path / "staging")
+
+        async def version_4_answers() -> bool:
+            return (await http.post("/sentiment", json={"text": "good"})).headers["x-model-version"] == "4"
+
+        await _until(version_4_answers, "version 4 to be served", 30)
     failed = next(v for v in versions if v["version"] == 3)
     assert failed["state"] == "failed" and "tiny-text/3: cannot load the SavedModel" in failed["error"]
     assert answer.status_code == 200 and answer.json()["version"] == 1
+    # Tried once: a folder that failed is not loaded again until it changes.
     assert 'service_model_load_failures_total{model="tiny-text"} 1.0' in metrics
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("could not load tiny-text version 3: "), errors
+    assert "cannot load the SavedModel" in errors[0]
+
+
+async def test_a_new_version_of_another_kind_is_reported_and_never_served(
+    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.1))
+    async with serving(app) as http:
+        # An image model published as version 2 of a text model.
+        await asyncio.to_thread(_publish, live_artifacts, "tiny-text", 2, tmp_path / "staging", build_image_model)
+
+        async def reported() -> bool:
+            versions = (await http.get("/models/tiny-text")).json()["versions"]
+            return any(v["state"] == "failed" for v in versions)
+
+        await _until(reported, "version 2 to be reported as failed", 30)
+        versions = (await http.get("/models/tiny-text")).json()["versions"]
+        answer = await http.post("/sentiment", json={"text": "good"})
+    assert versions[1]["error"] == (f"{live_artifacts / 'tiny-text' / '2'}: task 'image-classification' differs "
+                                    "from the served versions'")
+    assert answer.status_code == 200 and answer.headers["x-model-version"] == "1"
 
 
 async def test_a_new_version_that_loads_but_fails_its_warm_up_is_reported_and_never_served(
@@ -352,12 +441,14 @@ async def test_a_new_version_that_loads_but_fails_its_warm_up_is_reported_and_ne
 
 
 async def test_a_version_deleted_from_disk_while_loaded_is_retired_unless_it_is_the_last(
-    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path
+    make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="service.registry")
     root = tmp_path / "artifacts"
     for version in ("1", "2"):
         shutil.copytree(artifacts_dir / "tiny-text" / version, root / "tiny-text" / version)
-    app = create_app(make_settings(artifacts_dir=root, reload_interval_s=0.1, model_versions=2))
+    # Monitoring off: retiring a version must not need its monitor.
+    app = create_app(make_settings(artifacts_dir=root, reload_interval_s=0.1, model_versions=2, monitoring=False))
     async with serving(app) as http:
         assert (await http.post("/sentiment", json={"text": "good"})).headers["x-model-version"] == "2"
         shutil.rmtree(root / "tiny-text" / "2")
@@ -369,25 +460,92 @@ async def test_a_version_deleted_from_disk_while_loaded_is_retired_unless_it_is_
         await _until(version_2_gone, "version 2 to be retired", 30)
         newest = await http.post("/sentiment", json={"text": "good"})
         pinned = await http.post("/sentiment", json={"text": "good", "version": 2})
+        loaded_gauges = [line for line in (await http.get("/metrics")).text.splitlines()
+                         if line.startswith("service_model_version_loaded{")]
         shutil.rmtree(root / "tiny-text" / "1")  # the last version: it keeps serving from memory
         await asyncio.sleep(0.5)
         last = await http.post("/sentiment", json={"text": "good"})
+        # Nor does it go when the only version on disk is one that cannot be loaded.
+        broken = shutil.copytree(artifacts_dir / "tiny-text" / "2", tmp_path / "broken" / "3")
+        (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+        os.rename(broken, root / "tiny-text" / "3")
+
+        async def version_3_failed() -> bool:
+            versions = (await http.get("/models/tiny-text")).json()["versions"]
+            return any(v["version"] == 3 and v["state"] == "failed" for v in versions)
+
+        await _until(version_3_failed, "version 3 to fail", 30)
+        await asyncio.sleep(0.3)  # and a few polls more
+        still = await http.post("/sentiment", json={"text": "good"})
     assert newest.headers["x-model-version"] == "1"
     assert positive_of(newest) == pytest.approx(expected_positive("good", 1), abs=TOLERANCE)
     assert pinned.status_code == 404 and "loaded versions: 1" in pinned.json()["error"]["accepted"]
     assert last.status_code == 200 and last.headers["x-model-version"] == "1"
+    assert still.status_code == 200 and still.headers["x-model-version"] == "1"
+    assert loaded_gauges == ['service_model_version_loaded{model="tiny-text",version="1"} 1.0']
+    assert "retiring tiny-text version 2 (removed from disk)" in caplog.messages
 
 
-async def test_draining_turns_readiness_503_and_refuses_new_requests(make_settings: Callable[..., Settings]) -> None:
+async def test_with_two_workers_readiness_waits_for_both_and_a_draining_worker_takes_its_mark_back(
+    make_settings: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))  # what `python -m service` sets up for its workers
+    app = create_app(make_settings(workers=2))
+    async with serving(app) as http:
+        alone = (await http.get("/readyz")).status_code
+        (tmp_path / f"ready-{os.getppid()}").touch()  # the other worker: a live process that says it is ready
+        both = (await http.get("/readyz")).status_code
+        app.state.registry.begin_draining()
+        marks = sorted(path.name for path in tmp_path.glob("ready-*"))
+    assert (alone, both) == (503, 200)
+    assert marks == [f"ready-{os.getppid()}"]  # this worker's mark went when it began draining
+
+
+async def test_requests_still_queued_when_the_app_shuts_down_are_answered_before_the_models_go(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # One model call per request: a queue forms behind "slow". A busy machine must not turn waits into 504s.
+    app = create_app(make_settings(max_batch_size=1, request_timeout_s=120))
+    texts = ["good", "bad", "good good", "bad bad good"]
+
+    async def queued(http: httpx.AsyncClient) -> bool:
+        depth = [line for line in (await http.get("/metrics")).text.splitlines()
+                 if line.startswith('service_batch_queue_depth{model="tiny-text",version="2"}')]
+        return bool(depth) and float(depth[0].split()[-1]) >= len(texts)
+
+    async with app.router.lifespan_context(app):
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        requests = [asyncio.ensure_future(http.post("/sentiment", json={"text": text})) for text in ["slow", *texts]]
+        await _until(lambda: queued(http), "the texts to queue up behind the slow one", 30)
+    # The lifespan has ended (the registry is closed); every queued request was answered by the model first.
+    answers = await asyncio.gather(*requests)
+    await http.aclose()
+    assert [answer.status_code for answer in answers] == [200] * 5
+    for text, answer in zip(texts, answers[1:], strict=True):
+        assert positive_of(answer) == pytest.approx(expected_positive(text, 2), abs=TOLERANCE)
+
+
+async def test_draining_turns_readiness_503_and_refuses_new_requests(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="service.registry")
     app = create_app(make_settings())
     async with serving(app) as http:
         before = await http.post("/sentiment", json={"text": "good"})
         assert (await http.get("/readyz")).status_code == 200
+        v2_ready = await http.get("/v2/health/ready")
         app.state.registry.begin_draining()
+        app.state.registry.begin_draining()  # SIGTERM, then Ctrl-C
         ready = await http.get("/readyz")
+        v2_not_ready = await http.get("/v2/health/ready")
         refused = await http.post("/sentiment", json={"text": "good"})
     assert "close" not in before.headers.get("connection", "")
     assert ready.status_code == 503
+    assert (v2_ready.status_code, v2_ready.json(), v2_not_ready.status_code, v2_not_ready.json()) == \
+        (200, {"ready": True}, 400, {"ready": False})
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["message"] == "the service is shutting down"
+    drain = "draining: readiness is 503, new requests are refused, queued ones are answered"
+    assert caplog.messages.count(drain) == 1
     # Keep-alive clients are told to stop reusing a connection the server is about to close.
     assert ready.headers["connection"] == "close" and refused.headers["connection"] == "close"
