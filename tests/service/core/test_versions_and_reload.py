@@ -395,6 +395,39 @@ async def test_a_broken_new_version_is_reported_and_never_replaces_the_working_o
     assert "cannot load the SavedModel" in errors[0]
 
 
+async def test_a_failed_version_fixed_in_place_is_served_and_later_listed_as_available_not_failed(
+    make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(artifacts_dir=live_artifacts, reload_interval_s=0.1))
+    folder = live_artifacts / "tiny-text" / "3"
+    async with serving(app) as http:
+
+        async def state_of_3() -> str | None:
+            versions = (await http.get("/models/tiny-text")).json()["versions"]
+            return next((v["state"] for v in versions if v["version"] == 3), None)
+
+        async def served_by(version: int) -> bool:
+            return (await http.post("/sentiment", json={"text": "good"})).headers["x-model-version"] == str(version)
+
+        good = tmp_path / "good" / "tiny-text" / "3"
+        build_text_model(good)
+        shutil.copytree(good, tmp_path / "broken")
+        (tmp_path / "broken" / "saved_model.pb").write_bytes(b"not a SavedModel")
+        os.rename(tmp_path / "broken", folder)
+        await _until(lambda: _equals(state_of_3(), "failed"), "version 3 to fail")
+        # Mended where it lies: the folder changes, so it is tried again, and loads.
+        shutil.copy2(good / "saved_model.pb", folder / "saved_model.pb")
+        await _until(lambda: served_by(3), "the mended version 3 to be served", 30)
+        for version in (4, 5):  # two newer versions retire it (two versions stay loaded)
+            await asyncio.to_thread(_publish, live_artifacts, "tiny-text", version, tmp_path / "staging")
+            await _until(lambda version=version: served_by(version), f"version {version} to be served", 30)
+        await _until(lambda: _equals(state_of_3(), "available"), "version 3 to be listed as available", 30)
+
+
+async def _equals(value: object, expected: object) -> bool:
+    return await value == expected  # type: ignore[misc]
+
+
 async def test_a_new_version_of_another_kind_is_reported_and_never_served(
     make_settings: Callable[..., Settings], live_artifacts: Path, tmp_path: Path
 ) -> None:
