@@ -166,9 +166,8 @@ class ModelRegistry:
 
     def _refuse_queued(self) -> None:
         error = ShuttingDown("the service stopped before this request's turn came; try again")
-        for entry in self._models.values():
-            for served in entry.loaded.values():
-                served.batcher.refuse_queued(error)
+        for batcher in self._batchers():
+            batcher.refuse_queued(error)
 
     @property
     def ready(self) -> bool:
@@ -190,9 +189,12 @@ class ModelRegistry:
             self._last_call.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
-        batchers = [s.batcher for entry in self._models.values() for s in entry.loaded.values()]
-        await asyncio.gather(*(b.close() for b in batchers), *self._retiring)
+        await asyncio.gather(*(b.close() for b in self._batchers()), *self._retiring)
         self._model_executor.shutdown(wait=True)
+
+    def _batchers(self) -> list[Batcher[Any]]:
+        """The batcher of every loaded version."""
+        return [served.batcher for entry in self._models.values() for served in entry.loaded.values()]
 
     # -- lookups ------------------------------------------------------------------------------
 
