@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from service.api.access_log import AccessLogMiddleware
-from service.api.auth import require_api_key
+from service.api.auth import API_KEY
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.dependencies import Decoder
 from service.api.errors import error_responses, install_error_handlers
@@ -74,11 +74,14 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
 
     # With keys off the model routes ask for none, and the schema says so: declaring a security
     # scheme the server does not enforce would tell clients something untrue.
-    keyed: dict[str, Any] = {"dependencies": [Depends(require_api_key)]} if settings.api_key_list else {}
+    keyed = API_KEY if settings.api_key_list else []
     status_401 = (401,) if settings.api_key_list else ()
-    for router in (images.router, sentiment.build_router(settings), models.router, card_files.router):
-        app.include_router(router, responses=error_responses(*status_401, 422), **keyed)
-    app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), **keyed)
+    # The inference routes first: they are the hot path, and LeanRoutes belong to the app itself.
+    images.add_route(app, keyed, error_responses(*status_401, 422))
+    sentiment.add_route(app, settings, keyed, error_responses(*status_401, 422))
+    for router in (models.router, card_files.router):
+        app.include_router(router, responses=error_responses(*status_401, 422), dependencies=keyed)
+    app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), dependencies=keyed)
     for router in (health.router, v2.health_router):  # probes stay open
         app.include_router(router)
     if settings.page_enabled:  # the page at / (service/page/); it calls the API like any client

@@ -19,6 +19,14 @@ class ImageResult(BaseModel):
     top_k: list[LabelProbability]
 
 
+class ImageQuery(BaseModel):
+    """The query parameters of POST /classify-image."""
+
+    model: str | None = Field(None, max_length=200, description="Image model; the only one by default.")
+    version: int | None = Field(None, ge=1, description="Pin a loaded version; the newest by default.")
+    top_k: int = Field(3, ge=1, le=100, description="How many labels to list per image.")
+
+
 class ImageClassificationResponse(BaseModel):
     model: str
     version: int

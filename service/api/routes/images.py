@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import FastAPI, Query, Request, Response, params
 
-from service.api.dependencies import Decoder, DecoderDep, RegistryDep
+from service.api.dependencies import Decoder
 from service.api.errors import error_responses
+from service.api.lean_route import LeanRoute
 from service.api.responses import model_answer
-from service.api.schemas import ImageClassificationResponse
+from service.api.schemas import ImageClassificationResponse, ImageQuery
 from service.api.uploads import MULTIPART, Upload, read_uploads
 from service.core.handlers import ImageHandler
 from service.core.imaging import MEDIA_TYPES
 from service.core.monitoring import IMAGE_HEIGHT, IMAGE_WIDTH
+from service.core.registry import ModelRegistry
 
 if TYPE_CHECKING:
     from service.core.spans import Tracing
-
-router = APIRouter(tags=["inference"])
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _REQUEST_BODY = {
@@ -40,25 +40,13 @@ _REQUEST_BODY = {
 }
 
 
-@router.post(
-    "/classify-image",
-    response_model=ImageClassificationResponse,
-    responses=error_responses(400, 404, 413, 415, 422, 500, 503, 504),
-    openapi_extra={"requestBody": _REQUEST_BODY},
-    summary="Classify one or more images",
-)
-async def classify_image(
-    request: Request,
-    registry: RegistryDep,
-    decoder: DecoderDep,
-    model: Annotated[str | None, Query(max_length=200, description="Image model; the only one by default.")] = None,
-    version: Annotated[int | None, Query(ge=1, description="Pin a loaded version; the newest by default.")] = None,
-    top_k: Annotated[int, Query(ge=1, le=100, description="How many labels to list per image.")] = 3,
-) -> Response:
-    served = registry.get(model, ImageHandler.kind.task, version)
+async def classify_image(request: Request, query: Annotated[ImageQuery, Query()]) -> Response:
+    registry: ModelRegistry = request.app.state.registry
+    served = registry.get(query.model, ImageHandler.kind.task, query.version)
     handler = served.handler
     assert isinstance(handler, ImageHandler)
     uploads = await read_uploads(request, handler.max_items)
+    decoder: Decoder = request.app.state.decoder
     tracing: Tracing | None = request.app.state.tracing
     decodes = [_decode(decoder, handler, upload, _subject(index, upload), tracing)
                for index, upload in enumerate(uploads)]
@@ -71,10 +59,26 @@ async def classify_image(
     results = [
         {"filename": upload.filename, "label": top[0][0], "probability": top[0][1],
          "top_k": [{"label": label, "probability": p} for label, p in top]}
-        for upload, top in zip(uploads, handler.top_k(answer.outputs, top_k), strict=True)
+        for upload, top in zip(uploads, handler.top_k(answer.outputs, query.top_k), strict=True)
     ]
     body = {"model": served.name, "version": served.version, "results": results}
     return model_answer(body, served.name, served.version, answer.batch_size)
+
+
+def add_route(app: FastAPI, dependencies: list[params.Depends], responses: dict[int | str, dict[str, Any]]) -> None:
+    """The route (a LeanRoute: added to the app itself)."""
+    app.router.add_api_route(
+        "/classify-image",
+        classify_image,
+        methods=["POST"],
+        route_class_override=LeanRoute,
+        response_model=ImageClassificationResponse,
+        responses={**responses, **error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
+        dependencies=dependencies,
+        openapi_extra={"requestBody": _REQUEST_BODY},
+        tags=["inference"],
+        summary="Classify one or more images",
+    )
 
 
 async def _decode(decoder: Decoder, handler: ImageHandler, upload: Upload, subject: str,

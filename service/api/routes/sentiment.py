@@ -4,16 +4,17 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, FastAPI, Request, Response, params
 
-from service.api.dependencies import RegistryDep
 from service.api.errors import error_responses
+from service.api.lean_route import LeanRoute
 from service.api.responses import model_answer
 from service.api.schemas import SentimentResponse, sentiment_request_model
 from service.api.uploads import content_type
 from service.core.errors import MalformedRequest, UnsupportedMediaType
 from service.core.handlers import TextHandler
 from service.core.monitoring import TEXT_LENGTH
+from service.core.registry import ModelRegistry
 from service.settings import Settings
 
 _ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model"'
@@ -29,22 +30,14 @@ async def _json_body(request: Request) -> None:
         raise MalformedRequest("the body is empty", accepted=_ACCEPTED)
 
 
-def build_router(settings: Settings) -> APIRouter:
-    """The route, with this app's text limits in its request schema."""
-    router = APIRouter(tags=["inference"])
+def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depends],
+              responses: dict[int | str, dict[str, Any]]) -> None:
+    """The route, with this app's text limits in its request schema (a LeanRoute: added to the app itself)."""
     request_model = sentiment_request_model(settings.max_texts, settings.max_text_chars)
 
-    @router.post(
-        "/sentiment",
-        response_model=SentimentResponse,
-        responses=error_responses(400, 404, 413, 415, 422, 500, 503, 504),
-        dependencies=[Depends(_json_body)],
-        summary="Classify the sentiment of one or more texts",
-    )
-    async def classify_sentiment(
-        body: request_model, registry: RegistryDep  # type: ignore[valid-type]
-    ) -> Response:
+    async def classify_sentiment(request: Request, body: request_model) -> Response:  # type: ignore[valid-type]
         payload: Any = body  # its class is built at run time, so mypy cannot know its fields
+        registry: ModelRegistry = request.app.state.registry
         served = registry.get(payload.model, TextHandler.kind.task, payload.version)
         handler = served.handler
         assert isinstance(handler, TextHandler)
@@ -56,4 +49,14 @@ def build_router(settings: Settings) -> APIRouter:
         answer_body = {"model": served.name, "version": served.version, "results": results}
         return model_answer(answer_body, served.name, served.version, answer.batch_size)
 
-    return router
+    app.router.add_api_route(
+        "/sentiment",
+        classify_sentiment,
+        methods=["POST"],
+        route_class_override=LeanRoute,
+        response_model=SentimentResponse,
+        responses={**responses, **error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
+        dependencies=[*dependencies, Depends(_json_body)],
+        tags=["inference"],
+        summary="Classify the sentiment of one or more texts",
+    )
