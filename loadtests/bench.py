@@ -8,7 +8,10 @@ prints requests/s and p50/p95/p99 latency for:
   - batching on: the default settings;
   - batching off: SERVICE_MAX_BATCH_SIZE=1, one model call per request;
   - the ceiling: the newest version called in-process with batches of 64 of the same inputs,
-    no HTTP (through the `contract` package: the benchmark reaches the service only over HTTP).
+    no HTTP (through the `contract` package: the benchmark reaches the service only over HTTP);
+  - the same at the service's largest batch (SERVICE_MAX_BATCH_SIZE's default, 32): at
+    concurrency 32 no batch can be larger, so "share of batch-32 rate" is the share of what the
+    model itself could do with the batches it was given, the rest being the cost of serving.
 With `--compare-tree`, every service run is repeated right after with the service of another
 checkout (an older commit, say), so two builds are compared in one run on the same machine.
 wrk (Debian's `wrk` package) generates the load: a Python client on the same two cores would
@@ -40,10 +43,12 @@ from contract.layout import newest_version_dir
 from contract.savedmodel import load_model
 from contract.speed import machine_description, measure_throughput
 from loadtests.server import REPO, running_service
+from service.settings import Settings
 
 DATASETS = REPO.parent / "shared" / "datasets"
 INPUTS = 256  # distinct request bodies per scenario, sent round-robin (padding depends on the text mix)
 CEILING_BATCH = 64
+SERVED_BATCH: int = Settings.model_fields["max_batch_size"].default
 MULTIPART_IMAGES = 4  # images per multipart request
 V2_IMAGES = 8  # images per v2 binary tensor request
 BOUNDARY = "bench-boundary-7d3f"
@@ -222,6 +227,7 @@ def main() -> None:
         modes.append((f"batching on, {args.workers} worker processes", {"workers": str(args.workers)}))
     rows: list[Row] = []
     ceilings: dict[str, Row] = {}
+    served_batch: dict[str, Row] = {}  # in-process at SERVED_BATCH
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(parents=True, exist_ok=True)
     for scenario in chosen:
@@ -237,16 +243,19 @@ def main() -> None:
                 print(_format(row), flush=True)
         if scenario.model not in ceilings:  # one ceiling per model: the image scenarios share theirs
             ceilings[scenario.model] = in_process_ceiling(args.artifacts, scenario, CEILING_BATCH, args.duration / 2)
-            print(_format(ceilings[scenario.model]), flush=True)
+            served_batch[scenario.model] = in_process_ceiling(args.artifacts, scenario, SERVED_BATCH,
+                                                              args.duration / 2)
+            print(_format(ceilings[scenario.model]), _format(served_batch[scenario.model]), sep="\n", flush=True)
 
     print(f"\nconcurrency {args.concurrency}, {args.duration} s per run, wrk -t{args.wrk_threads}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {machine_description()}\n")
-    print("| endpoint (model) | mode | requests/s | items/s | p50 ms | p95 ms | p99 ms | failed | share of ceiling |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| endpoint (model) | mode | requests/s | items/s | p50 ms | p95 ms | p99 ms | failed | share of ceiling "
+          f"| share of batch-{SERVED_BATCH} rate |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for scenario in chosen:
         for row in (r for r in rows if r.scenario == scenario.name):
-            print(_format(row, ceilings[scenario.model].requests_per_s))
-    for ceiling in ceilings.values():
+            print(_format(row, ceilings[scenario.model].requests_per_s, served_batch[scenario.model].requests_per_s))
+    for ceiling in [*ceilings.values(), *served_batch.values()]:
         print(_format(ceiling))
     print()
     for scenario in chosen:
@@ -254,22 +263,23 @@ def main() -> None:
             on, off = (next(r for r in rows if r.scenario == scenario.name and r.mode == mode + suffix)
                        for mode in (ON, OFF))
             print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
-    results = [asdict(r) | {"items_per_s": r.items_per_s} for r in [*rows, *ceilings.values()]]
+    results = [asdict(r) | {"items_per_s": r.items_per_s} for r in [*rows, *ceilings.values(), *served_batch.values()]]
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
 
 
 ON, OFF = "batching on (defaults)", "batching off (max batch 1)"
 
 
-def _format(row: Row, ceiling: float | None = None) -> str:
+def _format(row: Row, *rates: float) -> str:
+    """A table row; `rates` are in-process items/s to give this row's share of (none for in-process rows)."""
     def ms(value: float | None) -> str:
         return "" if value is None else f"{value:.1f}"
 
     in_process = row.mode.startswith("in-process")
-    share = "" if ceiling is None or in_process else f"{row.items_per_s / ceiling:.2f}"
+    shares = [f"{row.items_per_s / rate:.2f}" for rate in rates] or ["", ""]
     requests = "" if in_process else f"{row.requests_per_s:.0f}"
     return (f"| {row.scenario} | {row.mode} | {requests} | {row.items_per_s:.0f} | {ms(row.p50_ms)} | "
-            f"{ms(row.p95_ms)} | {ms(row.p99_ms)} | {row.failed} | {share} |")
+            f"{ms(row.p95_ms)} | {ms(row.p99_ms)} | {row.failed} | {' | '.join(shares)} |")
 
 
 if __name__ == "__main__":
