@@ -5,7 +5,7 @@ socket: two system calls and, with Nagle's algorithm off, two TCP segments for t
 read, for a tweet's 200-byte answer. Writes made in the same turn of the event loop (an ASGI
 app sends `http.response.start` and its body one after the other, without waiting between
 them) are held until the end of that turn and written together (`python -m loadtests.bench`;
-README, "Performance", has the figures). Streamed bodies still go out as they are sent: a
+README, "Benchmark", has the figures). Streamed bodies still go out as they are sent: a
 later turn's write is a later write.
 """
 

@@ -3,7 +3,7 @@
 FastAPI answers a request through a general machinery: its dependency solver, body parser,
 response handling and exit stacks, rebuilt for every request. For one tweet that costs more
 of the event loop than everything the service itself does for it (`python -m loadtests.profile`;
-README, "Performance", has the figures before and after).
+README, "Benchmark", has the figures before and after).
 
 A `LeanRoute` keeps what FastAPI builds once from the endpoint's signature and options (the
 path, methods, the OpenAPI operation, 405 with `Allow`, the app's error handlers and

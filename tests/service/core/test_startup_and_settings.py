@@ -169,3 +169,9 @@ def test_a_request_timeout_shorter_than_the_warm_up_holds_for_requests_but_not_f
 def _edit_card(version_dir: Path, **changes) -> None:
     card = json.loads((version_dir / "model.json").read_text())
     (version_dir / "model.json").write_text(json.dumps(card | changes))
+
+
+def test_the_benchmark_knows_the_largest_batch_the_service_forms_by_default() -> None:
+    from loadtests.bench import SERVED_BATCH  # the benchmark imports nothing of the service's, so it keeps a copy
+
+    assert Settings.model_fields["max_batch_size"].default == SERVED_BATCH
