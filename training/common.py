@@ -8,10 +8,11 @@ contract itself (card, layout, publishing, loading) is the `contract` package's.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow so that a run can be repeated."""
     keras.utils.set_random_seed(seed)
+
+
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """`write(temporary_path)`, then rename it to `path`: a crash or a full disk mid-write
+    leaves the previous file whole (a checkpoint written in place would be lost with the epoch)."""
+    tmp = path.with_name(path.stem + ".tmp" + "".join(path.suffixes))
+    write(str(tmp))
+    os.replace(tmp, path)
 
 
 def sha256_file(path: Path) -> str:

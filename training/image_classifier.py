@@ -311,6 +311,52 @@ class EpochClock(keras.callbacks.Callback):
             logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+CHECKPOINT_DIR, CHECKPOINT_STATE = "checkpoint", "state.json"
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Each epoch's weights (optimizer state included) in a file of its own, then `state.json`
+    naming it, each written whole before it replaces anything (common.atomic_write); the
+    previous epoch's file is removed only then. A crash or a full disk at any point leaves a
+    state that names a complete checkpoint. Keras's BackupAndRestore overwrites its one file in
+    place: a full disk during that write once cost a run 26 epochs."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.folder.mkdir(exist_ok=True)
+        before = read_checkpoint(self.folder)
+        weights = f"epoch-{epoch + 1:03d}.weights.h5"
+        common.atomic_write(self.folder / weights, lambda tmp: self.model.save_weights(tmp))
+        state = {"epoch": epoch + 1, "weights": weights}
+        common.atomic_write(self.folder / CHECKPOINT_STATE, lambda tmp: Path(tmp).write_text(json.dumps(state)))
+        if before is not None:
+            (self.folder / before["weights"]).unlink(missing_ok=True)
+
+
+def read_checkpoint(folder: Path) -> dict[str, Any] | None:
+    """The last complete checkpoint's epoch and weights file, or None before the first."""
+    state = folder / CHECKPOINT_STATE
+    return json.loads(state.read_text()) if state.is_file() else None
+
+
+def restore_checkpoint(model: keras.Model, work_dir: Path) -> int:
+    """Load the run's last checkpoint into `model` (compiled, so its optimizer's state comes back
+    too) and keep history.csv to the epochs it holds; returns those epochs (0: none yet)."""
+    checkpoint = read_checkpoint(work_dir / CHECKPOINT_DIR)
+    if checkpoint is None:
+        return 0
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(work_dir / CHECKPOINT_DIR / checkpoint["weights"])
+    history = work_dir / "history.csv"
+    if history.is_file():  # an epoch logged after the last checkpoint is trained again: log it once
+        lines = history.read_text().splitlines(keepends=True)
+        history.write_text("".join(lines[: 1 + checkpoint["epoch"]]))
+    return int(checkpoint["epoch"])
+
+
 def run_settings(args: argparse.Namespace, sha256: str) -> dict[str, Any]:
     """What defines a run, as settings.json keeps it: every option but NOT_RUN_SETTINGS."""
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in NOT_RUN_SETTINGS}
@@ -336,7 +382,7 @@ def prepare_work_dir(work_dir: Path, settings: dict[str, Any], resume: bool, com
         if not (work_dir / COMMANDS_FILE).is_file():  # a run started before commands.txt existed
             (work_dir / COMMANDS_FILE).write_text("\n".join(_rebuilt_first_command(work_dir)) + "\n")
     else:
-        if settings_file.exists() or (work_dir / "backup").exists():
+        if settings_file.exists() or (work_dir / CHECKPOINT_DIR).exists():
             raise SystemExit(
                 f"{work_dir} holds an earlier run: pass --resume to continue it, "
                 "or delete the folder (or choose another --work-dir) to start over"
@@ -393,17 +439,20 @@ def train(
     model = compiled_model(args, len(data.labels), len(train_y), mean, std)
     print(f"model: {model.count_params():,} parameters, widths {args.widths}, {args.precision}")
 
-    history_csv = work_dir / "history.csv"
+    initial_epoch = restore_checkpoint(model, work_dir)
+    # In this order: an epoch is logged before it is checkpointed, so a resume finds no checkpoint
+    # without its row in history.csv (restore_checkpoint drops a row without its checkpoint).
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup"), delete_checkpoint=False),
         EpochClock(),
-        keras.callbacks.CSVLogger(str(history_csv), append=True),
+        keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
+        EpochCheckpoint(work_dir / CHECKPOINT_DIR),
     ]
     one_hot = len(data.labels)
     model.fit(
         batches(train_x, keras.utils.to_categorical(train_y, one_hot), args.batch_size, args.seed, True),
         validation_data=batches(val_x, keras.utils.to_categorical(val_y, one_hot), 1024, args.seed, False),
         epochs=args.epochs,
+        initial_epoch=initial_epoch,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
@@ -416,11 +465,10 @@ def finished_run(
     args: argparse.Namespace, data: ImageDataset, work_dir: Path
 ) -> tuple[keras.Model, dict[str, Any], np.ndarray, np.ndarray]:
     """--export-only: what `train` returns, rebuilt from the last checkpoint of a finished run."""
-    metadata = work_dir / "backup" / "training_metadata.json"
-    weights = work_dir / "backup" / "latest.weights.h5"
-    if not (metadata.is_file() and weights.is_file()):
-        raise SystemExit(f"--export-only: {work_dir} has no checkpoint (backup/latest.weights.h5)")
-    done = json.loads(metadata.read_text())["epoch"]
+    checkpoint = read_checkpoint(work_dir / CHECKPOINT_DIR)
+    if checkpoint is None:
+        raise SystemExit(f"--export-only: {work_dir} has no checkpoint ({CHECKPOINT_DIR}/{CHECKPOINT_STATE})")
+    done = checkpoint["epoch"]
     if done != args.epochs:
         raise SystemExit(
             f"--export-only: the run in {work_dir} has finished {done} of its {args.epochs} epochs; "
@@ -428,11 +476,9 @@ def finished_run(
         )
     train_x, train_y, val_x, val_y, mean, std = split_for_training(args, data)
     model = compiled_model(args, len(data.labels), len(train_y), mean, std)
-    # as BackupAndRestore does on --resume: the file holds the optimizer's variables as well
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(weights)
+    restore_checkpoint(model, work_dir)
     keras.mixed_precision.set_global_policy("float32")
-    print(f"model: rebuilt from {weights} (epoch {done})")
+    print(f"model: rebuilt from {work_dir / CHECKPOINT_DIR / checkpoint['weights']} (epoch {done})")
     summary = run_summary(work_dir, len(train_y), len(val_y))
     if summary["epochs_run"] != done:
         raise SystemExit(

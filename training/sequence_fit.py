@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+
+from training.common import atomic_write
 
 LAST, BEST, STATE, HISTORY = "last.keras", "best.weights.h5", "state.json", "history.csv"
 
@@ -104,22 +105,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        _atomic(self.run_dir / LAST, lambda tmp: self.model.save(tmp))
+        atomic_write(self.run_dir / LAST, lambda tmp: self.model.save(tmp))
         val = logs.get("val_accuracy")
         val = None if val is None else float(val)
         # without validation data (a final fit on train + validation) the last epoch is kept
         if val is None or val > self.state["best_val_accuracy"]:
-            _atomic(self.run_dir / BEST, lambda tmp: self.model.save_weights(tmp))
+            atomic_write(self.run_dir / BEST, lambda tmp: self.model.save_weights(tmp))
             self.state.update(best_val_accuracy=val, best_epoch=epoch + 1)
         self.state["epoch"] = epoch + 1
         self.state["seconds"] += time.perf_counter() - self.started
-        _atomic(self.run_dir / STATE, lambda tmp: Path(tmp).write_text(json.dumps(self.state, indent=2)))
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    tmp = path.with_name(path.stem + ".tmp" + "".join(path.suffixes))
-    write(str(tmp))
-    os.replace(tmp, path)
+        atomic_write(self.run_dir / STATE, lambda tmp: Path(tmp).write_text(json.dumps(self.state, indent=2)))
 
 
 def read_state(run_dir: Path) -> dict | None:
@@ -191,7 +186,7 @@ def fit_classifier(
             shuffle=False,
             verbose=0,
         )
-    _atomic(run_dir / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2)))
+    atomic_write(run_dir / STATE, lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2)))
     if validation is None:
         _drop_empty_columns(run_dir / HISTORY)  # Keras writes val_* columns of "NA"
     if state["best_epoch"] == 0:

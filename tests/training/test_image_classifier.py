@@ -184,34 +184,33 @@ def test_export_only_refuses_other_settings_and_unfinished_runs(
     assert not (tmp_path / "out").exists()
 
 
-def test_the_cifar_run_in_progress_can_still_resume() -> None:
-    """The settings of the long CIFAR run started before --export-only and the flip choice
-    existed (its settings.json, verbatim): the same command must compare equal, or --resume
-    would refuse it."""
-    started = (
-        "--data /work/shared/datasets/cifar10-jpeg.zip --out runs/cifar-staging/cifar10-cnn "
-        "--work-dir runs/cifar10-cnn-v2 --epochs 40 --widths 48 96 192 384 --precision mixed_bfloat16"
-    )
-    sha256 = "8c2634cdadf3ae829dd103b74ea29727bbf51c41ba73ccbfd5d4080db50821cc"
-    settings_json = {
-        "data": "/work/shared/datasets/cifar10-jpeg.zip",
-        "image_size": [32, 32],
-        "epochs": 40,
-        "batch_size": 512,
-        "lr": 0.4,
-        "warmup": 0.2,
-        "weight_decay": 0.0005,
-        "label_smoothing": 0.2,
-        "widths": [48, 96, 192, 384],
-        "val_fraction": 0.1,
-        "seed": 0,
-        "precision": "mixed_bfloat16",
-        "jit_compile": False,
-        "dataset_sha256": sha256,
-    }
-    for extra in ([], ["--resume"], ["--resume", "--flip-tta", "off"]):
-        args = image_classifier.parse_args([*started.split(), *extra])
-        assert image_classifier.run_settings(args, sha256) == settings_json
+def test_a_checkpoint_write_that_fails_midway_leaves_the_last_one_whole_and_resume_goes_on_from_it(
+    tiny_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_weights = keras.Model.save_weights
+    calls = []
+
+    def disk_full_on_the_second_save(self, filepath, *args, **kwargs):
+        calls.append(filepath)
+        if len(calls) == 2:
+            Path(filepath).write_bytes(b"\x89HDF\r\n\x1a\n half a file")
+            raise OSError(28, "No space left on device")
+        return save_weights(self, filepath, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "save_weights", disk_full_on_the_second_save)
+        with pytest.raises(OSError, match="No space"):
+            run_job(tiny_zip, tmp_path, "--epochs", "3")
+    keras.mixed_precision.set_global_policy("float32")
+    checkpoint = image_classifier.read_checkpoint(tmp_path / "run" / image_classifier.CHECKPOINT_DIR)
+    assert checkpoint == {"epoch": 1, "weights": "epoch-001.weights.h5"}
+
+    run_job(tiny_zip, tmp_path, "--epochs", "3", "--resume")
+    with open(tmp_path / "run" / "history.csv", newline="") as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [0, 1, 2]  # epoch 1 once, though logged twice
+    folder = tmp_path / "run" / image_classifier.CHECKPOINT_DIR
+    assert image_classifier.read_checkpoint(folder) == {"epoch": 3, "weights": "epoch-003.weights.h5"}
+    assert sorted(p.name for p in folder.glob("epoch-*.weights.h5")) == ["epoch-003.weights.h5"]
 
 
 def test_metrics_csv_has_one_row_per_epoch(trained: Path) -> None:
