@@ -15,7 +15,8 @@ supports only what the inference routes use:
 - query parameters as one pydantic model, a parameter annotated `Annotated[Model, Query()]`;
 - route dependencies that take only the request (the API key check, content checks).
 
-Anything else is refused when the route is built, never at request time. Invalid input is
+Anything else is refused when the route is built, never at request time. The dependencies
+are called as they are: `app.dependency_overrides` does not reach them. Invalid input is
 raised as FastAPI's `RequestValidationError`, located as FastAPI locates it ("body", "query"),
 so the one error table (service.api.errors) answers it as on every other route.
 
