@@ -76,11 +76,12 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     # scheme the server does not enforce would tell clients something untrue.
     keyed = API_KEY if settings.api_key_list else []
     status_401 = (401,) if settings.api_key_list else ()
+    shared = error_responses(*status_401, 422)
     # The inference routes first: they are the hot path, and LeanRoutes belong to the app itself.
-    images.add_route(app, keyed, error_responses(*status_401, 422))
-    sentiment.add_route(app, settings, keyed, error_responses(*status_401, 422))
+    images.add_route(app, keyed, shared)
+    sentiment.add_route(app, settings, keyed, shared)
     for router in (models.router, card_files.router):
-        app.include_router(router, responses=error_responses(*status_401, 422), dependencies=keyed)
+        app.include_router(router, responses=shared, dependencies=keyed)
     app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), dependencies=keyed)
     for router in (health.router, v2.health_router):  # probes stay open
         app.include_router(router)

@@ -9,9 +9,8 @@ import numpy as np
 from fastapi import FastAPI, Query, Request, Response, params
 
 from service.api.dependencies import Decoder
-from service.api.errors import error_responses
-from service.api.lean_route import LeanRoute
 from service.api.responses import model_answer
+from service.api.routes import add_inference_route
 from service.api.schemas import ImageClassificationResponse, ImageQuery
 from service.api.uploads import MULTIPART, Upload, read_uploads
 from service.core.handlers import ImageHandler
@@ -66,19 +65,9 @@ async def classify_image(request: Request, query: Annotated[ImageQuery, Query()]
 
 
 def add_route(app: FastAPI, dependencies: list[params.Depends], responses: dict[int | str, dict[str, Any]]) -> None:
-    """The route (a LeanRoute: added to the app itself)."""
-    app.router.add_api_route(
-        "/classify-image",
-        classify_image,
-        methods=["POST"],
-        route_class_override=LeanRoute,
-        response_model=ImageClassificationResponse,
-        responses={**responses, **error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
-        dependencies=dependencies,
-        openapi_extra={"requestBody": _REQUEST_BODY},
-        tags=["inference"],
-        summary="Classify one or more images",
-    )
+    add_inference_route(app, "/classify-image", classify_image, dependencies=dependencies, responses=responses,
+                        response_model=ImageClassificationResponse, openapi_extra={"requestBody": _REQUEST_BODY},
+                        summary="Classify one or more images")
 
 
 async def _decode(decoder: Decoder, handler: ImageHandler, upload: Upload, subject: str,

@@ -6,9 +6,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response, params
 
-from service.api.errors import error_responses
-from service.api.lean_route import LeanRoute
 from service.api.responses import model_answer
+from service.api.routes import add_inference_route
 from service.api.schemas import SentimentResponse, sentiment_request_model
 from service.api.uploads import content_type
 from service.core.errors import MalformedRequest, UnsupportedMediaType
@@ -32,7 +31,7 @@ async def _json_body(request: Request) -> None:
 
 def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depends],
               responses: dict[int | str, dict[str, Any]]) -> None:
-    """The route, with this app's text limits in its request schema (a LeanRoute: added to the app itself)."""
+    """The route, with this app's text limits in its request schema."""
     request_model = sentiment_request_model(settings.max_texts, settings.max_text_chars)
 
     async def classify_sentiment(request: Request, body: request_model) -> Response:  # type: ignore[valid-type]
@@ -49,14 +48,6 @@ def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depend
         answer_body = {"model": served.name, "version": served.version, "results": results}
         return model_answer(answer_body, served.name, served.version, answer.batch_size)
 
-    app.router.add_api_route(
-        "/sentiment",
-        classify_sentiment,
-        methods=["POST"],
-        route_class_override=LeanRoute,
-        response_model=SentimentResponse,
-        responses={**responses, **error_responses(400, 404, 413, 415, 422, 500, 503, 504)},
-        dependencies=[*dependencies, Depends(_json_body)],
-        tags=["inference"],
-        summary="Classify the sentiment of one or more texts",
-    )
+    add_inference_route(app, "/sentiment", classify_sentiment, dependencies=[*dependencies, Depends(_json_body)],
+                        responses=responses, response_model=SentimentResponse,
+                        summary="Classify the sentiment of one or more texts")
