@@ -194,12 +194,16 @@ def run_wrk(url: str, scenario: Scenario, workdir: Path, concurrency: int, durat
                status_errors + socket_errors, scenario.items_per_request)
 
 
-def in_process_ceiling(artifacts: Path, scenario: Scenario, batch_size: int, seconds: float) -> Row:
+def in_process_rates(artifacts: Path, scenario: Scenario, batch_sizes: tuple[int, ...], seconds: float) -> list[Row]:
+    """The newest version called in this process, one row per batch size (the model loaded once)."""
     model = load_model(newest_version_dir(artifacts / scenario.model))
     inputs: Any = scenario.model_inputs
-    batches = [inputs[start : start + batch_size] for start in range(0, len(inputs) - batch_size + 1, batch_size)]
-    rate = measure_throughput(model.predict, batches, seconds)
-    return Row(scenario.model, f"in-process, batch {batch_size}", rate, None, None, None, 0)
+    rows = []
+    for size in batch_sizes:
+        batches = [inputs[start : start + size] for start in range(0, len(inputs) - size + 1, size)]
+        rate = measure_throughput(model.predict, batches, seconds)
+        rows.append(Row(scenario.model, f"in-process, batch {size}", rate, None, None, None, 0))
+    return rows
 
 
 def main() -> None:
@@ -241,9 +245,8 @@ def main() -> None:
                 rows.append(row)
                 print(_format(row), flush=True)
         if scenario.model not in ceilings:  # one ceiling per model: the image scenarios share theirs
-            ceilings[scenario.model] = in_process_ceiling(args.artifacts, scenario, CEILING_BATCH, args.duration / 2)
-            served_batch[scenario.model] = in_process_ceiling(args.artifacts, scenario, SERVED_BATCH,
-                                                              args.duration / 2)
+            ceilings[scenario.model], served_batch[scenario.model] = in_process_rates(
+                args.artifacts, scenario, (CEILING_BATCH, SERVED_BATCH), args.duration / 2)
             print(_format(ceilings[scenario.model]), _format(served_batch[scenario.model]), sep="\n", flush=True)
 
     print(f"\nconcurrency {args.concurrency}, {args.duration} s per run, wrk -t{args.wrk_threads}; "
