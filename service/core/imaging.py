@@ -1,6 +1,9 @@
 """Image bytes -> the model's uint8 [H, W, 3] input: checked, decoded, converted to RGB, resized.
 
-Runs on a worker thread: decoding is CPU work that must not stall the event loop.
+A JPEG already at the model's size (what a client that knows the model sends) is decoded by
+libjpeg-turbo through simplejpeg, to the same pixels in about a tenth of Pillow's time; every
+other image goes through Pillow. Small inputs are decoded on the event loop, larger ones on the
+decode pool (service.api.dependencies.Decoder).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import io
 import warnings
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.core.errors import InvalidImage, TooLarge
@@ -23,6 +27,10 @@ MEDIA_TYPES = {
 }
 ACCEPTED = "PNG, JPEG, WebP, BMP or GIF images"
 _WHITE = (255, 255, 255)
+_JPEG_START = b"\xff\xd8"
+# EXIF and XMP, either of which may carry an orientation, travel in APP1 segments. The two bytes
+# cannot occur in entropy-coded data; elsewhere a chance match only costs Pillow's slower path.
+_APP1 = b"\xff\xe1"
 
 
 def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.ndarray:
@@ -34,6 +42,8 @@ def decode_image_and_size(data: bytes, height: int, width: int, max_pixels: int)
     """`decode_image`, and the width and height the image declared (for monitoring; before any resizing)."""
     if not data:
         raise InvalidImage("the image is empty (0 bytes)", accepted=ACCEPTED)
+    if data.startswith(_JPEG_START) and (pixels := _decode_jpeg_at(data, height, width, max_pixels)) is not None:
+        return pixels, width, height
     try:
         with warnings.catch_warnings():
             # Our own pixel limit below is the check; Pillow's bomb warning would only be noise.
@@ -61,6 +71,23 @@ def decode_image_and_size(data: bytes, height: int, width: int, max_pixels: int)
         raise InvalidImage(
             f"the {source_format} image is truncated or corrupt ({exc})", accepted=ACCEPTED
         ) from None
+
+
+def _decode_jpeg_at(data: bytes, height: int, width: int, max_pixels: int) -> np.ndarray | None:
+    """A YCbCr or grey JPEG of exactly height x width with no orientation to apply, decoded; else None.
+
+    None hands the image to Pillow, which decodes everything else and words every refusal
+    (simplejpeg raises ValueError for corrupt or truncated data, as for a recoverable error).
+    """
+    try:
+        rows, columns, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        if ((rows, columns) != (height, width) or rows * columns > max_pixels
+                or colorspace not in ("YCbCr", "Gray") or _APP1 in data):
+            return None
+        pixels: np.ndarray = simplejpeg.decode_jpeg(data, colorspace="RGB")
+    except ValueError:
+        return None
+    return pixels
 
 
 def _too_many_pixels(declared: str, max_pixels: int) -> TooLarge:

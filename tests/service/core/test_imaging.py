@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from service.core import imaging
 from service.core.errors import InvalidImage, TooLarge
 from service.core.imaging import decode_image
 from tests.service.images import PDF, SVG, encode, jpeg_rotated_by_exif, png_16bit_grey, png_bomb, solid
@@ -46,6 +49,54 @@ def test_exif_orientation_is_applied() -> None:
     assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]
 
 
+def _noise(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    pixels = np.random.default_rng(1).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels).convert(mode)
+
+
+def _pillow_rgb(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+MODEL_SIZED_JPEGS = {
+    "4:2:0": encode(_noise((24, 16)), "JPEG", subsampling=2),
+    "4:4:4": encode(_noise((24, 16)), "JPEG", subsampling=0),
+    "progressive": encode(_noise((24, 16)), "JPEG", progressive=True),
+    "grey": encode(_noise((24, 16), "L"), "JPEG"),
+}
+
+
+@pytest.mark.parametrize("kind", MODEL_SIZED_JPEGS)
+def test_a_jpeg_at_the_model_size_is_decoded_without_pillow_to_the_same_pixels(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = MODEL_SIZED_JPEGS[kind]
+    expected = _pillow_rgb(data)
+    monkeypatch.setattr(imaging.Image, "open", _no_pillow)
+    assert np.array_equal(decode_image(data, 16, 24, LIMIT), expected)
+
+
+def _no_pillow(*args: object, **kwargs: object) -> None:
+    raise AssertionError("Pillow opened an image the fast path should have decoded")
+
+
+def test_a_model_sized_jpeg_with_an_exif_orientation_is_still_turned() -> None:
+    pixels = decode_image(jpeg_rotated_by_exif((40, 20)), 20, 40, LIMIT).astype(int)
+    # Stored 40x20 (the model's size), shown 20x40: the red left half becomes the top, resized back to 40x20.
+    top, bottom = pixels[:10].mean(axis=(0, 1)), pixels[10:].mean(axis=(0, 1))
+    assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]
+
+
+def test_a_model_sized_cmyk_jpeg_becomes_rgb_as_pillow_makes_it() -> None:
+    data = encode(_noise((8, 8), "CMYK"), "JPEG")
+    assert np.array_equal(decode_image(data, 8, 8, LIMIT), _pillow_rgb(data))
+
+
+def test_a_model_sized_jpeg_over_the_pixel_limit_is_refused() -> None:
+    with pytest.raises(TooLarge, match="24x16 pixels; the limit is 100"):
+        decode_image(MODEL_SIZED_JPEGS["4:2:0"], 16, 24, 100)
+
+
 def test_empty_bytes_are_refused() -> None:
     with pytest.raises(InvalidImage, match="empty"):
         decode_image(b"", 8, 8, LIMIT)
@@ -60,11 +111,11 @@ def test_unsupported_or_non_image_bytes_are_refused(data: bytes) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-def test_truncated_images_are_refused(fmt: str) -> None:
-    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
-    data = encode(noisy, fmt)
+@pytest.mark.parametrize("model_size", [8, 64], ids=["resized", "at-the-model-size"])
+def test_truncated_images_are_refused(fmt: str, model_size: int) -> None:
+    data = encode(_noise((64, 64)), fmt)
     with pytest.raises(InvalidImage, match="truncated or corrupt"):
-        decode_image(data[: len(data) // 2], 8, 8, LIMIT)
+        decode_image(data[: len(data) // 2], model_size, model_size, LIMIT)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
