@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay")
     parser.add_argument("--label-smoothing", type=float, default=0.2, help="label smoothing of the loss")
     parser.add_argument(
+        "--cutout",
+        type=int,
+        default=0,
+        metavar="PIXELS",
+        help="also paint one PIXELS x PIXELS square of each training image in its mean colour (0: off)",
+    )
+    parser.add_argument(
         "--widths",
         type=int,
         nargs=4,
@@ -265,13 +272,15 @@ def read_data(path: Path, height: int, width: int) -> tuple[ImageDataset, str]:
     return data, sha256
 
 
-def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, train: bool) -> tf.data.Dataset:
+def batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, train: bool, cutout: int = 0
+) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if train:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if train:
-        dataset = dataset.map(lambda x, y: (augment_batch(x), y), num_parallel_calls=1)
+        dataset = dataset.map(lambda x, y: (augment_batch(x, cutout=cutout), y), num_parallel_calls=1)
     return dataset.prefetch(2)
 
 
@@ -449,7 +458,7 @@ def train(
     ]
     one_hot = len(data.labels)
     model.fit(
-        batches(train_x, keras.utils.to_categorical(train_y, one_hot), args.batch_size, args.seed, True),
+        batches(train_x, keras.utils.to_categorical(train_y, one_hot), args.batch_size, args.seed, True, args.cutout),
         validation_data=batches(val_x, keras.utils.to_categorical(val_y, one_hot), 1024, args.seed, False),
         epochs=args.epochs,
         initial_epoch=initial_epoch,
@@ -695,7 +704,8 @@ def _write_version(
             "optimizer": f"SGD Nesterov 0.9, one-cycle peak lr {args.lr} "
             f"(warm-up {args.warmup:.0%}), weight decay {args.weight_decay}",
             "label_smoothing": args.label_smoothing,
-            "augmentation": "4-px reflect-padded random crops, horizontal flips",
+            "augmentation": "4-px reflect-padded random crops, horizontal flips"
+            + (f", {args.cutout}x{args.cutout} cutout" if args.cutout else ""),
             "precision": args.precision,
             "seed": args.seed,
         }

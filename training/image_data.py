@@ -257,8 +257,10 @@ def split_validation(
     return images[train], labels[train], images[val], labels[val]
 
 
-def augment_batch(images, pad: int = 4):
-    """Random translations by up to `pad` pixels (reflect-padded crops) and horizontal flips.
+def augment_batch(images, pad: int = 4, cutout: int = 0):
+    """Random translations by up to `pad` pixels (reflect-padded crops), horizontal flips and,
+    with `cutout` > 0, one `cutout` x `cutout` square (cut at the border) painted in the image's
+    mean colour, centred anywhere in the image (cutout, DeVries and Taylor 2017).
 
     Works on a whole uint8 batch [n, H, W, 3] at once, each image with its own offsets,
     which is far cheaper than mapping per image.
@@ -272,4 +274,13 @@ def augment_batch(images, pad: int = 4):
     cols = tf.random.uniform([n, 1], 0, 2 * pad + 1, tf.int32) + tf.range(width)[None]
     cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
     flip = tf.random.uniform([n, 1, 1, 1]) < 0.5
-    return tf.where(flip, tf.reverse(cropped, axis=[2]), cropped)
+    augmented = tf.where(flip, tf.reverse(cropped, axis=[2]), cropped)
+    if cutout <= 0:
+        return augmented
+    top = tf.random.uniform([n, 1, 1, 1], 0, height, tf.int32) - cutout // 2
+    left = tf.random.uniform([n, 1, 1, 1], 0, width, tf.int32) - cutout // 2
+    row = tf.range(height)[None, :, None, None]
+    col = tf.range(width)[None, None, :, None]
+    square = (row >= top) & (row < top + cutout) & (col >= left) & (col < left + cutout)
+    mean = tf.cast(tf.round(tf.reduce_mean(tf.cast(augmented, tf.float32), axis=[1, 2], keepdims=True)), tf.uint8)
+    return tf.where(square, mean, augmented)

@@ -44,7 +44,7 @@ def trained(tiny_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("job")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(image_classifier, "CACHE_DIR", root / "cache")
-        run_job(tiny_zip, root, "--epochs", "3", "--precision", "mixed_bfloat16")
+        run_job(tiny_zip, root, "--epochs", "3", "--precision", "mixed_bfloat16", "--cutout", "4")
     return root
 
 
@@ -86,6 +86,7 @@ def test_card_records_what_the_contract_and_the_issue_ask(trained: Path, tiny_zi
     assert training["command"].startswith("python -m training.image_classifier --data ")
     assert training["seconds"] > 0 and "cores" in training["machine"]
     assert training["epochs"] == 3 and "3 hours" in training["time_budget"]
+    assert training["augmentation"] == "4-px reflect-padded random crops, horizontal flips, 4x4 cutout"
     assert card["model"]["parameters"] > 0
     assert card["inference"]["batch_1_images_per_second"] > 0
     assert card["inference"]["batch_64_images_per_second"] > 0
@@ -287,6 +288,7 @@ def test_help_explains_every_option(capsys: pytest.CaptureFixture) -> None:
         "--val-fraction",
         "--work-dir",
         "--seed",
+        "--cutout",
     ):
         assert option in text
     parser_actions = [a for a in image_classifier.build_parser()._actions if a.dest != "help"]

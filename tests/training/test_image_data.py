@@ -170,6 +170,27 @@ def test_validation_split_is_stratified_disjoint_and_fixed_by_seed() -> None:
     assert not np.array_equal(split_validation(images, labels, 0.25, seed=4)[2], val_x)
 
 
+def test_cutout_paints_one_square_of_each_image_in_its_own_mean_colour_and_leaves_the_rest() -> None:
+    rng = np.random.default_rng(1)
+    images = rng.integers(1, 255, (32, 12, 12, 3), dtype=np.uint8)
+
+    out = augment_batch(images, pad=0, cutout=4).numpy()
+
+    for image, result in zip(images, out, strict=True):
+        # With pad=0 an image is only mirrored or not: compare with the view that differs least.
+        source = min((image, image[:, ::-1]), key=lambda view: int(np.sum(view != result)))
+        changed = np.any(result != source, axis=2)
+        rows, cols = np.nonzero(changed)
+        if rows.size == 0:
+            continue  # the square may fall where painting it changes nothing only by chance
+        # One square of at most 4x4 (cut at the border), all of it one colour: the image's mean.
+        assert rows.max() - rows.min() < 4 and cols.max() - cols.min() < 4
+        painted = result[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].reshape(-1, 3)
+        assert np.all(painted == painted[0])
+        assert np.abs(painted[0].astype(int) - source.reshape(-1, 3).mean(axis=0)).max() <= 1
+    assert np.mean([np.any(o != i) for o, i in zip(out, images, strict=True)]) > 0.9
+
+
 def test_augmentation_gives_shifted_or_mirrored_crops_of_each_image() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 6, 10, 3), dtype=np.uint8)
