@@ -80,6 +80,32 @@ def _no_pillow(*args: object, **kwargs: object) -> None:
     raise AssertionError("Pillow opened an image the fast path should have decoded")
 
 
+def test_a_corrupted_model_sized_jpeg_gets_what_pillow_alone_would_give() -> None:
+    """Bytes flipped anywhere: the same pixels as Pillow's, or a refusal where Pillow refuses."""
+    data = MODEL_SIZED_JPEGS["4:2:0"]
+    rng = np.random.default_rng(2)
+    outcomes = set()
+    for _ in range(200):
+        corrupt = bytearray(data)
+        for position in rng.integers(2, len(data), 3):
+            corrupt[position] = int(rng.integers(0, 256))
+        try:
+            expected = _pillow_rgb(bytes(corrupt))
+        except Exception:  # noqa: BLE001  # Pillow refuses it in one of several ways
+            expected = None
+        if expected is not None and expected.shape != (16, 24, 3):
+            continue  # a flipped size field: Pillow's path resizes, as it always did
+        try:
+            got = decode_image(bytes(corrupt), 16, 24, LIMIT)
+        except InvalidImage:
+            assert expected is None
+            outcomes.add("refused")
+            continue
+        assert expected is not None and np.array_equal(got, expected)
+        outcomes.add("decoded")
+    assert outcomes == {"refused", "decoded"}
+
+
 def test_a_model_sized_jpeg_with_an_exif_orientation_is_still_turned() -> None:
     pixels = decode_image(jpeg_rotated_by_exif((40, 20)), 20, 40, LIMIT).astype(int)
     # Stored 40x20 (the model's size), shown 20x40: the red left half becomes the top, resized back to 40x20.
