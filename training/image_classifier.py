@@ -177,7 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VERSION_DIR",
         help="only measure in-process inference images/s of an exported artifact and exit",
     )
-    parser.add_argument("--benchmark-seconds", type=float, default=5.0, help="seconds per measured batch size")
+    parser.add_argument(
+        "--benchmark-seconds",
+        type=float,
+        default=5.0,
+        help="seconds per measured batch size (the card's figures, --benchmark, and the untrained "
+        "network's speed printed before training)",
+    )
     return parser
 
 
@@ -439,14 +445,30 @@ def compiled_model(
     return model
 
 
+def serving_speed(args: argparse.Namespace, num_classes: int, mean: np.ndarray, std: np.ndarray) -> float:
+    """In-process images/s at batch 64 of this run's network in float32, as it will be exported.
+
+    Speed does not depend on the weights, so an untrained copy tells before hours of training
+    whether the network can serve as fast as it must.
+    """
+    keras.mixed_precision.set_global_policy("float32")
+    height, width = args.image_size
+    network = make_model(num_classes, height, width, mean, std, args.widths)
+    predict = tf.function(lambda x: network(x, training=False))
+    images = np.random.default_rng(0).integers(0, 256, (64, height, width, 3), dtype=np.uint8)
+    return measure_throughput(lambda batch: predict(batch).numpy(), [images], args.benchmark_seconds)
+
+
 def train(
     args: argparse.Namespace, data: ImageDataset, work_dir: Path
 ) -> tuple[keras.Model, dict[str, Any], np.ndarray, np.ndarray]:
     """Train (or resume) the run; returns the float32 network, the run's summary and the
     validation split (images, labels)."""
     train_x, train_y, val_x, val_y, mean, std = split_for_training(args, data)
+    speed = serving_speed(args, len(data.labels), mean, std)
     model = compiled_model(args, len(data.labels), len(train_y), mean, std)
-    print(f"model: {model.count_params():,} parameters, widths {args.widths}, {args.precision}")
+    print(f"model: {model.count_params():,} parameters, widths {args.widths}, {args.precision}; "
+          f"about {speed:,.0f} images/s at batch 64 as exported, on this machine (the card measures the export)")
 
     initial_epoch = restore_checkpoint(model, work_dir)
     # In this order: an epoch is logged before it is checkpointed, so a resume finds no checkpoint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -212,6 +213,23 @@ def test_a_checkpoint_write_that_fails_midway_leaves_the_last_one_whole_and_resu
     folder = tmp_path / "run" / image_classifier.CHECKPOINT_DIR
     assert image_classifier.read_checkpoint(folder) == {"epoch": 3, "weights": "epoch-003.weights.h5"}
     assert sorted(p.name for p in folder.glob("epoch-*.weights.h5")) == ["epoch-003.weights.h5"]
+
+
+def test_the_networks_serving_speed_is_printed_before_it_trains(
+    tiny_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    class NotTrained(Exception):
+        pass
+
+    def refuse_to_train(self, epoch, logs=None):
+        raise NotTrained
+
+    monkeypatch.setattr(image_classifier.EpochClock, "on_epoch_begin", refuse_to_train)
+    with pytest.raises(NotTrained):
+        run_job(tiny_zip, tmp_path, "--epochs", "1", "--precision", "mixed_bfloat16")
+    keras.mixed_precision.set_global_policy("float32")
+    printed = re.search(r"about ([\d,]+) images/s at batch 64 as exported", capsys.readouterr().out)
+    assert printed is not None and int(printed.group(1).replace(",", "")) > 0
 
 
 def test_metrics_csv_has_one_row_per_epoch(trained: Path) -> None:
