@@ -40,6 +40,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                            "tests/service/api/test_api_keys.py", "tests/service/api/test_page.py",
                            "tests/service/api/test_tracing.py"]),
     "shutdown": (["service/__main__.py"], ["tests/service/api/test_shutdown.py"]),
+    # Decoding needs no model: every way an image can be, with Pillow as the reference for the fast path.
+    "imaging": (["service/core/imaging.py"], ["tests/service/core/test_imaging.py"]),
 }
 
 
