@@ -152,6 +152,26 @@ def test_an_image_cut_off_inside_its_header_is_refused(fmt: str, keep: int) -> N
         decode_image(data[:keep], 8, 8, LIMIT)
 
 
+_HALF_A_JPEG = encode(_noise((64, 64)), "JPEG")[:1500]
+
+
+@pytest.mark.parametrize(
+    ("data", "limit"),
+    [(b"", LIMIT), (solid("red", fmt="PNG")[:16], LIMIT), (b"hello", LIMIT), (_HALF_A_JPEG, LIMIT),
+     (png_bomb(3000, 2000), 5_000_000), (png_bomb(), LIMIT)],
+    ids=["empty", "header-cut", "not-an-image", "truncated", "over-the-limit", "bomb"],
+)
+def test_every_refusal_says_what_is_accepted(data: bytes, limit: int) -> None:
+    with pytest.raises((InvalidImage, TooLarge)) as error:
+        decode_image(data, 16, 24, limit)
+    accepted = error.value.accepted or ""
+    assert "PNG, JPEG" in accepted or f"at most {limit} pixels" in accepted
+
+
+def test_an_image_of_exactly_the_pixel_limit_is_accepted() -> None:
+    assert decode_image(solid("red", (10, 10)), 4, 4, 100).shape == (4, 4, 3)
+
+
 def test_a_decompression_bomb_is_refused_from_its_header() -> None:
     bomb = png_bomb(30_000, 30_000)
     assert len(bomb) < 10_000
