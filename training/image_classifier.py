@@ -25,6 +25,7 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -455,8 +456,7 @@ def serving_speed(args: argparse.Namespace, num_classes: int, mean: np.ndarray, 
     height, width = args.image_size
     network = make_model(num_classes, height, width, mean, std, args.widths)
     predict = tf.function(lambda x: network(x, training=False))
-    images = np.random.default_rng(0).integers(0, 256, (64, height, width, 3), dtype=np.uint8)
-    return measure_throughput(lambda batch: predict(batch).numpy(), [images], args.benchmark_seconds)
+    return images_per_second(lambda batch: predict(batch).numpy(), (height, width), 64, args.benchmark_seconds)
 
 
 def train(
@@ -579,16 +579,19 @@ def float32_copy(
 # --- export, evaluation, card -------------------------------------------------------------------
 
 
+def images_per_second(
+    predict: Callable[[np.ndarray], Any], size: tuple[int, int], batch_size: int, seconds: float
+) -> float:
+    """In-process images/s of `predict` on one batch of random uint8 images of `size` (H, W)."""
+    images = np.random.default_rng(0).integers(0, 256, (batch_size, *size, 3), dtype=np.uint8)
+    return measure_throughput(predict, [images], seconds)
+
+
 def throughput(model: LoadedModel, seconds: float) -> dict[str, float]:
     """In-process images/s of the reloaded SavedModel at batch 1 and 64 (random pixels)."""
-    shape = (model.card.input.height, model.card.input.width, 3)  # type: ignore[attr-defined]
-    rng = np.random.default_rng(0)
-    return {
-        f"batch_{n}_images_per_second": round(
-            measure_throughput(model.predict, [rng.integers(0, 256, (n, *shape), dtype=np.uint8)], seconds), 1
-        )
-        for n in (1, 64)
-    }
+    size = (model.card.input.height, model.card.input.width)  # type: ignore[attr-defined]
+    return {f"batch_{n}_images_per_second": round(images_per_second(model.predict, size, n, seconds), 1)
+            for n in (1, 64)}
 
 
 def choose_flips(
