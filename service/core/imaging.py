@@ -1,9 +1,9 @@
 """Image bytes -> the model's uint8 [H, W, 3] input: checked, decoded, converted to RGB, resized.
 
 A JPEG already at the model's size (what a client that knows the model sends) is decoded by
-libjpeg-turbo through simplejpeg, to the same pixels in about a tenth of Pillow's time; every
-other image goes through Pillow. Small inputs are decoded on the event loop, larger ones on the
-decode pool (service.api.dependencies.Decoder).
+libjpeg-turbo through simplejpeg, to the same pixels without Pillow's per-image work (README,
+"Benchmark"); every other image goes through Pillow. Small inputs are decoded on the event loop,
+larger ones on the decode pool (service.api.dependencies.Decoder).
 """
 
 from __future__ import annotations
