@@ -37,6 +37,14 @@ IMAGE = "tf-serving-service:e2e"
 LB = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
 REPLICAS = {"service-1": 8001, "service-2": 8002, "service-3": 8003}
+# How nginx words a try that failed on a closed port, or on an idle keep-alive connection the upstream
+# closed as nginx sent on it (the kernel resets the unread request, or nginx reads the close).
+_CLOSED_CONNECTION_ERRORS = (
+    "connect() failed (111: Connection refused)",
+    "(104: Connection reset by peer) while reading response header",
+    "upstream prematurely closed connection while reading response header",
+    "(32: Broken pipe) while sending request to upstream",
+)
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "service.json"
 ALERT_RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -305,22 +313,22 @@ def test_a_stopped_replica_drains_and_the_others_keep_answering(stack: Stack) ->
     # The stopped replica was taking its share of the load, and the others took all of it afterwards.
     assert before[stopped] > 0 and len(before) == len(REPLICAS), before
     assert after[stopped] == 0 and len(after) == len(REPLICAS) - 1, after
-    # Every client got an answer, and the stopped replica never reset a request it had taken: each try
-    # it got was answered 200, or refused 503 while draining, or (502) found its port already closed;
-    # nginx retries the last two on another replica.
+    # Every client got an answer. Each try on the stopped replica was answered 200, or refused 503 while
+    # draining, or failed (502) at the connection level, and nginx retried those last two elsewhere.
     assert {status for _, status, _, _ in answers} == {200}
     tries_on_stopped = Counter(status for _, _, tried, statuses in answers
                                for replica, status in zip(tried, statuses, strict=False) if replica == stopped)
     assert set(tries_on_stopped) <= {"200", "503", "502"}, tries_on_stopped
-    # nginx logs why each 502 try failed: a refused connection is the only reason allowed (a reset or an
-    # early close would be a request dropped by the replica). How many tries meet the closed port depends
-    # on how soon nginx saw the 503s, which varies from run to run.
+    # nginx logs why each 502 try failed, and two reasons are allowed: the replica's port was already
+    # closed, or nginx reused an idle keep-alive connection in the instant uvicorn closed it (at shutdown
+    # uvicorn closes the connections with no request in progress; a request that reached one unread is
+    # reset by the kernel). How many tries meet either depends on timing, and varies from run to run.
     lb_log = subprocess.run([stack.docker, "logs", "--since", f"{started_at - 1:.3f}", stack.container("nginx")],
                             capture_output=True, text=True, check=True)
     lb_errors = [line for line in (lb_log.stdout + lb_log.stderr).splitlines()
                  if "[error]" in line and f'upstream: "http://{stopped}/' in line]
     assert len(lb_errors) == tries_on_stopped["502"], lb_errors
-    assert all("connect() failed (111: Connection refused)" in line for line in lb_errors), lb_errors
+    assert all(any(reason in line for reason in _CLOSED_CONNECTION_ERRORS) for line in lb_errors), lb_errors
     # The exit was the drain's, not a kill: SIGTERM reached uvicorn through tini, which reports uvicorn's
     # re-raised SIGTERM (143) as 0; the engine's SIGKILL after the stop timeout would read 137.
     assert stack.inspect(container, "{{.State.ExitCode}}") == "0"
@@ -333,3 +341,6 @@ def test_a_stopped_replica_drains_and_the_others_keep_answering(stack: Stack) ->
     # Whatever the replica answered once it had begun draining was a 200 or a 503, never an error.
     drained = [line for line in log[order[0]:].splitlines() if "service.access" in line and "/sentiment" in line]
     assert all("status=200" in line or "status=503" in line for line in drained), drained
+    # No request the replica had taken was dropped: uvicorn cancels the ones still running only when the
+    # grace period runs out, and says so.
+    assert "timeout graceful shutdown exceeded" not in log
