@@ -9,5 +9,6 @@ depend on it and on nothing of each other:
 - `layout`: version folders (positive integers, newest = highest) and how to find them;
 - `savedmodel`: loading a version and checking its `serving_default` against its card;
 - `publish`: the one atomic way to publish a new version (stage, check, rename);
+- `pixels`: an opened image -> the image model's input, the same in training and serving;
 - `speed`: in-process throughput of a loaded version, and the machine it was measured on.
 """

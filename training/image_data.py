@@ -6,8 +6,9 @@ Two forms, told apart by the path:
 - An image-folder tree `<root>/{train,test}/<class>/<image>`, as a folder or a `.zip`;
   `<root>` may sit one folder down (zips often hold a single top folder).
 
-Every image is decoded once, converted to RGB and resized to the requested size. Files
-that cannot be decoded are skipped and listed, so one bad file never stops a run.
+Every image is decoded once and converted to the model's input size by the conversion the
+service uses (contract.pixels). Files that cannot be decoded are skipped and listed, so one
+bad file never stops a run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from contract.pixels import model_pixels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SPLITS = ("train", "test")
@@ -142,17 +145,10 @@ def _resize_dataset(data: ImageDataset, height: int, width: int) -> ImageDataset
 
 
 def _resize_all(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    return np.stack([_to_array(Image.fromarray(image), height, width) for image in images])
+    return np.stack([model_pixels(Image.fromarray(image), height, width) for image in images])
 
 
 # --- image-folder trees ----------------------------------------------------------------------
-
-
-def _to_array(image: Image.Image, height: int, width: int) -> np.ndarray:
-    image = image.convert("RGB")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(image, np.uint8)
 
 
 def _find_root(names: list[str]) -> str:
@@ -199,7 +195,8 @@ def _decode(
         for name in paths:
             try:
                 with Image.open(io.BytesIO(read(name))) as image:
-                    yield _to_array(image, height, width), labels.index(label), (image.height, image.width)
+                    size = (image.height, image.width)  # before model_pixels() may draft a JPEG smaller
+                    yield model_pixels(image, height, width), labels.index(label), size
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
                 why = "not a decodable image" if isinstance(exc, UnidentifiedImageError) else exc
                 skipped.append(f"{name}: {type(exc).__name__}: {why}")

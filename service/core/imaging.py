@@ -1,5 +1,8 @@
 """Image bytes -> the model's uint8 [H, W, 3] input: checked, decoded, converted to RGB, resized.
 
+The conversion itself is the one training uses (contract.pixels); this module reads and
+checks the bytes, and words every refusal.
+
 A JPEG already at the model's size (what a client that knows the model sends) is decoded by
 libjpeg-turbo through simplejpeg, to the same pixels without Pillow's per-image work (README,
 "Benchmark"); every other image goes through Pillow. Small inputs are decoded on the event loop,
@@ -13,8 +16,9 @@ import warnings
 
 import numpy as np
 import simplejpeg
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from contract.pixels import model_pixels
 from service.core.errors import InvalidImage, TooLarge
 
 # Pillow format name -> the Content-Type a client sends for it.
@@ -26,7 +30,6 @@ MEDIA_TYPES = {
     "GIF": "image/gif",
 }
 ACCEPTED = "PNG, JPEG, WebP, BMP or GIF images"
-_WHITE = (255, 255, 255)
 _JPEG_START = b"\xff\xd8"
 # EXIF and XMP, either of which may carry an orientation, travel in APP1 segments. The two bytes
 # cannot occur in entropy-coded data; elsewhere a chance match only costs Pillow's slower path.
@@ -58,15 +61,9 @@ def decode_image_and_size(data: bytes, height: int, width: int, max_pixels: int)
     if image.width * image.height > max_pixels:  # refused from the header, before decoding
         raise _too_many_pixels(f"{image.width}x{image.height}", max_pixels)
     source_format = image.format
-    declared_width, declared_height = image.size  # before draft() below shrinks a JPEG's
+    declared_width, declared_height = image.size  # before model_pixels() may draft a JPEG smaller
     try:
-        if source_format == "JPEG":
-            image.draft("RGB", (width, height))  # let libjpeg decode big photos at a reduced scale
-        image = ImageOps.exif_transpose(image)
-        rgb = _to_rgb(image)
-        if rgb.size != (width, height):
-            rgb = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        return np.asarray(rgb, dtype=np.uint8), declared_width, declared_height
+        return model_pixels(image, height, width), declared_width, declared_height
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(
             f"the {source_format} image is truncated or corrupt ({exc})", accepted=ACCEPTED
@@ -94,18 +91,3 @@ def _too_many_pixels(declared: str, max_pixels: int) -> TooLarge:
     return TooLarge(f"the image declares {declared} pixels; the limit is {max_pixels}",
                            accepted=f"images of at most {max_pixels} pixels (width x height)")
 
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any mode Pillow opens (palette, grey, 16-bit, alpha, CMYK) -> 8-bit RGB."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-        # 16-bit greyscale: scale to 8 bits instead of letting convert() clip at 255.
-        wide = np.asarray(image, dtype=np.uint32)
-        image = Image.fromarray((wide >> 8).clip(0, 255).astype(np.uint8), mode="L")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        # Transparent pixels carry arbitrary colours: show them on white, as a viewer would.
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, _WHITE + (255,))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB")

@@ -203,3 +203,47 @@ def test_augmentation_gives_shifted_or_mirrored_crops_of_each_image() -> None:
         padded = np.pad(image, [(2, 2), (2, 2), (0, 0)], mode="reflect")
         crops = [padded[y : y + 6, x : x + 10] for y in range(5) for x in range(5)]
         assert any(np.array_equal(result, c) or np.array_equal(result, c[:, ::-1]) for c in crops)
+
+
+def _hard_images() -> dict[str, bytes]:
+    """File name -> bytes of images whose conversion has choices to make: big, turned, transparent, 16-bit."""
+    rng = np.random.default_rng(7)
+    photo = Image.fromarray(rng.integers(0, 256, (300, 400, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; a viewer rotates the pixels 90 degrees
+    transparent = Image.new("RGBA", (50, 40), (200, 30, 30, 255))
+    transparent.paste((0, 0, 255, 0), (0, 0, 25, 40))  # left half: fully transparent blue
+    wide_grey = Image.fromarray(rng.integers(0, 65536, (45, 35), np.uint16))
+    palette = Image.new("P", (30, 30), 0)
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0, 0, 0] * 254)
+    palette.info["transparency"] = 0
+    images = {"a-photo.jpg": (photo, "JPEG", {"exif": exif, "quality": 90}),
+              "b-transparent.png": (transparent, "PNG", {}),
+              "c-grey16.png": (wide_grey, "PNG", {}),
+              "d-palette.gif": (palette, "GIF", {"transparency": 0})}
+    files = {}
+    for name, (image, fmt, options) in images.items():
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **options)
+        files[name] = buffer.getvalue()
+    return files
+
+
+def test_training_reads_each_image_into_the_pixels_the_service_makes_of_it(tmp_path: Path) -> None:
+    """Training-serving skew: a model must see at serving the pixels it was trained on."""
+    from service.core.imaging import decode_image
+
+    hard = _hard_images()
+    files = {f"train/{label}/0.png": png_bytes(colour, (8, 8), 0) for label, colour in COLOURS.items()}
+    files |= {f"test/red/{name}": data for name, data in hard.items()}
+    data = load_dataset(write_zip(tmp_path / "d.zip", files), 24, 32)
+
+    for pixels, (name, raw) in zip(data.test_images, sorted(hard.items()), strict=True):
+        served = decode_image(raw, 24, 32, max_pixels=10**6)
+        assert np.array_equal(pixels, served), name
+    # The file's own size is recorded, not the reduced one a JPEG is decoded at.
+    assert data.test_sizes.tolist() == [[300, 400], [40, 50], [45, 35], [30, 30]]
+    # And the choices are the ones a viewer makes: turned upright, transparency shown on white.
+    turned, transparent = data.test_images[0], data.test_images[1]
+    assert turned.shape == (24, 32, 3)
+    assert (transparent[:, :14] == 255).all() and (transparent[:, 18:, 0] == 200).all()
