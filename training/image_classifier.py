@@ -241,8 +241,9 @@ def _take_run_settings(args: argparse.Namespace, explicit: dict[str, Any]) -> No
 def read_data(path: Path, height: int, width: int) -> tuple[ImageDataset, str]:
     """The dataset and its sha256; decoded arrays are cached under .cache/ keyed by both."""
     sha256 = dataset_sha256(path)
-    # "-v2": caches from before test_sizes was kept are decoded again rather than read without it
-    cache = CACHE_DIR / f"{sha256[:16]}-{height}x{width}-v2.npz"
+    # The suffix changes whenever decoding does, so an older cache is decoded again rather than read:
+    # v2 kept test_sizes, v3 converts as the service does (contract.pixels).
+    cache = CACHE_DIR / f"{sha256[:16]}-{height}x{width}-v3.npz"
     if cache.is_file():
         with np.load(cache) as saved:
             meta = json.loads(str(saved["meta"]))
