@@ -346,8 +346,13 @@ def test_keep_alive_clients_under_load_get_an_answer_to_every_request_sent_befor
           f"sent before it {dict(before)}; sent after it {dict(after)}")
     assert before["200"] > 100, before  # there was real load when the signal came
     assert set(before) <= {"200", "503 with Retry-After"}, before
-    # Every answer given once draining began told the client to close its connection.
-    assert closes_after_signal and all(closes_after_signal)
+    # A request sent after the signal was answered (200, or 503 to go elsewhere) or met a closed connection:
+    # uvicorn closes idle keep-alive connections at once, so how many get an answer depends on timing.
+    assert all(outcome in ("200", "503 with Retry-After", "refused") or outcome.startswith("no answer")
+               for outcome in after), after
+    # Every answer given to one told the client to close its connection (that one is given is certain in
+    # the test above, where a request is caught half-sent by the signal).
+    assert all(closes_after_signal), closes_after_signal
 
 
 def _classify(reply: Reply, text: str) -> str:
