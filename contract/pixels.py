@@ -18,7 +18,7 @@ def model_pixels(image: Image.Image, height: int, width: int) -> np.ndarray:
     """Decode `image` (opened, not yet loaded) into a uint8 array of shape (height, width, 3).
 
     EXIF orientation is applied, any mode becomes 8-bit RGB (`to_rgb`), and the result is
-    resized bilinearly. Reads the image's size before calling this: a JPEG is decoded at a
+    resized bilinearly. Read the image's size before calling this: a JPEG is decoded at a
     reduced scale where that still leaves at least twice the target size (`draft`), which is
     what keeps big photos cheap, and that changes `image.size`.
     """
