@@ -178,9 +178,8 @@ def make_text_model(token_ids: TokenIds, classifier: keras.Model) -> keras.Model
 
 def predict_texts(text_model: keras.Model, texts: list[str], batch_size: int = 256) -> np.ndarray:
     """A text model's probabilities for a whole split, one batch at a time."""
+    # One graph for every batch: called eagerly, Keras runs an LSTM's loop over the tokens in Python.
+    predict = tf.function(lambda batch: text_model(batch, training=False), reduce_retracing=True)
     return np.concatenate(
-        [
-            text_model(tf.constant(texts[i : i + batch_size]), training=False).numpy()
-            for i in range(0, len(texts), batch_size)
-        ]
+        [predict(tf.constant(texts[i : i + batch_size])).numpy() for i in range(0, len(texts), batch_size)]
     )
