@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.layout import list_versions
 from contract.savedmodel import load_model
 from tests.training.tiny_text import (
     TWEETS_SKIPPED,
@@ -18,7 +19,7 @@ from tests.training.tiny_text import (
 )
 from training import sentiment
 from training.calibration import apply_temperature, expected_calibration_error
-from training.common import sha256_file
+from training.common import REPO_ROOT, sha256_file
 from training.text_data import read_imdb, read_tweets
 
 TINY = [
@@ -405,3 +406,21 @@ def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(
     assert load_model(version_dir).predict([b"good"]).shape == (1, 3)
     with open(tmp_path / "runs" / "tweets" / "glove" / "history.csv") as handle:
         assert next(csv.reader(handle)) == ["epoch", "accuracy", "loss"]
+
+
+@pytest.mark.parametrize(("name", "accuracy_bar"), [("sentiment-imdb", 0.91), ("sentiment-tweets", 0.70)])
+def test_committed_sentiment_model_beats_its_baseline_with_calibrated_probabilities(name: str, accuracy_bar: float) -> None:
+    """The served (newest) version of each committed text model: issue 14's bars, read from its card,
+    and a model that loads and answers."""
+    model_dir = REPO_ROOT / "artifacts" / name
+    if not model_dir.is_dir():
+        pytest.skip(f"no committed {name} artifact in this checkout")
+    artifact = load_model(model_dir / str(list_versions(model_dir)[-1]))
+    evaluation = artifact.card.evaluation
+    assert evaluation["accuracy"] >= accuracy_bar
+    assert evaluation["accuracy"] > evaluation["comparison_same_split"]["tfidf_logistic_regression"]["accuracy"]
+    assert artifact.card.calibration["test"]["after"]["ece"] <= 0.03
+    assert artifact.card.calibration["test"]["predictions_changed"] == 0
+    probabilities = artifact.predict(["A wonderful, moving film. I loved it.", "Dull, tedious and badly acted."])
+    assert probabilities.shape == (2, len(artifact.card.labels))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
