@@ -409,7 +409,9 @@ def test_final_fit_learns_from_validation_too_and_keeps_the_last_epoch(
 
 
 @pytest.mark.parametrize(("name", "accuracy_bar"), [("sentiment-imdb", 0.91), ("sentiment-tweets", 0.70)])
-def test_committed_sentiment_model_beats_its_baseline_with_calibrated_probabilities(name: str, accuracy_bar: float) -> None:
+def test_committed_sentiment_model_beats_its_baseline_with_calibrated_probabilities(
+    name: str, accuracy_bar: float
+) -> None:
     """The served (newest) version of each committed text model: issue 14's bars, read from its card,
     and a model that loads and answers."""
     model_dir = REPO_ROOT / "artifacts" / name
