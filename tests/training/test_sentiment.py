@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from contract.layout import list_versions
+from contract.layout import newest_version_dir
 from contract.savedmodel import load_model
 from tests.training.tiny_text import (
     TWEETS_SKIPPED,
@@ -417,7 +417,7 @@ def test_committed_sentiment_model_beats_its_baseline_with_calibrated_probabilit
     model_dir = REPO_ROOT / "artifacts" / name
     if not model_dir.is_dir():
         pytest.skip(f"no committed {name} artifact in this checkout")
-    artifact = load_model(model_dir / str(list_versions(model_dir)[-1]))
+    artifact = load_model(newest_version_dir(model_dir))
     evaluation = artifact.card.evaluation
     assert evaluation["accuracy"] >= accuracy_bar
     assert evaluation["accuracy"] > evaluation["comparison_same_split"]["tfidf_logistic_regression"]["accuracy"]
