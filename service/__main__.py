@@ -5,7 +5,9 @@ stops accepting connections, answers what is queued and in flight for at most
 SERVICE_SHUTDOWN_GRACE_S, then the models are unloaded and the process exits.
 
 With SERVICE_WORKERS above 1, uvicorn's supervisor runs that many processes on one port,
-each building its own app (and loading its own models); see service.core.workers.
+each building its own app (and loading its own models); see service.core.workers. Each
+process's TensorFlow gets its share of the cores (service.core.workers.tensorflow_threads)
+unless TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS say otherwise.
 """
 
 from __future__ import annotations
@@ -25,10 +27,8 @@ from pydantic import ValidationError  # noqa: E402
 
 from service.coalescing_http import CoalescingHttpProtocol  # noqa: E402
 from service.core.tracing import TracingConfigError, tracing_from_environment  # noqa: E402
-from service.core.workers import SHARED_DIR_ENV  # noqa: E402
+from service.core.workers import SHARED_DIR_ENV, tensorflow_threads  # noqa: E402
 from service.settings import Settings  # noqa: E402
-
-TF_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def main() -> None:
@@ -43,14 +43,13 @@ def main() -> None:
     if tracing is not None:
         tracing.shutdown()  # each process builds its own with its app
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Set before the app (and TensorFlow) is imported, here or in each worker process.
+    for variable, threads in tensorflow_threads(os.cpu_count() or 1, settings.workers).items():
+        os.environ.setdefault(variable, threads)
     shared = None
-    if settings.workers > 1:
-        if not os.environ.get(SHARED_DIR_ENV):
-            shared = tempfile.mkdtemp(prefix="service-workers-")
-            os.environ[SHARED_DIR_ENV] = shared
-        # TensorFlow sizes its pools by the machine's cores in every process; share the cores out instead.
-        for variable in TF_THREAD_VARIABLES:
-            os.environ.setdefault(variable, str(max(1, (os.cpu_count() or 1) // settings.workers)))
+    if settings.workers > 1 and not os.environ.get(SHARED_DIR_ENV):
+        shared = tempfile.mkdtemp(prefix="service-workers-")
+        os.environ[SHARED_DIR_ENV] = shared
     try:
         # The app is built by each (worker) process from the same SERVICE_* environment.
         uvicorn.run(

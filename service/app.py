@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,11 @@ from service.core.metrics import Metrics
 from service.core.registry import ModelRegistry
 from service.core.tracing import tracing_from_environment
 from service.settings import Settings
+
+# How long a thread that holds the GIL may keep it while another waits for it (CPython's default: 5 ms).
+# The model thread needs the GIL for a moment before and after each model call; with the event loop
+# busy it would wait a whole interval each time, the model idle meanwhile (README, "Benchmark").
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> FastAPI:
@@ -47,9 +53,12 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             # of the collector's reach keeps its periodic full passes short (they stall every request).
             gc.collect()
             gc.freeze()
+            switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             try:
                 yield
             finally:
+                sys.setswitchinterval(switch_interval)
                 await app.state.registry.close()
                 if tracing is not None:
                     tracing.shutdown()  # flushes the spans still waiting for export

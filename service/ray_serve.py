@@ -49,6 +49,7 @@ from ray import serve  # noqa: E402
 from ray.serve import Application  # noqa: E402
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
+from service.core.workers import tensorflow_threads  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 log = logging.getLogger("service.ray_serve")
@@ -128,8 +129,7 @@ class ServeOptions(BaseModel):
 def replica_environment(options: ServeOptions) -> dict[str, str]:
     """What a replica's process environment gets: the service's settings and TensorFlow's threads."""
     # TensorFlow sizes its pools by the node's cores, not by the CPUs Ray reserved for the replica.
-    threads = str(max(1, math.ceil(options.num_cpus)))
-    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads, **options.settings}
+    return {**tensorflow_threads(max(1, math.ceil(options.num_cpus))), **options.settings}
 
 
 def deployment_options(options: ServeOptions, settings: Settings) -> dict[str, Any]:

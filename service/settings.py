@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     # Dynamic batching, per loaded model version.
     max_batch_size: int = Field(32, ge=1, le=1024, description="Most inputs in one model call.")
     max_batch_delay_ms: float = Field(
-        5.0, ge=0, le=1000, description="Longest the oldest queued input waits for a batch to fill."
+        5.0, ge=0, le=1000,
+        description="Longest a batch waits to fill, from its oldest input's arrival or the model coming free.",
     )
     queue_limit: int = Field(256, ge=1, description="Inputs waiting per model version; beyond it, 503.")
     request_timeout_s: float = Field(10.0, gt=0, le=600, description="Past this a request gets 504.")

@@ -1,7 +1,8 @@
 """Dynamic batching: many concurrent requests, one model call.
 
 Callers `submit` a batch of rows (an array, or a list); its rows wait in a bounded queue
-until a batch is full or the oldest has waited `max_delay_s`. Each batch is one model call
+until a batch is full or `max_delay_s` has passed since the oldest arrived or, if it came
+while the model was busy, since the model came free. Each batch is one model call
 on the shared model executor (never on the event loop), and every caller gets back exactly
 its own rows, in order.
 
@@ -184,7 +185,7 @@ class Batcher(Generic[Rows]):
     async def _collect_forever(self) -> None:
         while True:
             await self._free_slots.acquire()
-            batch = await self._next_batch()
+            batch = await self._next_batch(time.monotonic())
             if batch is None:
                 self._free_slots.release()
                 return
@@ -195,15 +196,23 @@ class Batcher(Generic[Rows]):
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
-    async def _next_batch(self) -> list[_Piece[Rows]] | None:
-        """Wait for a first piece, then for a full batch or the oldest piece's delay to pass."""
+    async def _next_batch(self, slot_free: float) -> list[_Piece[Rows]] | None:
+        """Wait for a first piece, then for a full batch or the delay to pass.
+
+        The delay counts from the oldest piece's arrival, or from `slot_free` (when the model
+        came free for this batch) if that is later. Counted from arrival alone, pieces that
+        queued behind a busy model would go at once as a part batch; under a steady load of
+        one batch's worth of callers the batches could then stay split in two for good (half
+        the callers queue while the other half is computed), half as efficient for the models
+        whose cost is per batch more than per input (measured: sentiment-imdb, README "Benchmark").
+        """
         while True:
             while not self._queue:
                 if self._closed:
                     return None
                 self._arrived.clear()
                 await self._arrived.wait()
-            deadline = self._queue[0].enqueued + self.max_delay_s
+            deadline = max(self._queue[0].enqueued, slot_free) + self.max_delay_s
             while self._queued_rows < self.max_batch_size and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

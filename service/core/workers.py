@@ -1,4 +1,4 @@
-"""What the worker processes of one service share, when SERVICE_WORKERS is above 1.
+"""What the processes of one service share: the cores, and with SERVICE_WORKERS above 1 a folder.
 
 Each process loads its own copy of the models and has its own batchers; the kernel spreads
 connections over them (one listening socket). They share one folder, the standard
@@ -13,6 +13,19 @@ import os
 from pathlib import Path
 
 SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def tensorflow_threads(cores: int, processes: int = 1) -> dict[str, str]:
+    """TensorFlow's pool sizes, as its environment variables, for each of `processes` on `cores`.
+
+    Each process gets its share of the cores for ops that run side by side (inter-op), and one
+    thread fewer, at least one, for splitting a single op (intra-op): that core is the event
+    loop's, which reads, batches and answers every request. Left to itself TensorFlow sizes
+    both pools by every core of the machine, and on 2 cores its second intra-op thread took
+    more from the event loop than it gave the text models (README, "Benchmark").
+    """
+    share = max(1, cores // processes)
+    return {"TF_NUM_INTRAOP_THREADS": str(max(1, share - 1)), "TF_NUM_INTEROP_THREADS": str(share)}
 
 
 def shared_dir() -> Path | None:

@@ -14,6 +14,7 @@ No cluster runs here, so this is what can be checked honestly without one:
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from prometheus_client import generate_latest
 
 from service.app import create_app
 from service.core.metrics import Metrics
+from service.core.workers import tensorflow_threads
 from service.settings import Settings
 from tests.deploy.promql import metric_names, missing_metrics
 from tests.required_tools import missing_tool
@@ -280,10 +282,12 @@ def test_every_setting_passed_is_one_the_service_has(rendered: dict[str, list[di
                 if name.startswith("SERVICE_") and isinstance(value, str)})  # the values are valid too
 
 
-@pytest.mark.parametrize(("cpu", "threads"), [("2", "2"), ("1500m", "2"), ("500m", "1"), ("4", "4"), ("0.5", "1")])
-def test_tensorflow_threads_follow_the_cpu_limit(helm: str, cpu: str, threads: str) -> None:
+@pytest.mark.parametrize("cpu", ["2", "1500m", "500m", "4", "0.5", "16"])
+def test_tensorflow_threads_follow_the_cpu_limit_as_the_service_shares_out_cores(helm: str, cpu: str) -> None:
     env = _env(_render(helm, "--set-string", f"resources.limits.cpu={cpu}"))
-    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == threads
+    cores = math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu))
+    threads = {name: env[name] for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    assert threads == tensorflow_threads(cores)
 
 
 def test_the_pod_is_hardened_like_the_image(rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -34,6 +34,8 @@ from service.settings import Settings
 from tests.service.api.live_http import NoAnswer, Reply, connect, post_json, read_reply
 from tests.tiny_models import expected_positive
 
+TF_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
 SERVED_VERSION = 2  # the session's tiny-text serves version 2
 
 
@@ -109,7 +111,7 @@ def uvicorn_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[UvicornRun]:
     run = UvicornRun()
     monkeypatch.setattr(entry_point.uvicorn, "run", run)
     environ = dict(os.environ)
-    for variable in (SHARED_DIR_ENV, *entry_point.TF_THREAD_VARIABLES):
+    for variable in (SHARED_DIR_ENV, *TF_THREAD_VARIABLES):
         os.environ.pop(variable, None)
     try:
         yield run
@@ -148,24 +150,33 @@ def test_python_m_service_serves_the_app_on_the_configured_address_with_the_conf
     assert {key: options.get(key) for key in ("host", "port", "workers", "log_level", "timeout_graceful_shutdown")} \
         == {"host": "0.0.0.0", "port": 8123, "workers": 1, "log_level": "error", "timeout_graceful_shutdown": 7}
     assert options["access_log"] is False  # the service logs one line per request itself; uvicorn's would double it
-    # One process: no shared folder (it would switch /metrics to multi-process mode), TensorFlow sizes its own pools.
-    assert not {SHARED_DIR_ENV, *entry_point.TF_THREAD_VARIABLES} & set(uvicorn_run.environ)
+    # One process: no shared folder (it would switch /metrics to multi-process mode).
+    assert SHARED_DIR_ENV not in uvicorn_run.environ
 
 
-@pytest.mark.parametrize(("cores", "workers", "threads"), [(8, 2, "4"), (2, 4, "1")])
-def test_python_m_service_with_several_workers_gives_them_a_shared_folder_and_shares_out_the_cores(
-    uvicorn_run: UvicornRun, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: str
+@pytest.mark.parametrize(("cores", "workers", "intra_op", "inter_op"),
+                         [(2, 1, "1", "2"), (8, 1, "7", "8"), (8, 2, "3", "4"), (2, 4, "1", "1"), (1, 1, "1", "1")])
+def test_python_m_service_shares_the_cores_out_leaving_one_to_each_event_loop(
+    uvicorn_run: UvicornRun, monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, intra_op: str, inter_op: str
 ) -> None:
     monkeypatch.setenv("SERVICE_WORKERS", str(workers))
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     entry_point.main()
     [(_, options)] = uvicorn_run.calls
-    shared = Path(uvicorn_run.environ[SHARED_DIR_ENV])
     assert options["workers"] == workers
-    assert uvicorn_run.shared_dir_existed
-    # Each worker's TensorFlow gets its share of the cores (at least one thread), not all of them.
-    assert [uvicorn_run.environ[v] for v in entry_point.TF_THREAD_VARIABLES] == [threads, threads]
-    assert not shared.exists()  # removed once the server has stopped
+    # Each process's TensorFlow gets its share of the cores, not all of them, and splits an op over
+    # one thread fewer than its share: the other is its event loop's.
+    assert [uvicorn_run.environ[v] for v in TF_THREAD_VARIABLES] == [intra_op, inter_op]
+    if workers > 1:
+        assert uvicorn_run.shared_dir_existed
+        assert not Path(uvicorn_run.environ[SHARED_DIR_ENV]).exists()  # removed once the server has stopped
+
+
+def test_explicit_tensorflow_thread_counts_win(uvicorn_run: UvicornRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "6")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    entry_point.main()
+    assert [uvicorn_run.environ[v] for v in TF_THREAD_VARIABLES] == ["6", "2"]
 
 
 @pytest.mark.parametrize(

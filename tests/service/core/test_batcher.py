@@ -256,6 +256,20 @@ async def test_a_lone_request_waits_for_company_up_to_the_delay() -> None:
     await batcher.close()
 
 
+async def test_inputs_queued_behind_a_busy_model_wait_for_company_up_to_the_delay_after_it_frees() -> None:
+    model = Squares(delay_s=0.2)
+    batcher = make_batcher(model, max_batch_size=4, max_delay_s=0.15)
+    busy = asyncio.ensure_future(batcher.submit(rows(1, 2, 3, 4)))  # a full batch: the model is busy until ~0.2 s
+    await asyncio.sleep(0.02)
+    queued = asyncio.ensure_future(batcher.submit(rows(5)))  # its own delay has passed when the model frees
+    await asyncio.sleep(0.23)  # the model came free at ~0.2 s: [5] waits for company until ~0.35 s
+    late = await batcher.submit(rows(6))
+    assert [(await queued).outputs.tolist(), late.outputs.tolist()] == [[25], [36]]
+    await busy
+    assert model.batches == [[1, 2, 3, 4], [5, 6]]  # not [5] alone, then [6]: a steady load keeps whole batches
+    await batcher.close()
+
+
 async def test_a_full_batch_goes_at_once_without_waiting_for_the_delay() -> None:
     model = Squares()
     batcher = make_batcher(model, max_batch_size=2, max_delay_s=2.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.app import create_app
+from service.app import GIL_SWITCH_INTERVAL_S, create_app
 from service.core.registry import StartupError
 from service.settings import Settings
 from tests.service.images import solid
@@ -175,3 +176,14 @@ def test_the_benchmark_knows_the_largest_batch_the_service_forms_by_default() ->
     from loadtests.bench import SERVED_BATCH  # the benchmark imports nothing of the service's, so it keeps a copy
 
     assert Settings.model_fields["max_batch_size"].default == SERVED_BATCH
+
+
+def test_while_serving_the_gil_changes_hands_sooner_and_the_interval_is_put_back_after(
+    make_settings: Callable[..., Settings],
+) -> None:
+    before = sys.getswitchinterval()
+    assert before != GIL_SWITCH_INTERVAL_S
+    with TestClient(create_app(make_settings())) as client:
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
+        assert client.post("/sentiment", json={"text": "good"}).status_code == 200
+    assert sys.getswitchinterval() == before
