@@ -203,8 +203,8 @@ class Batcher(Generic[Rows]):
         came free for this batch) if that is later. Counted from arrival alone, pieces that
         queued behind a busy model would go at once as a part batch; under a steady load of
         one batch's worth of callers the batches could then stay split in two for good (half
-        the callers queue while the other half is computed), half as efficient for the models
-        whose cost is per batch more than per input (measured: sentiment-imdb, README "Benchmark").
+        the callers queue while the other half is computed), which costs the models whose cost
+        is more per batch than per input (measured: sentiment-imdb, README "Benchmark").
         """
         while True:
             while not self._queue:
