@@ -286,8 +286,8 @@ def test_every_setting_passed_is_one_the_service_has(rendered: dict[str, list[di
 def test_tensorflow_threads_follow_the_cpu_limit_as_the_service_shares_out_cores(helm: str, cpu: str) -> None:
     env = _env(_render(helm, "--set-string", f"resources.limits.cpu={cpu}"))
     cores = math.ceil(int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu))
-    threads = {name: env[name] for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
-    assert threads == tensorflow_threads(cores)
+    expected = tensorflow_threads(cores)
+    assert {name: env[name] for name in expected} == expected
 
 
 def test_the_pod_is_hardened_like_the_image(rendered: dict[str, list[dict[str, Any]]]) -> None:

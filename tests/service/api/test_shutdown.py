@@ -29,12 +29,12 @@ from uvicorn.importer import import_from_string
 import service.__main__ as entry_point
 from loadtests.server import RunningService, running_service
 from service.app import create_app, drain_on_stop_signals
-from service.core.workers import SHARED_DIR_ENV
+from service.core.workers import SHARED_DIR_ENV, tensorflow_threads
 from service.settings import Settings
 from tests.service.api.live_http import NoAnswer, Reply, connect, post_json, read_reply
 from tests.tiny_models import expected_positive
 
-TF_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+TF_THREAD_VARIABLES = tuple(tensorflow_threads(1))  # their names: intra-op, then inter-op
 
 SERVED_VERSION = 2  # the session's tiny-text serves version 2
 
