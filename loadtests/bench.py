@@ -13,7 +13,11 @@ prints requests/s and p50/p95/p99 latency for:
     concurrency 32 no batch can be larger, so "share of batch-32 rate" is the share of what the
     model itself could do with the batches it was given, the rest being the cost of serving.
 With `--compare-tree`, every service run is repeated right after with the service of another
-checkout (an older commit, say), so two builds are compared in one run on the same machine.
+checkout (an older commit, say), so two builds are compared in one run on the same machine;
+`--variant` does the same for this build under other environment variables.
+Each service row also says what the model did meanwhile, read from the service's own `/metrics`:
+the mean batch size, and the share of the run's time a model call was running ("model busy").
+Below 1.0 the model waited for the service (HTTP, queueing); near 1.0 only the model limits.
 wrk (Debian's `wrk` package) generates the load: a Python client on the same two cores would
 measure itself more than the service.
 """
@@ -30,6 +34,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +42,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from contract.card import read_card
 from contract.layout import newest_version_dir
@@ -101,6 +107,9 @@ class Row:
     p99_ms: float | None
     failed: int
     items_per_request: int = 1
+    load_s: float | None = None  # how long wrk sent load (service rows)
+    mean_batch: float | None = None  # inputs per model call during the run (service rows)
+    model_busy: float | None = None  # share of the run's time a model call was running (service rows)
 
     @property
     def items_per_s(self) -> float:
@@ -191,7 +200,49 @@ def run_wrk(url: str, scenario: Scenario, workdir: Path, concurrency: int, durat
     requests, duration_us, p50, p95, p99, socket_errors, status_errors, _, _ = map(int, match.group(1).split())
     ok = requests - status_errors
     return Row(scenario.name, "", ok / (duration_us / 1e6), p50 / 1000, p95 / 1000, p99 / 1000,
-               status_errors + socket_errors, scenario.items_per_request)
+               status_errors + socket_errors, scenario.items_per_request, duration_us / 1e6)
+
+
+@dataclass
+class ModelActivity:
+    """One model's batcher totals from the service's /metrics (all its versions added up)."""
+
+    calls: float = 0
+    inputs: float = 0
+    seconds: float = 0  # time spent in model calls
+
+    @classmethod
+    def read(cls, base_url: str, model: str) -> ModelActivity:
+        with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        totals = cls()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.labels.get("model") != model:
+                    continue
+                if sample.name == "service_batch_size_count":
+                    totals.calls += sample.value
+                elif sample.name == "service_batch_size_sum":
+                    totals.inputs += sample.value
+                elif sample.name == "service_model_inference_seconds_sum":
+                    totals.seconds += sample.value
+        return totals
+
+    def note_on(self, row: Row, before: ModelActivity) -> None:
+        """Put what the model did between `before` and this reading, over `row`'s load, on `row`."""
+        calls = self.calls - before.calls
+        if calls > 0 and row.load_s:
+            row.mean_batch = (self.inputs - before.inputs) / calls
+            row.model_busy = (self.seconds - before.seconds) / row.load_s
+
+
+def measure_service(base_url: str, scenario: Scenario, workdir: Path, concurrency: int, duration: int,
+                    threads: int) -> Row:
+    """wrk against a running service, with the model's activity over the run."""
+    before = ModelActivity.read(base_url, scenario.model)
+    row = run_wrk(base_url + scenario.path, scenario, workdir, concurrency, duration, threads)
+    ModelActivity.read(base_url, scenario.model).note_on(row, before)
+    return row
 
 
 def in_process_rates(artifacts: Path, scenario: Scenario, batch_sizes: tuple[int, ...], seconds: float) -> list[Row]:
@@ -217,71 +268,98 @@ def main() -> None:
     parser.add_argument("--only", help="run only the scenarios whose name contains this")
     parser.add_argument("--workers", type=int, default=1,
                         help="also measure batching on with this many worker processes (SERVICE_WORKERS)")
+    parser.add_argument("--variant", action="append", default=[], type=_variant, metavar="LABEL:VAR=VALUE[,...]",
+                        help="also measure batching on with these environment variables (repeatable), "
+                             "e.g. intra2:TF_NUM_INTRAOP_THREADS=2")
     parser.add_argument("--compare-tree", type=Path,
                         help="another checkout whose service runs right after each run of this one")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every service configuration this many times, alternating; medians compared")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install wrk (or your system's package)")
 
     trees = {"": REPO} | ({f" [{args.compare_tree.name}]": args.compare_tree.resolve()} if args.compare_tree else {})
-    modes: list[tuple[str, dict[str, str]]] = [(ON, {}), (OFF, {"max_batch_size": "1"})]
+    modes: list[tuple[str, dict[str, str]]] = [(ON, {}), (OFF, {"SERVICE_MAX_BATCH_SIZE": "1"})]
     if args.workers > 1:
-        modes.append((f"batching on, {args.workers} worker processes", {"workers": str(args.workers)}))
-    rows: list[Row] = []
+        modes.append((f"batching on, {args.workers} worker processes", {"SERVICE_WORKERS": str(args.workers)}))
+    modes += [(f"batching on, {label}", env) for label, env in args.variant]
+    runs: dict[tuple[str, str], list[Row]] = {}  # (scenario, mode) -> one row per round
     ceilings: dict[str, Row] = {}
     served_batch: dict[str, Row] = {}  # in-process at SERVED_BATCH
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(parents=True, exist_ok=True)
     for scenario in chosen:
-        for mode, settings in modes:
-            for suffix, tree in trees.items():
-                with tempfile.TemporaryDirectory() as tmp, running_service(
-                    args.artifacts, args.out / "service.log", 120, tree, **({"log_level": "warning"} | settings)
-                ) as service:
-                    row = run_wrk(service.base_url + scenario.path, scenario, Path(tmp), args.concurrency,
-                                  args.duration, args.wrk_threads)
-                row.mode = mode + suffix
-                rows.append(row)
-                print(_format(row), flush=True)
+        for turn in range(args.rounds):
+            for mode, env in modes:
+                for suffix, tree in trees.items():
+                    with tempfile.TemporaryDirectory() as tmp, running_service(
+                        args.artifacts, args.out / "service.log", 120, tree, extra_env=env, log_level="warning"
+                    ) as service:
+                        row = measure_service(service.base_url, scenario, Path(tmp), args.concurrency,
+                                              args.duration, args.wrk_threads)
+                    row.mode = mode + suffix
+                    runs.setdefault((scenario.name, row.mode), []).append(row)
+                    print(_format(row), f"round {turn + 1}" if args.rounds > 1 else "", flush=True)
         if scenario.model not in ceilings:  # one ceiling per model: the image scenarios share theirs
             ceilings[scenario.model], served_batch[scenario.model] = in_process_rates(
                 args.artifacts, scenario, (CEILING_BATCH, SERVED_BATCH), args.duration / 2)
             print(_format(ceilings[scenario.model]), _format(served_batch[scenario.model]), sep="\n", flush=True)
 
-    print(f"\nconcurrency {args.concurrency}, {args.duration} s per run, wrk -t{args.wrk_threads}; "
+    rounds = f", the median of {args.rounds} alternating rounds per row" if args.rounds > 1 else ""
+    print(f"\nconcurrency {args.concurrency}, {args.duration} s per run{rounds}, wrk -t{args.wrk_threads}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {machine_description()}\n")
-    print("| endpoint (model) | mode | requests/s | items/s | p50 ms | p95 ms | p99 ms | failed | share of ceiling "
-          f"| share of batch-{SERVED_BATCH} rate |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| endpoint (model) | mode | requests/s | items/s | p50 ms | p95 ms | p99 ms | failed | mean batch "
+          f"| model busy | share of ceiling | share of batch-{SERVED_BATCH} rate |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    medians = {key: _median(rows) for key, rows in runs.items()}
     for scenario in chosen:
-        for row in (r for r in rows if r.scenario == scenario.name):
-            print(_format(row, ceilings[scenario.model].requests_per_s, served_batch[scenario.model].requests_per_s))
+        for (name, _), row in medians.items():
+            if name == scenario.name:
+                print(_format(row, ceilings[scenario.model].requests_per_s,
+                              served_batch[scenario.model].requests_per_s))
     for ceiling in [*ceilings.values(), *served_batch.values()]:
         print(_format(ceiling))
     print()
     for scenario in chosen:
         for suffix in trees:
-            on, off = (next(r for r in rows if r.scenario == scenario.name and r.mode == mode + suffix)
-                       for mode in (ON, OFF))
+            on, off = (medians[scenario.name, mode + suffix] for mode in (ON, OFF))
             print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
-    results = [asdict(r) | {"items_per_s": r.items_per_s} for r in [*rows, *ceilings.values(), *served_batch.values()]]
+    every_run = [row for rows in runs.values() for row in rows]
+    results = [asdict(r) | {"items_per_s": r.items_per_s} for r in [*every_run, *ceilings.values(),
+                                                                   *served_batch.values()]]
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+
+
+def _variant(text: str) -> tuple[str, dict[str, str]]:
+    """'intra2:TF_NUM_INTRAOP_THREADS=2,SERVICE_MAX_DELAY_MS=2' -> the label and the variables."""
+    label, _, assignments = text.partition(":")
+    env = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
+    if not label or not env:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LABEL:VAR=VALUE[,VAR=VALUE...]")
+    return label, env
+
+
+def _median(rows: list[Row]) -> Row:
+    """The run with the median requests/s (the lower middle one of an even count): one real run, not a blend."""
+    return sorted(rows, key=lambda row: row.requests_per_s)[(len(rows) - 1) // 2]
 
 
 ON, OFF = "batching on (defaults)", "batching off (max batch 1)"
 
 
 def _format(row: Row, *rates: float) -> str:
-    """A table row; `rates` are in-process items/s to give this row's share of (none for in-process rows)."""
-    def ms(value: float | None) -> str:
-        return "" if value is None else f"{value:.1f}"
+    """A table row; `rates` are in-process items/s to give this row's share of (none for in-process rates)."""
+    def number(value: float | None, form: str = ".1f") -> str:
+        return "" if value is None else format(value, form)
 
     in_process = row.mode.startswith("in-process")
     shares = [f"{row.items_per_s / rate:.2f}" for rate in rates] or ["", ""]
     requests = "" if in_process else f"{row.requests_per_s:.0f}"
-    return (f"| {row.scenario} | {row.mode} | {requests} | {row.items_per_s:.0f} | {ms(row.p50_ms)} | "
-            f"{ms(row.p95_ms)} | {ms(row.p99_ms)} | {row.failed} | {' | '.join(shares)} |")
+    return (f"| {row.scenario} | {row.mode} | {requests} | {row.items_per_s:.0f} | {number(row.p50_ms)} | "
+            f"{number(row.p95_ms)} | {number(row.p99_ms)} | {row.failed} | {number(row.mean_batch)} | "
+            f"{number(row.model_busy, '.2f')} | {' | '.join(shares)} |")
 
 
 if __name__ == "__main__":

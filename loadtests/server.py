@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,16 +75,19 @@ def supervised(
 
 @contextmanager
 def running_service(
-    artifacts_dir: Path, log_path: Path, start_timeout_s: float = 120, tree: Path = REPO, **settings: str
+    artifacts_dir: Path, log_path: Path, start_timeout_s: float = 120, tree: Path = REPO,
+    extra_env: Mapping[str, str] | None = None, **settings: str,
 ) -> Iterator[RunningService]:
     """Start the service with `SERVICE_*` settings, wait until /readyz says ready, stop it after.
 
-    `tree` is the checkout whose `service` package runs (another one, to compare two builds).
+    `tree` is the checkout whose `service` package runs (another one, to compare two builds);
+    `extra_env` sets other environment variables (TensorFlow's, say) for it.
     """
     port = free_port()
     env = os.environ | {"SERVICE_ARTIFACTS_DIR": str(artifacts_dir), "SERVICE_PORT": str(port),
                         "TF_CPP_MIN_LOG_LEVEL": "2"}
     env |= {f"SERVICE_{key.upper()}": value for key, value in settings.items()}
+    env |= extra_env or {}
     url = f"http://127.0.0.1:{port}"
     with supervised("the service", [sys.executable, "-m", "service"], cwd=tree, env=env, log_path=log_path,
                     ready_url=f"{url}/readyz", start_timeout_s=start_timeout_s, stop_timeout_s=30) as process:
