@@ -1,6 +1,6 @@
 """Benchmark the service on the committed models: batching on, batching off, and the ceiling.
 
-    python -m loadtests.bench [--concurrency 32] [--duration 20] [--compare-tree ../other-checkout]
+    python -m loadtests.bench [--rounds 3] [--only tweets] [--compare-tree ../other-checkout]
 
 For each endpoint it starts the real service (`python -m service`), drives it with wrk at a
 fixed concurrency with real inputs (CIFAR-10 test JPEGs, IMDB test reviews, GOP tweets), and
@@ -12,14 +12,17 @@ prints requests/s and p50/p95/p99 latency for:
   - the same at the service's largest batch (SERVICE_MAX_BATCH_SIZE's default, 32): at
     concurrency 32 no batch can be larger, so "share of batch-32 rate" is the share of what the
     model itself could do with the batches it was given, the rest being the cost of serving.
-With `--compare-tree`, every service run is repeated right after with the service of another
-checkout (an older commit, say), so two builds are compared in one run on the same machine;
-`--variant` does the same for this build under other environment variables.
-Each service row also says what the model did meanwhile, read from the service's own `/metrics`:
+Each row also says what the model did during the run, read from the service's own `/metrics`:
 the mean batch size, and the share of the run's time a model call was running ("model busy").
 Below 1.0 the model waited for the service (HTTP, queueing); near 1.0 only the model limits.
-wrk (Debian's `wrk` package) generates the load: a Python client on the same two cores would
-measure itself more than the service.
+
+This machine's speed drifts by more than the differences worth measuring, so every endpoint is
+measured in rounds: each round runs every service configuration once, then the ceilings, and
+a row's shares are of its own round's ceilings; the table gives, per configuration, the round
+with the median share. With `--compare-tree`, each service run is followed by one of another
+checkout's service (an older commit, say); `--variant` does the same for this build under other
+environment variables. wrk (Debian's `wrk` package) generates the load: a Python client on the
+same two cores would measure itself more than the service.
 """
 
 from __future__ import annotations
@@ -110,10 +113,17 @@ class Row:
     load_s: float | None = None  # how long wrk sent load (service rows)
     mean_batch: float | None = None  # inputs per model call during the run (service rows)
     model_busy: float | None = None  # share of the run's time a model call was running (service rows)
+    ceiling: float | None = None  # in-process items/s at CEILING_BATCH, measured in this run's round
+    batch_rate: float | None = None  # in-process items/s at SERVED_BATCH, measured in this run's round
 
     @property
     def items_per_s(self) -> float:
         return self.requests_per_s * self.items_per_request
+
+    @property
+    def share(self) -> float | None:
+        """This service run's share of the ceiling measured right after it."""
+        return None if self.ceiling is None else self.items_per_s / self.ceiling
 
 
 def _cifar_jpegs(path: Path, count: int) -> list[bytes]:
@@ -245,16 +255,23 @@ def measure_service(base_url: str, scenario: Scenario, workdir: Path, concurrenc
     return row
 
 
-def in_process_rates(artifacts: Path, scenario: Scenario, batch_sizes: tuple[int, ...], seconds: float) -> list[Row]:
-    """The newest version called in this process, one row per batch size (the model loaded once)."""
-    model = load_model(newest_version_dir(artifacts / scenario.model))
-    inputs: Any = scenario.model_inputs
-    rows = []
-    for size in batch_sizes:
-        batches = [inputs[start : start + size] for start in range(0, len(inputs) - size + 1, size)]
-        rate = measure_throughput(model.predict, batches, seconds)
-        rows.append(Row(scenario.model, f"in-process, batch {size}", rate, None, None, None, 0))
-    return rows
+class InProcess:
+    """A scenario's model, loaded in this process once, called with batches of its inputs."""
+
+    def __init__(self, artifacts: Path, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.model = load_model(newest_version_dir(artifacts / scenario.model))
+
+    def rates(self, batch_sizes: tuple[int, ...], seconds: float) -> list[Row]:
+        """One row per batch size: items/s cycling through the scenario's inputs in batches of that size."""
+        inputs: Any = self.scenario.model_inputs
+        rows = []
+        for size in batch_sizes:
+            batches = [inputs[start : start + size] for start in range(0, len(inputs) - size + 1, size)]
+            rate = measure_throughput(self.model.predict, batches, seconds)
+            rows.append(Row(self.scenario.name, f"in-process {self.scenario.model}, batch {size}", rate,
+                            None, None, None, 0))
+        return rows
 
 
 def main() -> None:
@@ -273,8 +290,8 @@ def main() -> None:
                              "e.g. intra2:TF_NUM_INTRAOP_THREADS=2")
     parser.add_argument("--compare-tree", type=Path,
                         help="another checkout whose service runs right after each run of this one")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run every service configuration this many times, alternating; medians compared")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds per endpoint, each with its own ceiling; the median round is reported")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -285,13 +302,13 @@ def main() -> None:
     if args.workers > 1:
         modes.append((f"batching on, {args.workers} worker processes", {"SERVICE_WORKERS": str(args.workers)}))
     modes += [(f"batching on, {label}", env) for label, env in args.variant]
-    runs: dict[tuple[str, str], list[Row]] = {}  # (scenario, mode) -> one row per round
-    ceilings: dict[str, Row] = {}
-    served_batch: dict[str, Row] = {}  # in-process at SERVED_BATCH
+    runs: dict[tuple[str, str], list[Row]] = {}  # (scenario, mode) -> one row per round, in-process rows too
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(parents=True, exist_ok=True)
     for scenario in chosen:
+        in_process = InProcess(args.artifacts, scenario)
         for turn in range(args.rounds):
+            served = []
             for mode, env in modes:
                 for suffix, tree in trees.items():
                     with tempfile.TemporaryDirectory() as tmp, running_service(
@@ -300,12 +317,14 @@ def main() -> None:
                         row = measure_service(service.base_url, scenario, Path(tmp), args.concurrency,
                                               args.duration, args.wrk_threads)
                     row.mode = mode + suffix
-                    runs.setdefault((scenario.name, row.mode), []).append(row)
-                    print(_format(row), f"round {turn + 1}" if args.rounds > 1 else "", flush=True)
-        if scenario.model not in ceilings:  # one ceiling per model: the image scenarios share theirs
-            ceilings[scenario.model], served_batch[scenario.model] = in_process_rates(
-                args.artifacts, scenario, (CEILING_BATCH, SERVED_BATCH), args.duration / 2)
-            print(_format(ceilings[scenario.model]), _format(served_batch[scenario.model]), sep="\n", flush=True)
+                    served.append(row)
+            # The ceiling right after the round's service runs: this machine's speed drifts over minutes.
+            ceiling, batch_rate = in_process.rates((CEILING_BATCH, SERVED_BATCH), args.duration / 2)
+            for row in served:
+                row.ceiling, row.batch_rate = ceiling.requests_per_s, batch_rate.requests_per_s
+            for row in [*served, ceiling, batch_rate]:
+                runs.setdefault((scenario.name, row.mode), []).append(row)
+                print(_format(row), f"round {turn + 1}" if args.rounds > 1 else "", flush=True)
 
     rounds = f", the median of {args.rounds} alternating rounds per row" if args.rounds > 1 else ""
     print(f"\nconcurrency {args.concurrency}, {args.duration} s per run{rounds}, wrk -t{args.wrk_threads}; "
@@ -314,21 +333,14 @@ def main() -> None:
           f"| model busy | share of ceiling | share of batch-{SERVED_BATCH} rate |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     medians = {key: _median(rows) for key, rows in runs.items()}
-    for scenario in chosen:
-        for (name, _), row in medians.items():
-            if name == scenario.name:
-                print(_format(row, ceilings[scenario.model].requests_per_s,
-                              served_batch[scenario.model].requests_per_s))
-    for ceiling in [*ceilings.values(), *served_batch.values()]:
-        print(_format(ceiling))
+    for row in medians.values():
+        print(_format(row))
     print()
     for scenario in chosen:
         for suffix in trees:
             on, off = (medians[scenario.name, mode + suffix] for mode in (ON, OFF))
             print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
-    every_run = [row for rows in runs.values() for row in rows]
-    results = [asdict(r) | {"items_per_s": r.items_per_s} for r in [*every_run, *ceilings.values(),
-                                                                   *served_batch.values()]]
+    results = [asdict(row) | {"items_per_s": row.items_per_s} for rows in runs.values() for row in rows]
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
 
 
@@ -342,24 +354,28 @@ def _variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def _median(rows: list[Row]) -> Row:
-    """The run with the median requests/s (the lower middle one of an even count): one real run, not a blend."""
-    return sorted(rows, key=lambda row: row.requests_per_s)[(len(rows) - 1) // 2]
+    """The round with the median share of its ceiling (in-process rows: the median rate), the lower
+    middle one of an even count: one real run, not a blend of several."""
+    def key(row: Row) -> float:
+        return row.requests_per_s if row.share is None else row.share
+
+    return sorted(rows, key=key)[(len(rows) - 1) // 2]
 
 
 ON, OFF = "batching on (defaults)", "batching off (max batch 1)"
 
 
-def _format(row: Row, *rates: float) -> str:
-    """A table row; `rates` are in-process items/s to give this row's share of (none for in-process rates)."""
+def _format(row: Row) -> str:
+    """A table row, with its shares of the in-process rates of its round (none for in-process rows)."""
     def number(value: float | None, form: str = ".1f") -> str:
         return "" if value is None else format(value, form)
 
     in_process = row.mode.startswith("in-process")
-    shares = [f"{row.items_per_s / rate:.2f}" for rate in rates] or ["", ""]
     requests = "" if in_process else f"{row.requests_per_s:.0f}"
+    batch_share = None if row.batch_rate is None else row.items_per_s / row.batch_rate
     return (f"| {row.scenario} | {row.mode} | {requests} | {row.items_per_s:.0f} | {number(row.p50_ms)} | "
             f"{number(row.p95_ms)} | {number(row.p99_ms)} | {row.failed} | {number(row.mean_batch)} | "
-            f"{number(row.model_busy, '.2f')} | {' | '.join(shares)} |")
+            f"{number(row.model_busy, '.2f')} | {number(row.share, '.2f')} | {number(batch_share, '.2f')} |")
 
 
 if __name__ == "__main__":

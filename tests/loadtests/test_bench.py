@@ -50,7 +50,16 @@ def test_variants_are_a_label_and_environment_variables() -> None:
             _variant(wrong)
 
 
-def test_the_median_of_rounds_is_one_real_run() -> None:
-    rows = [Row("s", "on", rate, None, None, rate / 10, 0) for rate in (300.0, 100.0, 200.0, 400.0)]
-    assert _median(rows) is rows[2]  # 200: the lower middle of four
-    assert _median(rows[:3]) is rows[2]
+def test_each_round_is_judged_by_its_own_ceiling_and_the_median_round_is_reported() -> None:
+    # The machine slowed down in round 2: its service rate is the lowest, its share the highest.
+    rounds = [Row("s", "on", rate, None, None, None, 0, ceiling=ceiling)
+              for rate, ceiling in ((300.0, 1000.0), (200.0, 400.0), (310.0, 800.0), (290.0, 900.0))]
+    assert [round(row.share or 0, 3) for row in rounds] == [0.3, 0.5, 0.388, 0.322]
+    assert _median(rounds) is rounds[3]  # shares 0.3 < 0.322 < 0.388 < 0.5: the lower middle one
+    assert _median(rounds[:3]) is rounds[2]
+
+
+def test_in_process_rows_have_no_share_and_their_median_is_by_rate() -> None:
+    rates = [Row("s", "in-process m, batch 64", rate, None, None, None, 0) for rate in (900.0, 700.0, 800.0)]
+    assert all(row.share is None for row in rates)
+    assert _median(rates) is rates[2]
