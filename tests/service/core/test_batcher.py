@@ -9,10 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from service.core.batcher import Batcher
 from service.core.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
 from service.core.metrics import Metrics
+from service.core.spans import Tracing
 
 
 class Squares:
@@ -362,4 +367,78 @@ async def test_refusing_the_queue_answers_waiting_callers_while_the_running_batc
             await caller
     assert model.batches == [[2]]
     assert (await batcher.submit(rows(5))).outputs.tolist() == [25]  # the queue's places are free again
+    await batcher.close()
+
+
+async def test_a_watcher_gets_each_batchs_outputs_and_the_input_summaries_of_its_callers_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[tuple[list[int], list[str]]] = []
+    batcher = make_batcher(Squares(), max_batch_size=2, max_delay_s=0.2)
+    batcher.watch(lambda outputs, inputs: seen.append((outputs.tolist(), inputs)))
+    # Three rows travel as two pieces; the request's summary rides on its first piece only.
+    first, second = await asyncio.gather(batcher.submit(rows(1, 2, 3), inputs="three rows"),
+                                         batcher.submit(rows(4), inputs="one row"))
+    assert first.outputs.tolist() == [1, 4, 9] and second.outputs.tolist() == [16]
+    assert seen == [([1, 4], ["three rows"]), ([9, 16], ["one row"])]
+
+    def broken(outputs: np.ndarray, inputs: list[str]) -> None:
+        raise ValueError("monitoring is broken")
+
+    batcher.watch(broken)
+    with caplog.at_level("ERROR", logger="service.batcher"):
+        assert (await batcher.submit(rows(5))).outputs.tolist() == [25]  # monitoring never costs an answer
+    assert "monitoring could not record a batch of 1" in caplog.text
+    await batcher.close()
+
+
+async def test_traced_callers_get_queue_wait_spans_and_one_batch_span_over_the_model_call() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = Tracing(provider)
+    batcher = make_batcher(Squares(fail_on=7), max_batch_size=4, max_delay_s=0.2,
+                           tracing=tracing.for_batcher("squares", 1))
+    tracer = provider.get_tracer("test")
+
+    async def traced(name: str, values: np.ndarray) -> np.ndarray:
+        with tracer.start_as_current_span(name):
+            return (await batcher.submit(values)).outputs
+
+    untraced = batcher.submit(rows(4))
+    answers = await asyncio.gather(traced("a", rows(1, 2)), traced("b", rows(3)), untraced)
+    assert [answers[0].tolist(), answers[1].tolist(), answers[2].outputs.tolist()] == [[1, 4], [9], [16]]
+    spans = exporter.get_finished_spans()
+    requests = {span.name: span for span in spans if span.name in ("a", "b")}
+    (batch,) = [span for span in spans if span.name == "batch"]
+    (call,) = [span for span in spans if span.name == "model call"]
+    waits = [span for span in spans if span.name == "queue wait"]
+    assert dict(batch.attributes or {}) == {"model.name": "squares", "model.version": 1, "batch.size": 4,
+                                            "batch.requests": 3}
+    assert {link.context.span_id for link in batch.links} == {s.context.span_id for s in requests.values()}
+    assert call.parent is not None and call.parent.span_id == batch.context.span_id
+    assert batch.start_time is not None and call.start_time is not None and batch.start_time <= call.start_time
+    # One wait per traced caller, in its own trace, ending as the batch starts; the untraced caller has none.
+    assert sorted((w.parent.span_id, (w.attributes or {})["rows"]) for w in waits if w.parent) == sorted(
+        [(requests["a"].context.span_id, 2), (requests["b"].context.span_id, 1)])
+    assert {w.end_time for w in waits} == {batch.start_time}
+
+    exporter.clear()
+    with pytest.raises(InferenceFailed):
+        await traced("c", rows(7))
+    spans = exporter.get_finished_spans()
+    for name in ("batch", "model call"):
+        (failed,) = [span for span in spans if span.name == name]
+        assert failed.status.status_code is StatusCode.ERROR and "cannot square that" in str(failed.status.description)
+        assert [event.name for event in failed.events] == ["exception"]
+    await batcher.close()
+
+
+async def test_without_a_traced_caller_a_batch_makes_no_spans() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    batcher = make_batcher(Squares(), tracing=Tracing(provider).for_batcher("squares", 1), max_delay_s=0.0)
+    assert (await batcher.submit(rows(3))).outputs.tolist() == [9]
+    assert exporter.get_finished_spans() == ()
     await batcher.close()
