@@ -49,7 +49,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contract.card import read_card
 from contract.layout import newest_version_dir
-from contract.savedmodel import load_model
+from contract.savedmodel import LoadedModel, load_model
 from contract.speed import machine_description, measure_throughput
 from loadtests.server import REPO, running_service
 
@@ -255,23 +255,16 @@ def measure_service(base_url: str, scenario: Scenario, workdir: Path, concurrenc
     return row
 
 
-class InProcess:
-    """A scenario's model, loaded in this process once, called with batches of its inputs."""
-
-    def __init__(self, artifacts: Path, scenario: Scenario) -> None:
-        self.scenario = scenario
-        self.model = load_model(newest_version_dir(artifacts / scenario.model))
-
-    def rates(self, batch_sizes: tuple[int, ...], seconds: float) -> list[Row]:
-        """One row per batch size: items/s cycling through the scenario's inputs in batches of that size."""
-        inputs: Any = self.scenario.model_inputs
-        rows = []
-        for size in batch_sizes:
-            batches = [inputs[start : start + size] for start in range(0, len(inputs) - size + 1, size)]
-            rate = measure_throughput(self.model.predict, batches, seconds)
-            rows.append(Row(self.scenario.name, f"in-process {self.scenario.model}, batch {size}", rate,
-                            None, None, None, 0))
-        return rows
+def in_process_rates(model: LoadedModel, scenario: Scenario, batch_sizes: tuple[int, ...],
+                     seconds: float) -> list[Row]:
+    """One row per batch size: items/s of `model` cycling through the scenario's inputs in batches of that size."""
+    inputs: Any = scenario.model_inputs
+    rows = []
+    for size in batch_sizes:
+        batches = [inputs[start : start + size] for start in range(0, len(inputs) - size + 1, size)]
+        rate = measure_throughput(model.predict, batches, seconds)
+        rows.append(Row(scenario.name, f"in-process {scenario.model}, batch {size}", rate, None, None, None, 0))
+    return rows
 
 
 def main() -> None:
@@ -305,8 +298,10 @@ def main() -> None:
     runs: dict[tuple[str, str], list[Row]] = {}  # (scenario, mode) -> one row per round, in-process rows too
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(parents=True, exist_ok=True)
+    loaded: dict[str, LoadedModel] = {}  # the image scenarios share one model: load it once
     for scenario in chosen:
-        in_process = InProcess(args.artifacts, scenario)
+        if scenario.model not in loaded:
+            loaded[scenario.model] = load_model(newest_version_dir(args.artifacts / scenario.model))
         for turn in range(args.rounds):
             served = []
             for mode, env in modes:
@@ -319,7 +314,8 @@ def main() -> None:
                     row.mode = mode + suffix
                     served.append(row)
             # The ceiling right after the round's service runs: this machine's speed drifts over minutes.
-            ceiling, batch_rate = in_process.rates((CEILING_BATCH, SERVED_BATCH), args.duration / 2)
+            ceiling, batch_rate = in_process_rates(loaded[scenario.model], scenario, (CEILING_BATCH, SERVED_BATCH),
+                                                   args.duration / 2)
             for row in served:
                 row.ceiling, row.batch_rate = ceiling.requests_per_s, batch_rate.requests_per_s
             for row in [*served, ceiling, batch_rate]:
