@@ -19,7 +19,7 @@ from pathlib import Path
 
 from contract.errors import ArtifactError
 from contract.layout import next_version
-from contract.savedmodel import LoadedModel, load_model
+from contract.savedmodel import SavedModel, load_model
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class StagedVersion:
     version: int
     target: Path
 
-    def load(self) -> LoadedModel:
+    def load(self) -> SavedModel:
         """The staged version, loaded and checked as the service will load it (to evaluate it)."""
         return load_model(self.path, self.name, self.version)
 

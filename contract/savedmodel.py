@@ -22,7 +22,7 @@ OUTPUT_NAME = "probabilities"
 
 
 @dataclass(frozen=True)
-class LoadedModel:
+class SavedModel:
     """A loaded, checked model version: `predict` takes one batch in the kind's input form."""
 
     path: Path
@@ -38,7 +38,7 @@ class LoadedModel:
         return result
 
 
-def load_model(version_dir: Path, name: str | None = None, version: int | None = None) -> LoadedModel:
+def load_model(version_dir: Path, name: str | None = None, version: int | None = None) -> SavedModel:
     """Load one version folder and check that its SavedModel matches its card.
 
     `name` and `version` default to the folder's; a version being staged passes its own.
@@ -54,7 +54,7 @@ def load_model(version_dir: Path, name: str | None = None, version: int | None =
     if function is None:
         raise ArtifactError(f"{version_dir}: no {SIGNATURE_KEY!r} signature")
     _check_signature(version_dir, card, function)
-    return LoadedModel(path=version_dir, card=card, _function=function, _module=module)
+    return SavedModel(path=version_dir, card=card, _function=function, _module=module)
 
 
 def _check_signature(version_dir: Path, card: ModelCard, function: Any) -> None:

@@ -49,7 +49,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contract.card import read_card
 from contract.layout import newest_version_dir
-from contract.savedmodel import LoadedModel, load_model
+from contract.savedmodel import SavedModel, load_model
 from contract.speed import machine_description, measure_throughput
 from loadtests.server import REPO, running_service
 
@@ -255,7 +255,7 @@ def measure_service(base_url: str, scenario: Scenario, workdir: Path, concurrenc
     return row
 
 
-def in_process_rates(model: LoadedModel, scenario: Scenario, batch_sizes: tuple[int, ...],
+def in_process_rates(model: SavedModel, scenario: Scenario, batch_sizes: tuple[int, ...],
                      seconds: float) -> list[Row]:
     """One row per batch size: items/s of `model` cycling through the scenario's inputs in batches of that size."""
     inputs: Any = scenario.model_inputs
@@ -298,7 +298,7 @@ def main() -> None:
     runs: dict[tuple[str, str], list[Row]] = {}  # (scenario, mode) -> one row per round, in-process rows too
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(parents=True, exist_ok=True)
-    loaded: dict[str, LoadedModel] = {}  # the image scenarios share one model: load it once
+    loaded: dict[str, SavedModel] = {}  # the image scenarios share one model: load it once
     for scenario in chosen:
         if scenario.model not in loaded:
             loaded[scenario.model] = load_model(newest_version_dir(args.artifacts / scenario.model))

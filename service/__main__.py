@@ -25,10 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import uvicorn  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
-from service.coalescing_http import CoalescingHttpProtocol  # noqa: E402
 from service.core.tracing import TracingConfigError, tracing_from_environment  # noqa: E402
 from service.core.workers import SHARED_DIR_ENV, tensorflow_threads  # noqa: E402
 from service.settings import Settings  # noqa: E402
+from service.shims.uvicorn_coalescing import CoalescingHttpProtocol  # noqa: E402
 
 
 def main() -> None:
@@ -60,7 +60,7 @@ def main() -> None:
             workers=settings.workers,
             log_level=settings.log_level,
             access_log=False,  # service.api.access_log logs one line per request instead
-            http=CoalescingHttpProtocol,  # one write per response (service.coalescing_http)
+            http=CoalescingHttpProtocol,  # one write per response (service.shims.uvicorn_coalescing)
             timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
     finally:

@@ -16,18 +16,21 @@ from fastapi import FastAPI
 from service.api.access_log import AccessLogMiddleware
 from service.api.auth import API_KEY
 from service.api.body_limit import BodyLimitMiddleware
-from service.api.dependencies import Decoder
 from service.api.errors import error_responses, install_error_handlers
 from service.api.page import install_page
 from service.api.routes import card_files, health, images, models, sentiment, v2
+from service.core.inference import Inference
+from service.core.loading import VersionLoader
 from service.core.metrics import Metrics
+from service.core.offload import Offloader
 from service.core.registry import ModelRegistry
-from service.core.tracing import tracing_from_environment
+from service.core.tracing import Tracing, tracing_from_environment
 from service.settings import Settings
 
 # How long a thread that holds the GIL may keep it while another waits for it (CPython's default: 5 ms).
 # The model thread needs the GIL for a moment before and after each model call; with the event loop
-# busy it would wait a whole interval each time, the model idle meanwhile (README, "Benchmark").
+# busy it would wait a whole interval each time, the model idle meanwhile
+# (docs/decisions/0003-gil-switch-interval.md).
 GIL_SWITCH_INTERVAL_S = 0.0002
 
 
@@ -36,19 +39,21 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     an OpenTelemetry `tracer_provider` of its own."""
     settings = settings or Settings()
     metrics = Metrics()
+    tracing: Tracing
     if tracer_provider is not None:
-        from service.core.spans import Tracing
+        from service.core.otel import OpenTelemetryTracing
 
-        tracing: Tracing | None = Tracing(tracer_provider)
+        tracing = OpenTelemetryTracing(tracer_provider)
     else:
         tracing = tracing_from_environment()
+    registry = ModelRegistry(settings, VersionLoader(settings, metrics, tracing), metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
-            app.state.decoder = Decoder(pool)
-            await app.state.registry.start()
-            drain_on_stop_signals(app.state.registry.begin_draining)
+            app.state.inference = Inference(registry, Offloader(pool), tracing)
+            await registry.start()
+            drain_on_stop_signals(registry.begin_draining)
             # The loaded models are hundreds of thousands of long-lived Python objects; moving them out
             # of the collector's reach keeps its periodic full passes short (they stall every request).
             gc.collect()
@@ -59,9 +64,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                 yield
             finally:
                 sys.setswitchinterval(switch_interval)
-                await app.state.registry.close()
-                if tracing is not None:
-                    tracing.shutdown()  # flushes the spans still waiting for export
+                await registry.close()
+                tracing.shutdown()  # flushes the spans still waiting for export
 
     app = FastAPI(
         title="Model serving",
@@ -75,8 +79,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.tracing = tracing
-    app.state.registry = ModelRegistry(settings, metrics, tracing)
+    app.state.registry = registry
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=metrics, tracing=tracing)  # outermost: sees every answer
@@ -94,7 +97,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), dependencies=keyed)
     for router in (health.router, v2.health_router):  # probes stay open
         app.include_router(router)
-    if settings.page_enabled:  # the page at / (service/page/); it calls the API like any client
+    if settings.page_enabled:  # the page at / (service/api/page/); it calls the API like any client
         install_page(app)
     return app
 

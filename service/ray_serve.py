@@ -84,7 +84,7 @@ class ServeOptions(BaseModel):
     look_back_period_s: float = Field(30.0, gt=0, description="Window the autoscaler averages the load over.")
     health_check_period_s: float = Field(10.0, gt=0, description="How often Ray asks a replica for readiness.")
     settings: dict[str, str] = Field(
-        default_factory=dict, description="SERVICE_* settings for every replica (README, 'Settings')."
+        default_factory=dict, description="SERVICE_* settings for every replica (docs/reference/settings.md)."
     )
 
     @field_validator("settings", mode="before")
@@ -100,7 +100,7 @@ class ServeOptions(BaseModel):
     def _known_settings(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - SETTING_NAMES)
         if unknown:
-            raise ValueError(f"unknown settings {unknown}: use the service's SERVICE_* names (README, 'Settings')")
+            raise ValueError(f"unknown settings {unknown}: use the service's SERVICE_* names (docs/reference/settings.md)")
         artifacts = value.get("SERVICE_ARTIFACTS_DIR")
         if artifacts is None or not Path(artifacts).is_absolute():
             raise ValueError(

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from contract.savedmodel import OUTPUT_NAME, SIGNATURE_KEY, LoadedModel
+from contract.savedmodel import OUTPUT_NAME, SIGNATURE_KEY, SavedModel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,7 +105,7 @@ def classification_figures(y_true: np.ndarray, y_pred: np.ndarray, labels: Seque
     }
 
 
-def predict_in_batches(model: LoadedModel, inputs: Any, batch_size: int = 256) -> np.ndarray:
+def predict_in_batches(model: SavedModel, inputs: Any, batch_size: int = 256) -> np.ndarray:
     """Run the reloaded SavedModel over a whole split, one batch at a time."""
     outputs = [model.predict(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
     return np.concatenate(outputs)

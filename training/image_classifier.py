@@ -37,7 +37,7 @@ import tensorflow as tf
 from contract import kinds
 from contract.card import write_card
 from contract.publish import StagedVersion, staged_version
-from contract.savedmodel import LoadedModel, load_model
+from contract.savedmodel import SavedModel, load_model
 from contract.speed import machine_description, measure_throughput
 from training import common, monitoring
 from training.calibration import calibration_card, fit_temperature, plot_reliability, with_temperature
@@ -588,7 +588,7 @@ def images_per_second(
     return measure_throughput(predict, [images], seconds)
 
 
-def throughput(model: LoadedModel, seconds: float) -> dict[str, float]:
+def throughput(model: SavedModel, seconds: float) -> dict[str, float]:
     """In-process images/s of the reloaded SavedModel at batch 1 and 64 (random pixels)."""
     size = (model.card.input.height, model.card.input.width)  # type: ignore[attr-defined]
     return {f"batch_{n}_images_per_second": round(images_per_second(model.predict, size, n, seconds), 1)
@@ -751,7 +751,7 @@ def _write_version(
     }
     card["inference"] = {
         **throughput(staged.load(), args.benchmark_seconds),
-        "how": "in-process LoadedModel.predict, random uint8 images, after a warm-up call; "
+        "how": "in-process SavedModel.predict, random uint8 images, after a warm-up call; "
         f"python -m {MODULE} --benchmark {staged.target}",
         "machine": machine_description(),
     }

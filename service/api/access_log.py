@@ -15,14 +15,11 @@ import logging
 import os
 import re
 import time
-from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.metrics import Metrics
-
-if TYPE_CHECKING:
-    from service.core.spans import Tracing
+from service.core.tracing import Tracing
 
 log = logging.getLogger("service.access")
 
@@ -34,7 +31,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing | None = None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing) -> None:
         self.app = app
         self.metrics = metrics
         self.tracing = tracing
@@ -48,10 +45,7 @@ class AccessLogMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         answered: dict[bytes, bytes] = {}
-        tracing = self.tracing
-        if tracing is not None:
-            span, token = tracing.start_request(scope["method"], scope["path"], scope["headers"])
-            trace_id = tracing.trace_id(span)
+        trace = self.tracing.start_request(scope["method"], scope["path"], scope["headers"])
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -60,8 +54,8 @@ class AccessLogMiddleware:
                 headers = message.setdefault("headers", [])
                 answered.update((name, value) for name, value in headers if name in _SERVED_BY)
                 headers.append((b"x-request-id", request_id.encode()))
-                if tracing is not None:
-                    headers.append((b"x-trace-id", trace_id.encode()))
+                if trace.trace_id is not None:
+                    headers.append((b"x-trace-id", trace.trace_id.encode()))
                 if scope["app"].state.registry.draining:
                     # The server is about to close its connections: a keep-alive client that reused
                     # this one would have its next request reset, so tell it to open a new one.
@@ -71,8 +65,7 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except BaseException as exc:
-            if tracing is not None:
-                span.record_exception(exc)
+            trace.record_exception(exc)
             raise
         finally:
             latency = time.perf_counter() - started
@@ -80,24 +73,12 @@ class AccessLogMiddleware:
             model = answered.get(b"x-model", b"").decode("latin-1")
             self.metrics.count_request(route, model, status, latency)
             batch_size = answered.get(b"x-batch-size", b"-").decode("latin-1")
-            if tracing is None:
-                log.info(
-                    "request_id=%s method=%s route=%s model=%s status=%d latency_ms=%.1f batch_size=%s",
-                    request_id, scope["method"], route, model or "-", status, latency * 1000, batch_size,
-                )
-            else:
-                log.info(
-                    "request_id=%s method=%s route=%s model=%s status=%d latency_ms=%.1f batch_size=%s trace_id=%s",
-                    request_id, scope["method"], route, model or "-", status, latency * 1000, batch_size, trace_id,
-                )
-                served: dict[str, str | int] = {"request.id": request_id}
-                if model:
-                    served["model.name"] = model
-                    version = answered.get(b"x-model-version", b"").decode("latin-1")
-                    served["model.version"] = int(version) if version.isdigit() else version  # as on the batch spans
-                if batch_size.isdigit():
-                    served["batch.size"] = int(batch_size)
-                tracing.end_request(span, token, scope["method"], route, status, served)
+            traced = "" if trace.trace_id is None else f" trace_id={trace.trace_id}"
+            log.info(
+                "request_id=%s method=%s route=%s model=%s status=%d latency_ms=%.1f batch_size=%s%s",
+                request_id, scope["method"], route, model or "-", status, latency * 1000, batch_size, traced,
+            )
+            trace.end(route, status, request_id, answered)
 
 
 _SERVED_BY = (b"x-model", b"x-model-version", b"x-batch-size")

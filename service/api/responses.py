@@ -12,15 +12,19 @@ from typing import Any
 
 from fastapi import Response
 
+from service.core.inference import Prediction
 
-def served_by(response: Response, model: str, version: int, batch_size: int) -> None:
+
+def served_by(response: Response, prediction: Prediction) -> None:
     """Name the model version that answered and the largest batch it ran in, for the client and the log."""
-    response.headers["X-Model"] = model
-    response.headers["X-Model-Version"] = str(version)
-    response.headers["X-Batch-Size"] = str(batch_size)
+    response.headers["X-Model"] = prediction.version.name
+    response.headers["X-Model-Version"] = str(prediction.version.version)
+    response.headers["X-Batch-Size"] = str(prediction.batch_size)
 
 
-def model_answer(body: dict[str, Any], model: str, version: int, batch_size: int) -> Response:
+def prediction_answer(prediction: Prediction, results: list[dict[str, Any]]) -> Response:
+    """The answer of the REST routes: the model, the version and each input's result."""
+    body = {"model": prediction.version.name, "version": prediction.version.version, "results": results}
     response = Response(json.dumps(body, separators=(",", ":")).encode(), media_type="application/json")
-    served_by(response, model, version, batch_size)
+    served_by(response, prediction)
     return response

@@ -98,7 +98,7 @@ class SentimentResponse(BaseModel):
 
 
 class MonitoringInfo(BaseModel):
-    """A loaded version's recent predictions against its card's reference (README, "Monitoring and drift")."""
+    """A loaded version's recent predictions against its card's reference (docs/operations/drift.md)."""
 
     window: int = Field(description="Predictions the drift scores are computed over (SERVICE_DRIFT_WINDOW).")
     predictions_in_window: int = Field(description="How many of them this process has seen so far.")

@@ -12,8 +12,8 @@ and stacked again. A batch is formed only when one of this batcher's `concurrenc
 slots is free, so while the model is busy the queue fills and the next batch is larger:
 batching adapts to load with no further setting.
 
-Two optional observers, both off unless set: with tracing on, each piece remembers its
-request's span and each batch gets spans of its own (service.core.spans); with monitoring on,
+Two optional observers: with tracing on, each piece remembers its request's span and each
+batch gets spans of its own (service.core.otel; off, the tracer does nothing); with monitoring on,
 each batch's outputs and its requests' input summaries go to `watch`'s callback, once per batch
 on the event loop after its callers have their answers (service.core.monitoring).
 """
@@ -27,17 +27,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from service.core.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
 from service.core.metrics import BatcherMetrics
-
-if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
-    from service.core.spans import BatchTracing
+from service.core.tracing import BatchTracing
 
 log = logging.getLogger("service.batcher")
 
@@ -101,7 +97,7 @@ class Batcher(Generic[Rows]):
         self.queue_limit = queue_limit
         self.timeout_s = timeout_s
         self._metrics = metrics
-        self._tracing = tracing
+        self._tracing = tracing or BatchTracing()  # the default traces nothing
         self._observe: BatchObserver | None = None
         self._queue: deque[_Piece[Rows]] = deque()
         self._queued_rows = 0
@@ -130,7 +126,7 @@ class Batcher(Generic[Rows]):
             raise Overloaded(f"{self._queued_rows} inputs already queued (limit {self.queue_limit})")
         loop = asyncio.get_running_loop()
         size = self.max_batch_size
-        span = self._tracing.current() if self._tracing is not None else None
+        span = self._tracing.current()
         pieces: list[_Piece[Rows]] = [
             _Piece(rows[start : start + size], loop.create_future(), span)  # type: ignore[arg-type]  # a slice of Rows is Rows
             for start in range(0, len(rows), size)
@@ -204,7 +200,7 @@ class Batcher(Generic[Rows]):
         queued behind a busy model would go at once as a part batch; under a steady load of
         one batch's worth of callers the batches could then stay split in two for good (half
         the callers queue while the other half is computed), which costs the models whose cost
-        is more per batch than per input (measured: sentiment-imdb, README "Benchmark").
+        is more per batch than per input (docs/decisions/0005-batch-delay-start.md).
         """
         while True:
             while not self._queue:
@@ -244,9 +240,7 @@ class Batcher(Generic[Rows]):
             self._metrics.queue_wait.observe(started - piece.enqueued)
         size = sum(len(piece.rows) for piece in batch)
         self._metrics.batch_size.observe(size)
-        span = None
-        if self._tracing is not None:
-            span = self._tracing.start_batch([(p.span, p.enqueued, len(p.rows)) for p in batch], started, size)
+        span = self._tracing.start_batch([(p.span, p.enqueued, len(p.rows)) for p in batch], started, size)
         outputs = asyncio.get_running_loop().run_in_executor(
             self._executor, self._call_model, [p.rows for p in batch], size, span
         )
@@ -284,13 +278,13 @@ class Batcher(Generic[Rows]):
             except Exception:  # monitoring must never cost a batch its answers
                 log.exception("monitoring could not record a batch of %d", call.size)
 
-    def _call_model(self, pieces: list[Rows], size: int, batch_span: Span | None) -> np.ndarray:
-        call = self._tracing.start_model_call(batch_span) if batch_span is not None and self._tracing else None
+    def _call_model(self, pieces: list[Rows], size: int, batch_span: Any) -> np.ndarray:
+        call = self._tracing.start_model_call(batch_span) if batch_span is not None else None
         started = time.perf_counter()
         try:
             outputs = self._predict(pieces[0] if len(pieces) == 1 else self._concat(pieces))
         except Exception as exc:
-            if call is not None and batch_span is not None and self._tracing is not None:
+            if call is not None:
                 self._tracing.failed(call, exc)
                 self._tracing.failed(batch_span, exc)
             raise

@@ -4,9 +4,9 @@ The conversion itself is the one training uses (contract.pixels); this module re
 checks the bytes, and words every refusal.
 
 A JPEG already at the model's size (what a client that knows the model sends) is decoded by
-libjpeg-turbo through simplejpeg, to the same pixels without Pillow's per-image work (README,
-"Benchmark"); every other image goes through Pillow. Small inputs are decoded on the event loop,
-larger ones on the decode pool (service.api.dependencies.Decoder).
+libjpeg-turbo through simplejpeg, to the same pixels without Pillow's per-image work
+(docs/decisions/0007-simplejpeg-fast-path.md); every other image goes through Pillow. Small
+inputs are decoded on the event loop, larger ones on the decode pool (service.core.offload).
 """
 
 from __future__ import annotations
@@ -36,13 +36,9 @@ _JPEG_START = b"\xff\xd8"
 _APP1 = b"\xff\xe1"
 
 
-def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> np.ndarray:
-    """Decode one image into a uint8 array of shape (height, width, 3)."""
-    return decode_image_and_size(data, height, width, max_pixels)[0]
-
-
-def decode_image_and_size(data: bytes, height: int, width: int, max_pixels: int) -> tuple[np.ndarray, int, int]:
-    """`decode_image`, and the width and height the image declared (for monitoring; before any resizing)."""
+def decode_image(data: bytes, height: int, width: int, max_pixels: int) -> tuple[np.ndarray, int, int]:
+    """One image -> uint8 pixels of shape (height, width, 3), and the width and height the image
+    declared (for monitoring; before any resizing)."""
     if not data:
         raise InvalidImage("the image is empty (0 bytes)", accepted=ACCEPTED)
     if data.startswith(_JPEG_START) and (pixels := _decode_jpeg_at(data, height, width, max_pixels)) is not None:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -42,27 +41,6 @@ class MonitorMetrics:
     confidence: Any
     inputs: Callable[[str], Any]  # input signal -> its histogram child (made on first use)
     drift: Callable[[str], Any]  # signal -> gauge child
-
-
-def observe_many(histogram: Any, values: np.ndarray) -> None:
-    """Observe every value into a labelled Histogram child with one update per bucket, not per value.
-
-    prometheus-client has no bulk observe; per value it takes a lock and walks the buckets.
-    This fills the child's own bucket and sum values the same way `observe` does (a bucket holds
-    the values above the previous bound up to its own; the exposition adds them up), and falls
-    back to `observe` if a release of the library stores them differently.
-    """
-    if len(values) == 0:
-        return
-    buckets, bounds, total = (getattr(histogram, name, None) for name in ("_buckets", "_upper_bounds", "_sum"))
-    if buckets is None or bounds is None or total is None or len(buckets) != len(bounds):
-        for value in values.tolist():
-            histogram.observe(value)
-        return
-    counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds))
-    for index in np.flatnonzero(counts).tolist():
-        buckets[index].inc(int(counts[index]))
-    total.inc(float(values.sum()))
 
 
 class Metrics:

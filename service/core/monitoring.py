@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from contract.monitoring import bin_index, psi, reference_of
-from service.core.metrics import MonitorMetrics, observe_many
+from service.core.metrics import MonitorMetrics
+from service.shims.prometheus_bulk_observe import observe_many
 
 log = logging.getLogger("service.monitoring")
 

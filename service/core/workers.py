@@ -22,7 +22,7 @@ def tensorflow_threads(cores: int, processes: int = 1) -> dict[str, str]:
     thread fewer, at least one, for splitting a single op (intra-op): that core is the event
     loop's, which reads, batches and answers every request. Left to itself TensorFlow sizes
     both pools by every core of the machine, and on 2 cores its second intra-op thread took
-    more from the event loop than it gave the text models (README, "Benchmark").
+    more from the event loop than it gave the text models (docs/decisions/0004-tensorflow-thread-split.md).
     """
     share = max(1, cores // processes)
     return {"TF_NUM_INTRAOP_THREADS": str(max(1, share - 1)), "TF_NUM_INTEROP_THREADS": str(share)}

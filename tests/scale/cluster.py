@@ -51,7 +51,7 @@ def cluster_environment(temp_dir: Path) -> dict[str, str]:
         "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
         "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
         # One proxy (on the head) for the whole cluster: let it balance over every replica instead of
-        # filling the head's own replicas first (README, "Ray Serve": one proxy or one per node).
+        # filling the head's own replicas first (docs/deploy/ray.md: one proxy or one per node).
         "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0",
     }
 

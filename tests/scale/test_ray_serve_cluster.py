@@ -248,7 +248,7 @@ def test_a_new_version_reaches_every_replica_with_no_failed_request(
     build_text_model(staging)
     with Load(deployment.url, clients=4) as load:
         time.sleep(2)
-        # The README's way to publish: the folder appears whole, by a rename on the same filesystem.
+        # The documented way to publish: the folder appears whole, by a rename on the same filesystem.
         os.rename(staging, artifacts / "models" / "tiny-text" / "3")
 
         def every_replica_serves_v3() -> bool:

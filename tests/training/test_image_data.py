@@ -234,7 +234,7 @@ def test_training_reads_each_image_into_the_pixels_the_service_makes_of_it(tmp_p
     data = load_dataset(write_zip(tmp_path / "d.zip", files), 24, 32)
 
     for pixels, (name, raw) in zip(data.test_images, sorted(hard.items()), strict=True):
-        served = decode_image(raw, 24, 32, max_pixels=10**6)
+        served, _, _ = decode_image(raw, 24, 32, max_pixels=10**6)
         assert np.array_equal(pixels, served), name
     # The file's own size is recorded, not the reduced one a JPEG is decoded at.
     assert data.test_sizes.tolist() == [[300, 400], [40, 50], [45, 35], [30, 30]]

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Response, params
 
 from service.api.errors import error_responses
-from service.api.lean_route import LeanRoute
+from service.shims.fastapi_lean_route import LeanRoute
 
 
 def add_inference_route(

@@ -35,12 +35,12 @@ class CardFiles(BaseModel):
 
 
 def _version_folder(registry: ModelRegistry, name: str, version: int) -> Path:
-    entry = registry.entry(name)  # 404 for an unknown model
-    served = entry.loaded.get(version)
-    if served is None:
-        loaded = ", ".join(str(v) for v in sorted(entry.loaded))
-        raise NotFound(f"version {version} of {name!r} is not loaded", accepted=f"one of: {loaded}")
-    return served.path.resolve()
+    model = registry.model(name)  # 404 for an unknown model
+    loaded = model.loaded.get(version)
+    if loaded is None:
+        versions = ", ".join(str(v) for v in sorted(model.loaded))
+        raise NotFound(f"version {version} of {name!r} is not loaded", accepted=f"one of: {versions}")
+    return loaded.path.resolve()
 
 
 def _servable(folder: Path, path: Path) -> bool:

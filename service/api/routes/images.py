@@ -1,25 +1,18 @@
-"""POST /classify-image."""
+"""POST /classify-image: uploads in, each image's top labels out (service.core.inference does the rest)."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import numpy as np
 from fastapi import FastAPI, Query, Request, Response, params
 
-from service.api.dependencies import Decoder
-from service.api.responses import model_answer
+from contract.kinds import IMAGE
+from service.api.responses import prediction_answer
 from service.api.routes import add_inference_route
 from service.api.schemas import ImageClassificationResponse, ImageQuery
-from service.api.uploads import MULTIPART, Upload, read_uploads
-from service.core.handlers import ImageHandler
+from service.api.uploads import MULTIPART, read_uploads
 from service.core.imaging import MEDIA_TYPES
-from service.core.monitoring import IMAGE_HEIGHT, IMAGE_WIDTH
-from service.core.registry import ModelRegistry
-
-if TYPE_CHECKING:
-    from service.core.spans import Tracing
+from service.core.inference import Inference
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _REQUEST_BODY = {
@@ -40,43 +33,14 @@ _REQUEST_BODY = {
 
 
 async def classify_image(request: Request, query: Annotated[ImageQuery, Query()]) -> Response:
-    registry: ModelRegistry = request.app.state.registry
-    served = registry.get(query.model, ImageHandler.kind.task, query.version)
-    handler = served.handler
-    assert isinstance(handler, ImageHandler)
-    uploads = await read_uploads(request, handler.max_items)
-    decoder: Decoder = request.app.state.decoder
-    tracing: Tracing | None = request.app.state.tracing
-    decodes = [_decode(decoder, handler, upload, _subject(index, upload), tracing)
-               for index, upload in enumerate(uploads)]
-    decoded = [await decodes[0]] if len(decodes) == 1 else await asyncio.gather(*decodes)
-    rows = [row for row, _, _ in decoded]
-    # Sizes as uploaded, for the monitor's input summaries (nothing else of an image is kept).
-    inputs = ({IMAGE_WIDTH: [width for _, width, _ in decoded], IMAGE_HEIGHT: [height for _, _, height in decoded]}
-              if served.monitor is not None else None)
-    answer = await served.batcher.submit(rows[0] if len(rows) == 1 else np.concatenate(rows), inputs=inputs)
-    results = [
-        {"filename": upload.filename, "label": top[0][0], "probability": top[0][1],
-         "top_k": [{"label": label, "probability": p} for label, p in top]}
-        for upload, top in zip(uploads, handler.top_k(answer.outputs, query.top_k), strict=True)
-    ]
-    body = {"model": served.name, "version": served.version, "results": results}
-    return model_answer(body, served.name, served.version, answer.batch_size)
+    inference: Inference = request.app.state.inference
+    version = inference.version(query.model, IMAGE.task, query.version)
+    images = await read_uploads(request, version.handler.max_items)
+    prediction = await inference.predict(version, images)
+    return prediction_answer(prediction, prediction.results(images, top_k=query.top_k))
 
 
 def add_route(app: FastAPI, dependencies: list[params.Depends], responses: dict[int | str, dict[str, Any]]) -> None:
     add_inference_route(app, "/classify-image", classify_image, dependencies=dependencies, responses=responses,
                         response_model=ImageClassificationResponse, openapi_extra={"requestBody": _REQUEST_BODY},
                         summary="Classify one or more images")
-
-
-async def _decode(decoder: Decoder, handler: ImageHandler, upload: Upload, subject: str,
-                  tracing: Tracing | None) -> tuple[np.ndarray, int, int]:
-    if tracing is None:
-        return await decoder.run(len(upload.data), handler.decode_with_size, upload.data, subject)
-    with tracing.span("decode image", **{"image.bytes": len(upload.data)}):
-        return await decoder.run(len(upload.data), handler.decode_with_size, upload.data, subject)
-
-
-def _subject(index: int, upload: Upload) -> str:
-    return f"image {index}" + (f" ({upload.filename})" if upload.filename else "")

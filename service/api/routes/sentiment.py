@@ -1,4 +1,4 @@
-"""POST /sentiment."""
+"""POST /sentiment: texts in, each text's label and probabilities out (service.core.inference does the rest)."""
 
 # No `from __future__ import annotations` here: FastAPI must see the body type built at run time.
 
@@ -6,14 +6,13 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response, params
 
-from service.api.responses import model_answer
+from contract.kinds import TEXT
+from service.api.responses import prediction_answer
 from service.api.routes import add_inference_route
 from service.api.schemas import SentimentResponse, sentiment_request_model
 from service.api.uploads import content_type
 from service.core.errors import MalformedRequest, UnsupportedMediaType
-from service.core.handlers import TextHandler
-from service.core.monitoring import TEXT_LENGTH
-from service.core.registry import ModelRegistry
+from service.core.inference import Inference
 from service.settings import Settings
 
 _ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model"'
@@ -36,17 +35,11 @@ def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depend
 
     async def classify_sentiment(request: Request, body: request_model) -> Response:  # type: ignore[valid-type]
         payload: Any = body  # its class is built at run time, so mypy cannot know its fields
-        registry: ModelRegistry = request.app.state.registry
-        served = registry.get(payload.model, TextHandler.kind.task, payload.version)
-        handler = served.handler
-        assert isinstance(handler, TextHandler)
+        inference: Inference = request.app.state.inference
+        version = inference.version(payload.model, TEXT.task, payload.version)
         texts = payload.all_texts
-        inputs = {TEXT_LENGTH: [len(text) for text in texts]} if served.monitor is not None else None
-        answer = await served.batcher.submit(handler.encode(texts), inputs=inputs)
-        results = [{"label": label, "probabilities": probabilities}
-                   for label, probabilities in handler.predictions(answer.outputs)]
-        answer_body = {"model": served.name, "version": served.version, "results": results}
-        return model_answer(answer_body, served.name, served.version, answer.batch_size)
+        prediction = await inference.predict(version, texts)
+        return prediction_answer(prediction, prediction.results(texts))
 
     add_inference_route(app, "/sentiment", classify_sentiment, dependencies=[*dependencies, Depends(_json_body)],
                         responses=responses, response_model=SentimentResponse,

@@ -6,21 +6,19 @@ Errors on these routes take the protocol's shape, `{"error": "..."}`: the router
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from contract.savedmodel import OUTPUT_NAME
-from service.api.dependencies import DecoderDep, RegistryDep
+from service.api.dependencies import InferenceDep, RegistryDep
 from service.api.errors import ProtocolErrorResponse, ProtocolRoute
 from service.api.errors import error_responses as _error_responses
 from service.api.responses import served_by
 from service.api.v2_codec import HEADER_LENGTH, TensorSpec, decode_request, encode_response, request_schema
-from service.core.registry import ModelRegistry, ServedModel
-
-if TYPE_CHECKING:
-    from service.core.spans import Tracing
+from service.core.inference import Inference
+from service.core.versions import ModelVersion
 
 PLATFORM = "tensorflow_savedmodel"
 
@@ -52,25 +50,25 @@ async def read_server_metadata(request: Request) -> dict[str, Any]:
 
 
 @router.get("/models/{name}", summary="Model metadata", responses=error_responses(404))
-async def read_model_metadata(name: ModelName, registry: RegistryDep) -> dict[str, Any]:
-    return _metadata(registry, name, None)
+async def read_model_metadata(name: ModelName, inference: InferenceDep) -> dict[str, Any]:
+    return _metadata(inference, name, None)
 
 
 @router.get("/models/{name}/versions/{version}", summary="Model version metadata", responses=error_responses(404))
-async def read_version_metadata(name: ModelName, version: Version, registry: RegistryDep) -> dict[str, Any]:
-    return _metadata(registry, name, version)
+async def read_version_metadata(name: ModelName, version: Version, inference: InferenceDep) -> dict[str, Any]:
+    return _metadata(inference, name, version)
 
 
 @router.get("/models/{name}/ready", summary="The model is ready", responses=error_responses(404))
 async def read_model_ready(name: ModelName, registry: RegistryDep) -> dict[str, Any]:
-    registry.entry(name)
+    registry.model(name)
     return {"name": name, "ready": True}
 
 
 @router.get("/models/{name}/versions/{version}/ready", summary="The model version is ready",
             responses=error_responses(404))
-async def read_version_ready(name: ModelName, version: Version, registry: RegistryDep) -> dict[str, Any]:
-    _served(registry, name, version)
+async def read_version_ready(name: ModelName, version: Version, inference: InferenceDep) -> dict[str, Any]:
+    _version(inference, name, version)
     return {"name": name, "version": str(version), "ready": True}
 
 
@@ -85,56 +83,49 @@ _INFER_BODY = {
 
 
 @router.post("/models/{name}/infer", summary="Run inference", responses=_INFER_RESPONSES, openapi_extra=_INFER_BODY)
-async def infer(name: ModelName, request: Request, registry: RegistryDep, decoder: DecoderDep) -> Response:
-    return await _infer(request, _served(registry, name, None), decoder)
+async def infer(name: ModelName, request: Request, inference: InferenceDep) -> Response:
+    return await _infer(request, inference, _version(inference, name, None))
 
 
 @router.post("/models/{name}/versions/{version}/infer", summary="Run inference on a version",
              responses=_INFER_RESPONSES, openapi_extra=_INFER_BODY)
-async def infer_version(
-    name: ModelName, version: Version, request: Request, registry: RegistryDep, decoder: DecoderDep
-) -> Response:
-    return await _infer(request, _served(registry, name, version), decoder)
+async def infer_version(name: ModelName, version: Version, request: Request, inference: InferenceDep) -> Response:
+    return await _infer(request, inference, _version(inference, name, version))
 
 
-def _served(registry: ModelRegistry, name: str, version: int | None) -> ServedModel:
-    return registry.get(name, registry.entry(name).task, version)
+def _version(inference: Inference, name: str, version: int | None) -> ModelVersion:
+    return inference.version(name, inference.registry.model(name).task, version)
 
 
-def _metadata(registry: ModelRegistry, name: str, version: int | None) -> dict[str, Any]:
-    served = _served(registry, name, version)
+def _metadata(inference: Inference, name: str, version: int | None) -> dict[str, Any]:
+    served = _version(inference, name, version)
     spec = _spec(served)
     return {
         "name": name,
-        "versions": [str(v) for v in sorted(registry.entry(name).loaded)],
+        "versions": [str(v) for v in sorted(inference.registry.model(name).loaded)],
         "platform": PLATFORM,
         "inputs": [{"name": spec.name, "datatype": spec.datatype, "shape": [-1, *spec.item_shape]}],
-        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, len(served.card.labels)]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, len(served.labels)]}],
     }
 
 
-def _spec(served: ServedModel) -> TensorSpec:
-    handler = served.handler
+def _spec(version: ModelVersion) -> TensorSpec:
+    handler = version.handler
     return TensorSpec(name=handler.kind.input_name, datatype=handler.v2_datatype, item_shape=handler.item_shape(),
                       max_rows=handler.max_items, output=OUTPUT_NAME)
 
 
-async def _infer(request: Request, served: ServedModel, decoder: DecoderDep) -> Response:
+async def _infer(request: Request, inference: Inference, version: ModelVersion) -> Response:
     body = await request.body()
     length = request.headers.get(HEADER_LENGTH)
-    tracing: Tracing | None = request.app.state.tracing
-    if tracing is None:
-        decoded = await decoder.run(len(body), decode_request, body, length, _spec(served))
-    else:
-        with tracing.span("decode request", **{"request.bytes": len(body)}):
-            decoded = await decoder.run(len(body), decode_request, body, length, _spec(served))
-    answer = await served.batcher.submit(served.handler.rows_from_tensor(decoded.tensor))
-    payload, header_length = encode_response(served.name, served.version, decoded.id, OUTPUT_NAME, answer.outputs,
-                                             decoded.binary_output)
+    decoded = await inference.offload("decode request", len(body), decode_request, body, length, _spec(version))
+    prediction = await inference.predict_tensor(version, decoded.tensor)
+    payload, header_length = encode_response(version.name, version.version, decoded.id, OUTPUT_NAME,
+                                             prediction.outputs, decoded.binary_output)
     if header_length is None:
         response = Response(payload, media_type="application/json")
     else:
         response = Response(payload, media_type="application/octet-stream",
                             headers={"Inference-Header-Content-Length": str(header_length)})
-    served_by(response, served.name, served.version, answer.batch_size)
+    served_by(response, prediction)
     return response

@@ -5,8 +5,8 @@ Adding a kind is a handler module and one `register` call (with its contract.kin
 
 from __future__ import annotations
 
-from service.core.handlers.base import Handler
-from service.core.handlers.image import ImageHandler
+from service.core.handlers.base import Decoded, Handler, Prepared
+from service.core.handlers.image import EncodedImage, ImageHandler
 from service.core.handlers.text import TextHandler
 
 _HANDLERS: dict[str, type[Handler]] = {}
@@ -27,4 +27,5 @@ def handler_for(task: str) -> type[Handler]:
 register(ImageHandler)
 register(TextHandler)
 
-__all__ = ["Handler", "ImageHandler", "TextHandler", "handler_for", "register"]
+__all__ = ["Decoded", "EncodedImage", "Handler", "ImageHandler", "Prepared", "TextHandler", "handler_for",
+           "register"]

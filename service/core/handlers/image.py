@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from contract import kinds
+from contract.card import ModelCard
 from contract.kinds import ImageInput
-from contract.savedmodel import LoadedModel
 from service.core.errors import ServiceError
-from service.core.handlers.base import Handler
-from service.core.imaging import decode_image_and_size
+from service.core.handlers.base import Decoded, Handler, Prepared
+from service.core.imaging import decode_image
+from service.core.monitoring import IMAGE_HEIGHT, IMAGE_WIDTH
 from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedImage:
+    """One image as a client sent it: its bytes, and its file name when it came with one."""
+
+    data: bytes
+    filename: str | None = None
 
 
 class ImageHandler(Handler):
     kind = kinds.IMAGE
     v2_datatype = "UINT8"
+    signals = (IMAGE_WIDTH, IMAGE_HEIGHT)  # as uploaded, before resizing
+    decode_span = ("decode image", "image.bytes")
 
-    def __init__(self, model: LoadedModel, settings: Settings) -> None:
-        super().__init__(model, settings)
-        spec = self.card.input
+    def __init__(self, card: ModelCard, settings: Settings) -> None:
+        super().__init__(card, settings)
+        spec = card.input
         assert isinstance(spec, ImageInput)
         self.height, self.width = spec.height, spec.width
         self.max_pixels = settings.max_image_pixels
@@ -28,20 +43,17 @@ class ImageHandler(Handler):
     def request_limit(settings: Settings) -> int:
         return settings.max_files
 
-    def decode(self, data: bytes, subject: str) -> np.ndarray:
-        """One upload -> one row, uint8 [1, H, W, 3]; errors name `subject` (e.g. "image 2 (cat.png)").
+    def decode_cost(self, item: EncodedImage) -> int:
+        return len(item.data)
 
-        CPU work: call it off the event loop.
-        """
-        return self.decode_with_size(data, subject)[0]
-
-    def decode_with_size(self, data: bytes, subject: str) -> tuple[np.ndarray, int, int]:
-        """`decode`, and the image's width and height as uploaded (the input summaries monitoring keeps)."""
+    def decode(self, item: EncodedImage, index: int) -> Decoded:
+        """One upload -> one row, uint8 [1, H, W, 3], and its size as uploaded; errors name it ("image 2 (cat.png)")."""
         try:
-            pixels, width, height = decode_image_and_size(data, self.height, self.width, self.max_pixels)
+            pixels, width, height = decode_image(item.data, self.height, self.width, self.max_pixels)
         except ServiceError as exc:
+            subject = f"image {index}" + (f" ({item.filename})" if item.filename else "")
             raise exc.about(subject) from None
-        return pixels[np.newaxis], width, height
+        return Decoded(pixels[np.newaxis], (width, height))
 
     def concat(self, pieces: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(pieces)
@@ -49,15 +61,18 @@ class ImageHandler(Handler):
     def warm_up_rows(self, count: int) -> np.ndarray:
         return np.zeros((count, self.height, self.width, 3), dtype=np.uint8)
 
-    def rows_from_tensor(self, tensor: np.ndarray) -> np.ndarray:
-        return tensor
+    def from_tensor(self, tensor: np.ndarray) -> Prepared:
+        count = len(tensor)
+        return Prepared(tensor, {IMAGE_WIDTH: [self.width] * count, IMAGE_HEIGHT: [self.height] * count})
 
-    def top_k(self, outputs: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
-        """Each image's `k` most probable labels, most probable first."""
+    def results(self, outputs: np.ndarray, items: Sequence[EncodedImage], **options: Any) -> list[dict[str, Any]]:
+        """Each image's file name and its `top_k` most probable labels, most probable first."""
         labels = self.labels
-        ranked = np.argsort(-outputs, axis=1, kind="stable")[:, : min(k, len(labels))]
+        ranked = np.argsort(-outputs, axis=1, kind="stable")[:, : min(options["top_k"], len(labels))]
         probabilities = np.take_along_axis(outputs, ranked, axis=1).tolist()
-        return [
-            [(labels[i], p) for i, p in zip(order, row, strict=True)]
-            for order, row in zip(ranked.tolist(), probabilities, strict=True)
-        ]
+        results = []
+        for item, order, row in zip(items, ranked.tolist(), probabilities, strict=True):
+            top = [{"label": labels[i], "probability": p} for i, p in zip(order, row, strict=True)]
+            results.append({"filename": item.filename, "label": top[0]["label"],
+                            "probability": top[0]["probability"], "top_k": top})
+        return results

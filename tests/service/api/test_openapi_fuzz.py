@@ -39,4 +39,4 @@ def test_every_operation_conforms_to_its_schema(artifacts_dir: Path, tmp_path: P
         env = os.environ | {"SCHEMATHESIS_HOOKS": "tests.service.api.schemathesis_hooks", "PYTHONPATH": str(REPO)}
         run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
-    assert "Stateful" in run.stdout and "Coverage" in run.stdout  # the phases the README promises did run
+    assert "Stateful" in run.stdout and "Coverage" in run.stdout  # the phases the docs promise did run

@@ -168,6 +168,27 @@ def test_images_drawn_like_the_reference_score_low_and_only_red_ones_drift(clien
     assert re.search(r'service_input_image_width_pixels_count\{model="tiny-image",version="1"\} 600.0', metrics)
 
 
+def test_texts_over_the_open_inference_protocol_are_monitored_like_texts_to_sentiment(client: TestClient) -> None:
+    rng = np.random.default_rng(13)
+    texts = [review(rng) for _ in range(WINDOW)] + ["naïve café"]  # lengths counted in characters, not bytes
+    sent = client.post("/sentiment", json={"texts": texts[:50], "model": "tiny-text"})
+    assert sent.status_code == 200
+    for start in range(50, len(texts), 50):
+        chunk = texts[start : start + 50]
+        tensor = {"name": "text", "shape": [len(chunk)], "datatype": "BYTES", "data": chunk}
+        response = client.post("/v2/models/tiny-text/infer", json={"inputs": [tensor]})
+        assert response.status_code == 200, response.text
+    monitored = _monitoring(client, "tiny-text")
+    assert monitored["predictions_in_window"] == WINDOW  # the window holds the last WINDOW of WINDOW + 1
+    assert set(monitored["drift"]) == {"predicted_label", "confidence", "text_length_chars"}
+    assert monitored["drift"]["text_length_chars"] is not None and monitored["drift"]["text_length_chars"] < 0.1
+    metrics = client.get("/metrics").text
+    assert f'service_input_text_length_chars_count{{model="tiny-text",version="1"}} {WINDOW + 1}.0' in metrics
+    # "naïve café" is 10 characters (12 bytes): it falls in the (8, 16] bucket either way, so check the sum.
+    total = sum(len(text) for text in texts)
+    assert f'service_input_text_length_chars_sum{{model="tiny-text",version="1"}} {float(total)}' in metrics
+
+
 def test_a_model_whose_card_has_no_reference_is_monitored_without_a_score(client: TestClient) -> None:
     rng = np.random.default_rng(3)
     _send_texts(client, lambda: review(rng), WINDOW, model="tiny-plain")

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from service.app import create_app
-from service.core.tracing import TracingConfigError, exporters_from, tracing_from_environment
+from service.core.tracing import Tracing, TracingConfigError, exporters_from, tracing_from_environment
 from service.settings import Settings
 from tests.service.conftest import serving
 from tests.service.images import solid
@@ -153,11 +153,11 @@ async def test_errors_are_traced_and_carry_the_trace_id(
 
 async def test_tracing_is_off_unless_an_exporter_is_named(make_settings: Callable[..., Settings]) -> None:
     # OpenTelemetry's SDK is installed here (the test imports it), yet nothing turns tracing on.
-    assert tracing_from_environment({}) is None
-    assert tracing_from_environment({"OTEL_TRACES_EXPORTER": "none"}) is None
-    assert tracing_from_environment({"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}) is None
+    for environ in ({}, {"OTEL_TRACES_EXPORTER": "none"},
+                    {"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}):
+        tracing = tracing_from_environment(environ)
+        assert not tracing.enabled and type(tracing) is Tracing, environ
     app = create_app(make_settings())
-    assert app.state.tracing is None
     async with serving(app) as http:
         response = await http.post("/sentiment", json={"text": "good"})
     assert response.status_code == 200 and "x-trace-id" not in response.headers

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from contract import kinds
 from service.app import create_app
 from service.core import handlers
-from service.core.handlers import Handler
+from service.core.handlers import Handler, Prepared
 from service.settings import Settings
 
 LENGTH = 4
@@ -55,8 +55,8 @@ class VectorHandler(Handler):
     def warm_up_rows(self, count: int) -> np.ndarray:
         return np.zeros((count, LENGTH), dtype=np.float32)
 
-    def rows_from_tensor(self, tensor: np.ndarray) -> np.ndarray:
-        return tensor
+    def from_tensor(self, tensor: np.ndarray) -> Prepared:
+        return Prepared(tensor, summary={})
 
 
 def build_vector_model(version_dir: Path) -> None:

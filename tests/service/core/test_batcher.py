@@ -17,7 +17,7 @@ from opentelemetry.trace import StatusCode
 from service.core.batcher import Batcher
 from service.core.errors import DeadlineExceeded, InferenceFailed, Overloaded, ShuttingDown
 from service.core.metrics import Metrics
-from service.core.spans import Tracing
+from service.core.otel import OpenTelemetryTracing
 
 
 class Squares:
@@ -396,7 +396,7 @@ async def test_traced_callers_get_queue_wait_spans_and_one_batch_span_over_the_m
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = Tracing(provider)
+    tracing = OpenTelemetryTracing(provider)
     batcher = make_batcher(Squares(fail_on=7), max_batch_size=4, max_delay_s=0.2,
                            tracing=tracing.for_batcher("squares", 1))
     tracer = provider.get_tracer("test")
@@ -438,7 +438,7 @@ async def test_without_a_traced_caller_a_batch_makes_no_spans() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    batcher = make_batcher(Squares(), tracing=Tracing(provider).for_batcher("squares", 1), max_delay_s=0.0)
+    batcher = make_batcher(Squares(), tracing=OpenTelemetryTracing(provider).for_batcher("squares", 1), max_delay_s=0.0)
     assert (await batcher.submit(rows(3))).outputs.tolist() == [9]
     assert exporter.get_finished_spans() == ()
     await batcher.close()

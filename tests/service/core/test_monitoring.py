@@ -1,4 +1,4 @@
-"""Prediction monitoring on its own: the sliding window, the bulk histogram update, binning, PSI, the
+"""Prediction monitoring on its own: the sliding window, binning, PSI, the
 reference's shape, and a version's monitor fed batches directly."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from contract.monitoring import CONFIDENCE_EDGES, bin_index, histogram_share, psi, reference_of
-from service.core.metrics import Metrics, observe_many
+from service.core.metrics import Metrics
 from service.core.monitoring import SlidingCounts, VersionMonitor
 
 LABELS = ["negative", "positive"]
@@ -27,20 +27,6 @@ def test_the_sliding_window_counts_exactly_the_last_n_observations() -> None:
         expected = np.bincount(np.array(seen[-50:], dtype=int), minlength=4)
         assert window.counts.tolist() == expected.tolist(), size
         assert window.filled == min(50, len(seen))
-
-
-def test_many_observations_at_once_count_as_one_at_a_time() -> None:
-    values = np.array([0.05, 0.1, 0.10001, 0.5, 0.99, 1.0, 1.0, 3.0, 0.0, 0.3])
-    one_by_one, at_once = Metrics(), Metrics()
-    for value in values:
-        one_by_one.prediction_confidence.labels("m", "1").observe(float(value))
-    observe_many(at_once.prediction_confidence.labels("m", "1"), values)
-
-    def samples(metrics: Metrics) -> list[str]:  # without the `_created` timestamps, which differ
-        return [line for line in generate_latest(metrics.registry).decode().splitlines() if "_created" not in line]
-
-    assert samples(at_once) == samples(one_by_one)
-    assert 'service_prediction_confidence_bucket{le="0.1",model="m",version="1"} 3.0' in samples(at_once)
 
 
 def test_bins_are_half_open_the_last_one_closed_and_outliers_go_to_the_outer_bins() -> None:

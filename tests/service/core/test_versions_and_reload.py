@@ -265,7 +265,7 @@ async def test_a_version_retired_while_a_request_holds_it_answers_503_shutting_d
     make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path, route: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="service.registry")
+    caplog.set_level(logging.INFO, logger="service")
     root = tmp_path / "artifacts"
     shutil.copytree(artifacts_dir / "tiny-image" / "1", root / "tiny-image" / "1")
     # No watcher: this test decides when the folder is looked at. A short timeout: a request left
@@ -283,7 +283,7 @@ async def test_a_version_retired_while_a_request_holds_it_answers_503_shutting_d
         await asyncio.to_thread(_publish, root, "tiny-image", 2, tmp_path / "staging", build_image_model)
         await registry.refresh()  # sees version 2 for the first time
         await registry.refresh()  # unchanged since: loads it, and retires version 1
-        assert sorted(registry.entry("tiny-image").loaded) == [2]
+        assert sorted(registry.model("tiny-image").loaded) == [2]
         await asyncio.sleep(0.1)  # version 1's batcher closes
         body.release.set()
         response = await held
@@ -297,7 +297,8 @@ async def test_a_version_retired_while_a_request_holds_it_answers_503_shutting_d
         assert "shutting down" in error
     assert after.status_code == 200 and after.headers["x-model-version"] == "2"
     # The reload is on record: which version came in from where, which one went and why.
-    messages = [record.getMessage() for record in caplog.records if record.name == "service.registry"]
+    messages = [record.getMessage() for record in caplog.records
+                if record.name in ("service.registry", "service.loading")]
     assert f"loaded tiny-image version 2 ({root / 'tiny-image' / '2'})" in messages
     assert "retiring tiny-image version 1 (superseded)" in messages
     assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
@@ -476,7 +477,7 @@ async def test_a_new_version_that_loads_but_fails_its_warm_up_is_reported_and_ne
 async def test_a_version_deleted_from_disk_while_loaded_is_retired_unless_it_is_the_last(
     make_settings: Callable[..., Settings], artifacts_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="service.registry")
+    caplog.set_level(logging.INFO, logger="service")
     root = tmp_path / "artifacts"
     for version in ("1", "2"):
         shutil.copytree(artifacts_dir / "tiny-text" / version, root / "tiny-text" / version)
@@ -561,7 +562,7 @@ async def test_requests_still_queued_when_the_app_shuts_down_are_answered_before
 async def test_draining_turns_readiness_503_and_refuses_new_requests(
     make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="service.registry")
+    caplog.set_level(logging.INFO, logger="service")
     app = create_app(make_settings())
     async with serving(app) as http:
         before = await http.post("/sentiment", json={"text": "good"})

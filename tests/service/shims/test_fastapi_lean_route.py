@@ -1,4 +1,4 @@
-"""LeanRoute (service/api/lean_route.py): the same answers as FastAPI's own route, without its machinery."""
+"""LeanRoute (service/shims/fastapi_lean_route.py): the same answers as FastAPI's own route, without its machinery."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
 from service.api.errors import install_error_handlers
-from service.api.lean_route import LeanRoute
 from service.core.errors import UnsupportedMediaType
+from service.shims.fastapi_lean_route import LeanRoute
 
 
 class Body(BaseModel):

@@ -6,7 +6,7 @@ import asyncio
 
 import uvicorn
 
-from service.coalescing_http import CoalescingHttpProtocol, CoalescingTransport
+from service.shims.uvicorn_coalescing import CoalescingHttpProtocol, CoalescingTransport
 
 
 class RecordingTransport(asyncio.Transport):

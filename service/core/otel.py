@@ -1,4 +1,4 @@
-"""The spans the service makes, with OpenTelemetry. Imported only when tracing is on (service.core.tracing).
+"""The service's spans, with OpenTelemetry. Imported only when tracing is on (service.core.tracing).
 
 One request's trace:
 
@@ -18,7 +18,7 @@ member's `queue wait` span links back to it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,12 +28,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 
+from service.core.tracing import BatchTracing, RequestTrace, Tracing
+
 SERVICE_NAME = "model-serving"
 TRACER_NAME = "service"
 
 
-class Tracing:
-    """A tracer and what the service does with it: the request span, the batch spans, spans in routes."""
+class OpenTelemetryTracing(Tracing):
+    """A tracer provider and what the service does with it: request spans, spans in requests, batch spans."""
+
+    enabled = True
 
     def __init__(self, provider: TracerProvider, *, owned: bool = False) -> None:
         self.provider = provider
@@ -45,7 +49,7 @@ class Tracing:
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
 
     @classmethod
-    def from_exporters(cls, names: Sequence[str], otlp_protocol: str = "http/protobuf") -> Tracing:
+    def from_exporters(cls, names: Sequence[str], otlp_protocol: str = "http/protobuf") -> OpenTelemetryTracing:
         """A provider as the OTEL_* variables describe it: the SDK itself reads the service name and
         resource attributes, the sampler (OTEL_TRACES_SAMPLER, _ARG), the OTLP endpoint, headers and
         timeout, and the batch processor's limits (OTEL_BSP_*)."""
@@ -77,62 +81,68 @@ class Tracing:
     def wall_ns(self, monotonic_s: float) -> int:
         return int(monotonic_s * 1e9) + self._wall_offset_ns
 
-    # -- the HTTP request -----------------------------------------------------------------------
-
-    def start_request(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]]) -> tuple[Span, object]:
-        """The server span, continuing the caller's trace when it sent one, made current; and the
-        token that `end_request` detaches it with."""
+    def start_request(self, method: str, path: str, headers: Sequence[tuple[bytes, bytes]]) -> RequestTrace:
+        """The server span, continuing the caller's trace when it sent one, made current until it ends."""
         carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers if name in self._fields}
         parent = self._propagator.extract(carrier) if carrier else None
         span = self.tracer.start_span(method, context=parent, kind=SpanKind.SERVER,
                                       attributes={"http.request.method": method, "url.path": path})
-        return span, context.attach(trace.set_span_in_context(span))
+        return _ServerSpan(span, method, context.attach(trace.set_span_in_context(span)))
 
-    @staticmethod
-    def end_request(span: Span, token: object, method: str, route: str, status: int,
-                    attributes: dict[str, Any]) -> None:
-        context.detach(token)  # type: ignore[arg-type]  # the token attach returned
+    @contextmanager
+    def _child(self, name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
+            yield span
+
+    def span(self, name: str, **attributes: Any) -> Any:
+        return self._child(name, attributes)
+
+    def for_batcher(self, model: str, version: int) -> BatchTracing:
+        return _BatchSpans(self, {"model.name": model, "model.version": version})
+
+
+class _ServerSpan(RequestTrace):
+    def __init__(self, span: Span, method: str, token: object) -> None:
+        self._span = span
+        self._method = method
+        self._token = token
+        self.trace_id = format(span.get_span_context().trace_id, "032x")
+
+    def record_exception(self, exc: BaseException) -> None:
+        self._span.record_exception(exc)
+
+    def end(self, route: str, status: int, request_id: str, answered: Mapping[bytes, bytes]) -> None:
+        context.detach(self._token)  # type: ignore[arg-type]  # the token attach returned
+        span = self._span
         if span.is_recording():
-            span.update_name(f"{method} {route}")
+            span.update_name(f"{self._method} {route}")
             span.set_attribute("http.route", route)
             span.set_attribute("http.response.status_code", status)
-            for key, value in attributes.items():
-                span.set_attribute(key, value)
+            span.set_attribute("request.id", request_id)
+            model = answered.get(b"x-model", b"").decode("latin-1")
+            if model:
+                span.set_attribute("model.name", model)
+                version = answered.get(b"x-model-version", b"").decode("latin-1")
+                span.set_attribute("model.version", int(version) if version.isdigit() else version)  # as on batches
+            batch_size = answered.get(b"x-batch-size", b"").decode("latin-1")
+            if batch_size.isdigit():
+                span.set_attribute("batch.size", int(batch_size))
             if status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
         span.end()
 
-    @staticmethod
-    def trace_id(span: Span) -> str:
-        return format(span.get_span_context().trace_id, "032x")
 
-    # -- inside a request -----------------------------------------------------------------------
-
-    @contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator[Span]:
-        """A child of the current span (for a step of the request, such as decoding an image)."""
-        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
-            yield span
-
-    @staticmethod
-    def current() -> SpanContext | None:
-        """The current span's context (a request's server span), or None outside a traced request."""
-        span_context = trace.get_current_span().get_span_context()
-        return span_context if span_context.is_valid else None
-
-    def for_batcher(self, model: str, version: int) -> BatchTracing:
-        return BatchTracing(self, {"model.name": model, "model.version": version})
-
-
-class BatchTracing:
+class _BatchSpans(BatchTracing):
     """The batch spans of one model version's batcher."""
 
-    def __init__(self, tracing: Tracing, attributes: dict[str, Any]) -> None:
+    def __init__(self, tracing: OpenTelemetryTracing, attributes: dict[str, Any]) -> None:
         self._tracing = tracing
         self._tracer = tracing.tracer
         self._attributes = attributes
 
-    current = staticmethod(Tracing.current)
+    def current(self) -> SpanContext | None:
+        span_context = trace.get_current_span().get_span_context()
+        return span_context if span_context.is_valid else None
 
     def start_batch(self, members: Sequence[tuple[SpanContext | None, float, int]], started: float,
                     size: int) -> Span | None:
@@ -166,7 +176,6 @@ class BatchTracing:
         return self._tracer.start_span("model call", context=trace.set_span_in_context(batch),
                                        attributes=self._attributes)
 
-    @staticmethod
-    def failed(span: Span, exc: BaseException) -> None:
+    def failed(self, span: Span, exc: BaseException) -> None:
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, str(exc)))

@@ -4,9 +4,13 @@ uvicorn writes a response's status line and headers, then its body, as two write
 socket: two system calls and, with Nagle's algorithm off, two TCP segments for the client to
 read, for a tweet's 200-byte answer. Writes made in the same turn of the event loop (an ASGI
 app sends `http.response.start` and its body one after the other, without waiting between
-them) are held until the end of that turn and written together (`python -m loadtests.bench`;
-README, "Benchmark", has the figures). Streamed bodies still go out as they are sent: a
-later turn's write is a later write.
+them) are held until the end of that turn and written together
+(docs/decisions/0001-coalescing-transport.md). Streamed bodies still go out as they are sent:
+a later turn's write is a later write.
+
+Reaches into: `uvicorn.protocols.http.httptools_impl.HttpToolsProtocol.connection_made`.
+Tested on: uvicorn 0.55 with httptools 0.9 and uvloop 0.23 (the lock's).
+Remove when: uvicorn writes a response's head and a body sent in the same turn in one write.
 """
 
 from __future__ import annotations
