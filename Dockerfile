@@ -3,8 +3,9 @@
 #   DOCKER_BUILDKIT=1 docker build -t tf-serving-service .
 #   docker run --rm -p 8000:8000 tf-serving-service
 #
-# Where pip needs an extra CA bundle (a TLS-inspecting proxy), hand it over as a BuildKit
-# secret; it is mounted for the pip step only and never lands in a layer:
+# The dependencies come from uv.lock, the versions CI tested, each checked against its hash.
+# Where the build needs an extra CA bundle (a TLS-inspecting proxy), hand it over as a BuildKit
+# secret; it is mounted for the install step only and never lands in a layer:
 #   ... --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt
 # Models can be mounted instead of the baked-in ones:
 #   docker run -v "$PWD/models:/models:ro" -e SERVICE_ARTIFACTS_DIR=/models ...
@@ -17,30 +18,42 @@ FROM ${PYTHON_IMAGE} AS build
 # Optional extras of pyproject.toml installed too (comma-separated); `otel` lets the image send traces, which
 # stay off until OTEL_TRACES_EXPORTER is set. EXTRAS= builds without them.
 ARG EXTRAS=otel
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_DEFAULT_TIMEOUT=120
+# uv at the version the Makefile uses (UV_VERSION there); it stays in this stage.
+ARG UV_VERSION=0.13.9
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_DEFAULT_TIMEOUT=120 \
+    UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_HTTP_TIMEOUT=120
 # tini is copied into the final image: a real PID 1 that forwards SIGTERM and reaps children.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tini >/dev/null \
  && rm -rf /var/lib/apt/lists/*
-RUN python -m venv /opt/venv
-# Dependencies before code, so that a code change does not reinstall TensorFlow. Only the
-# `[project] dependencies` of pyproject.toml: no training, test, load or dev extras.
-COPY pyproject.toml /src/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     --mount=type=secret,id=pip-ca \
     set -eu; \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi; \
-    python -c "import os, tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; \
-extras = [e.strip() for e in os.environ.get('EXTRAS', '').split(',') if e.strip()]; \
-print('\n'.join(p['dependencies'] + [r for e in extras for r in p['optional-dependencies'][e]]))" \
-      > /src/requirements.txt; \
-    /opt/venv/bin/pip install -q -r /src/requirements.txt; \
-    # TensorFlow declares libclang (a C/C++ compiler front end, ~60 MB) for its source tooling; serving never loads it.
-    /opt/venv/bin/pip uninstall -q -y libclang; \
+    python -m venv /opt/uv; \
+    /opt/uv/bin/pip install -q "uv==${UV_VERSION}"
+# The service's environment, without pip: nothing installs into it once it is built.
+RUN python -m venv --without-pip /opt/venv
+# Dependencies before code, so that a code change does not reinstall TensorFlow. Only the
+# `[project] dependencies` and the EXTRAS: no training, test, load or dev extras.
+COPY pyproject.toml uv.lock /src/
+WORKDIR /src
+RUN --mount=type=cache,target=/root/.cache/uv,sharing=locked \
+    --mount=type=secret,id=pip-ca \
+    set -eu; \
+    if [ -s /run/secrets/pip-ca ]; then export SSL_CERT_FILE=/run/secrets/pip-ca; fi; \
+    extras=$(echo "$EXTRAS" | tr ',' ' '); \
+    # --locked: the build fails if uv.lock no longer matches pyproject.toml (run `make lock`).
+    # TensorFlow declares libclang (a C/C++ compiler front end, ~60 MB) for its source tooling;
+    # serving never loads it, so it is left out of the list.
+    /opt/uv/bin/uv export -q --locked --format requirements-txt --no-emit-project --no-emit-package libclang \
+      $(for extra in $extras; do printf -- '--extra %s ' "$extra"; done) -o /src/requirements.txt; \
+    # Exactly the list, each file checked against the lock's hash; bytecode compiled as pip would.
+    /opt/uv/bin/uv pip install -q --python /opt/venv/bin/python --no-deps --require-hashes --compile-bytecode \
+      -r /src/requirements.txt; \
     # TensorFlow's C++ headers (~290 MB) are for compiling custom ops, not for running models.
-    rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include; \
-    /opt/venv/bin/pip uninstall -q -y pip
-# The context holds only contract/, service/, artifacts/ (when models are committed) and pyproject.toml (.dockerignore).
+    rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include
+# The context holds only contract/, service/, artifacts/ (when models are committed), pyproject.toml and uv.lock (.dockerignore).
 COPY . /src
 RUN mkdir -p /src/artifacts
 

@@ -28,10 +28,20 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     # The batcher's own tests use a plain Python model: seconds per mutant, where a test through the app
     # (TensorFlow, a model load per test) takes tens. What the app adds is covered by tests/breaks.py.
     "batcher": (["service/core/batcher.py"], ["tests/service/core/test_batcher.py"]),
+    # The reload decisions, settling and draining, with a fake loader (no TensorFlow: seconds per mutant);
+    # the app-level tests check the same through the real loader.
+    "registry": (["service/core/registry.py", "service/core/watching.py", "service/core/draining.py"],
+                 ["tests/service/core/test_registry.py", "tests/service/core/test_versions_and_reload.py",
+                  "tests/service/core/test_startup_and_settings.py"]),
     # Each loaded version's batcher is wired to a drift monitor and to tracing: their tests check that wiring.
-    "registry": (["service/core/registry.py"],
-                 ["tests/service/core/test_versions_and_reload.py", "tests/service/core/test_startup_and_settings.py",
-                  "tests/service/api/test_prediction_drift.py", "tests/service/api/test_tracing.py"]),
+    "loading": (["service/core/loading.py"],
+                ["tests/service/core/test_versions_and_reload.py", "tests/service/core/test_startup_and_settings.py",
+                 "tests/service/api/test_prediction_drift.py", "tests/service/api/test_tracing.py"]),
+    # One prediction from the edge's inputs to the answer, for each kind (a third one included).
+    "inference": (["service/core/inference.py", "service/core/handlers/*"],
+                  ["tests/service/api/test_sentiment.py", "tests/service/api/test_classify_image.py",
+                   "tests/service/api/test_inference_protocol_errors.py", "tests/service/core/test_a_third_kind.py",
+                   "tests/service/api/test_prediction_drift.py", "tests/service/api/test_tracing.py"]),
     # The card-file routes are tested with the page; the routes' traced branches by the tracing tests.
     "errors-and-routes": (["service/api/errors.py", "service/api/routes/*"],
                           ["tests/service/api/test_sentiment.py", "tests/service/api/test_classify_image.py",

@@ -1,7 +1,7 @@
 """Optional API keys: `Authorization: Bearer <key>` or `X-API-Key: <key>` (both, if sent, must be valid).
 
 Off when SERVICE_API_KEYS is empty (local use). Probes (health, readiness, metrics) never
-ask for a key; main.py decides which routers do. Keys are compared in constant time and
+ask for a key; service/app.py decides which routes do. Keys are compared in constant time and
 never logged.
 """
 

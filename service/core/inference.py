@@ -11,8 +11,7 @@ the same way for every edge:
    submitted to that version's batcher; or `predict_tensor` for rows the edge decoded itself;
 3. `Prediction.results`: the handler's answer for each input.
 
-Offline users of the models (a scoring job, the benchmark's in-process ceiling) call the
-same handlers and batchers through this class, without HTTP.
+Nothing here knows HTTP: a caller without it (an offline scoring job) gets the same answers.
 """
 
 from __future__ import annotations

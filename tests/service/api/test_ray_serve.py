@@ -22,6 +22,8 @@ try:
 except ImportError:  # ray is an optional extra
     ray_serve = None
 
+pytestmark = pytest.mark.slow  # importing Ray alone takes seconds
+
 
 @pytest.fixture
 def rs() -> Any:

@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import httpx2 as httpx
+import pytest
 
 from loadtests.server import running_service
+
+pytestmark = pytest.mark.live  # real `python -m service` processes
 
 
 def _children(pid: int) -> list[int]:
