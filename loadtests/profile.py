@@ -66,7 +66,7 @@ def main() -> None:
     # py-spy comes with the load extra, so it sits beside this Python when no other is on PATH.
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if shutil.which("wrk") is None or py_spy is None:
-        parser.error("needs wrk (apt-get install wrk) and py-spy (pip install -e '.[load]')")
+        parser.error("needs wrk (apt-get install wrk) and py-spy (make deps)")
     args.out.mkdir(parents=True, exist_ok=True)
     trees = {"this tree": REPO} | ({args.compare_tree.name: args.compare_tree.resolve()} if args.compare_tree else {})
     for scenario in (s for s in scenarios(args.artifacts, args.datasets) if args.only in s.name):

@@ -100,7 +100,9 @@ class ServeOptions(BaseModel):
     def _known_settings(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - SETTING_NAMES)
         if unknown:
-            raise ValueError(f"unknown settings {unknown}: use the service's SERVICE_* names (docs/reference/settings.md)")
+            raise ValueError(
+                f"unknown settings {unknown}: use the service's SERVICE_* names (docs/reference/settings.md)"
+            )
         artifacts = value.get("SERVICE_ARTIFACTS_DIR")
         if artifacts is None or not Path(artifacts).is_absolute():
             raise ValueError(

@@ -115,13 +115,13 @@ def tracing_from_environment(environ: Mapping[str, str] | None = None) -> Tracin
     except ImportError as exc:
         raise TracingConfigError(
             f"OTEL_TRACES_EXPORTER={environ['OTEL_TRACES_EXPORTER']!r} needs OpenTelemetry's SDK: "
-            f"pip install -e '.[otel]' ({exc})"
+            f"install the otel extra, e.g. make deps ({exc})"
         ) from None
     try:
         return OpenTelemetryTracing.from_exporters(names, otlp_protocol=_otlp_protocol(environ))
     except ImportError as exc:
         raise TracingConfigError(
-            f"the {_otlp_protocol(environ)} OTLP exporter is not installed: pip install -e '.[otel]' "
+            f"the {_otlp_protocol(environ)} OTLP exporter is not installed: install the otel extra, e.g. make deps "
             f"(grpc also needs opentelemetry-exporter-otlp-proto-grpc) ({exc})"
         ) from None
 

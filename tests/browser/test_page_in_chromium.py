@@ -45,7 +45,7 @@ def _missing_tools() -> list[str]:
 
 
 if missing := _missing_tools():
-    reason = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install -e '.[test]'; " \
+    reason = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; make deps; " \
              "npm ci --prefix tests/browser)"
     missing_tool(reason)
 

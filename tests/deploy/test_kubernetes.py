@@ -69,7 +69,7 @@ def kubernetes_validate() -> Any:
     try:
         import kubernetes_validate
     except ImportError:
-        missing_tool("kubernetes-validate is not installed: pip install -e '.[test]'")
+        missing_tool("kubernetes-validate is not installed: make deps")
     return kubernetes_validate
 
 
@@ -178,7 +178,7 @@ def test_the_serve_config_passes_ray_serves_own_schema_and_builds() -> None:
 
         from service.ray_serve import ServeOptions, app_builder, deployment_options
     except ImportError:
-        missing_tool("ray is not installed: pip install -e '.[ray]'")
+        missing_tool("ray is not installed: make deps")
     config = yaml.safe_load(SERVE_CONFIG.read_text())
     schema = ServeDeploySchema.model_validate(config)
     (app,) = schema.applications

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow  # importing Ray alone takes seconds
 @pytest.fixture
 def rs() -> Any:
     if ray_serve is None:
-        missing_tool("ray is not installed: pip install -e '.[ray]'")
+        missing_tool("ray is not installed: make deps")
     return ray_serve
 
 
