@@ -66,7 +66,7 @@ lint: $(VENV)/.dev-deps  ## ruff on everything, mypy on the packages
 
 # Mutation testing (tests/MUTATION.md): GROUPS narrows the run, e.g. make mutate GROUPS=batcher.
 GROUPS ?=
-mutate: $(VENV)/.dev-deps  ## mutmut over the batcher, registry, error table, routes and shutdown hook
+mutate: $(VENV)/.dev-deps  ## mutmut, one module group at a time (tests/mutate.py GROUPS: batcher, registry, loading, inference, ...)
 	$(BIN)/python -m tests.mutate $(GROUPS)
 
 breaks: $(VENV)/.dev-deps  ## apply each hand-made break to a copy of the tree and check that its tests fail

@@ -11,4 +11,6 @@ depend on it and on nothing of each other:
 - `publish`: the one atomic way to publish a new version (stage, check, rename);
 - `pixels`: an opened image -> the image model's input, the same in training and serving;
 - `speed`: in-process throughput of a loaded version, and the machine it was measured on.
+- `verification`: a version's verification sample (held-out inputs, labels, the float32 outputs),
+  reading and writing it, and comparing a runtime's outputs with it (agreement, accuracy, ECE).
 """

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract import kinds
 from contract.errors import ArtifactError
@@ -27,6 +27,41 @@ class TrainingInfo(BaseModel):
     machine: str
 
 
+class VerificationInfo(BaseModel):
+    """The optional `verification` section: a held-out sample with the float32 model's outputs on it,
+    stored in the version folder (the file's format: contract.verification)."""
+
+    model_config = ConfigDict(extra="allow")
+    file: str
+    count: int = Field(gt=0)
+    split: str = Field(min_length=1)  # the split the inputs came from, e.g. "test"
+    source: str = Field(min_length=1)  # in words: which inputs, and why they are held out
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    reference_runtime: str = Field(min_length=1)  # what computed the outputs: "tensorflow float32"
+
+    @field_validator("file")
+    @classmethod
+    def _a_file_of_the_folder(cls, name: str) -> str:
+        if not name or PurePosixPath(name).name != name or name in (".", "..") or "\\" in name:
+            raise ValueError(f"file must be a file name in the version folder, got {name!r}")
+        return name
+
+
+class RepublishedFrom(BaseModel):
+    """The optional `republished_from` section: this version's SavedModel is an earlier version's,
+    copied byte for byte (training/republish.py), and what this run added and where it ran."""
+
+    model_config = ConfigDict(extra="allow")
+    version: int = Field(gt=0)
+    saved_model: Literal["unchanged"]
+    reason: str = Field(min_length=1)
+    files: dict[str, str]  # each copied file (relative path) -> its sha256, the same in both folders
+    command: str
+    seconds: float = Field(ge=0)
+    machine: str
+    git_commit: str
+
+
 class ModelCard(BaseModel):
     """The card's required fields; anything else a job records (figures, plots, settings) is kept."""
 
@@ -41,6 +76,8 @@ class ModelCard(BaseModel):
     dataset: DatasetInfo
     training: TrainingInfo
     git_commit: str
+    verification: VerificationInfo | None = None
+    republished_from: RepublishedFrom | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -62,6 +99,10 @@ class ModelCard(BaseModel):
             raise ValueError("evaluation must say which split it was measured on ('split')")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("labels must be unique")
+        if self.republished_from is not None and self.republished_from.version >= self.version:
+            raise ValueError(
+                f"republished_from.version {self.republished_from.version} must be older than {self.version}"
+            )
         return self
 
     @property
@@ -72,6 +113,9 @@ class ModelCard(BaseModel):
         """The card as JSON-ready data, input section included."""
         data = self.model_dump(mode="json")
         data["input"] = self.input.model_dump(mode="json")
+        for optional in ("verification", "republished_from"):  # absent stays absent, as in the file
+            if data.get(optional) is None:
+                data.pop(optional, None)
         return data
 
 

@@ -17,12 +17,12 @@ classes, and so every prediction and the accuracy, stay as they were.
 Expected calibration error (ECE) here is always the top-1 version with 15 equal-width bins
 on [0, 1]: each answer falls in the bin of its top probability (a probability of exactly 1.0
 in the last bin), and ECE is the mean over bins of |accuracy - mean confidence| weighted by
-the share of answers in the bin.
+the share of answers in the bin. It is computed in one place, contract.verification, which
+the service also uses to check a faster runtime against a version's verification sample.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ import keras
 import numpy as np
 from keras import ops
 
-ECE_BINS = 15
+from contract.verification import ECE_BINS, ECE_DEFINITION, expected_calibration_error, reliability
+
 # Probabilities below this are treated as this before the log: float32 softmax outputs can
 # underflow to exactly 0, and log(0) would turn a whole row into NaN after the division.
 _FLOOR = 1e-30
@@ -41,10 +42,6 @@ METHOD = (
     "temperature scaling inside the exported graph: probabilities = softmax(log(p) / T), "
     "p being the model's probabilities before calibration; T fitted by minimising the "
     "negative log-likelihood"
-)
-ECE_DEFINITION = (
-    f"expected calibration error, top-1 confidence, {ECE_BINS} equal-width bins on [0, 1] "
-    "(a confidence of exactly 1 in the last bin), bins weighted by their share of answers"
 )
 
 
@@ -89,41 +86,6 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
     result = minimize_scalar(nll, bounds=(np.log(_T_MIN), np.log(_T_MAX)), method="bounded", options={"xatol": 1e-5})
     return float(np.exp(result.x))
-
-
-@dataclass(frozen=True)
-class Reliability:
-    """Per-bin figures of a reliability diagram: answers, accuracy and mean confidence."""
-
-    edges: np.ndarray  # bins + 1 edges on [0, 1]
-    counts: np.ndarray  # answers whose top-1 confidence falls in each bin
-    accuracy: np.ndarray  # share right in each bin (0 where the bin is empty)
-    confidence: np.ndarray  # mean top-1 confidence in each bin (0 where the bin is empty)
-
-    @property
-    def ece(self) -> float:
-        total = self.counts.sum()
-        return float(np.sum(self.counts / total * np.abs(self.accuracy - self.confidence))) if total else 0.0
-
-
-def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> Reliability:
-    probabilities = np.asarray(probabilities)
-    confidence = probabilities.max(axis=1)
-    right = probabilities.argmax(axis=1) == np.asarray(labels)
-    index = np.minimum((confidence * bins).astype(int), bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    safe = np.maximum(counts, 1)
-    return Reliability(
-        np.linspace(0.0, 1.0, bins + 1),
-        counts,
-        np.bincount(index, weights=right, minlength=bins) / safe,
-        np.bincount(index, weights=confidence, minlength=bins) / safe,
-    )
-
-
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Top-1 ECE with `bins` equal-width bins (see the module docstring)."""
-    return reliability(probabilities, labels, bins).ece
 
 
 @keras.saving.register_keras_serializable(package="training")

@@ -7,7 +7,8 @@
 
 Reads top to bottom: data (decoded once, cached), validation carved from training,
 model, training with per-epoch checkpoints (`--resume` continues), export, then the
-reloaded artifact is evaluated on the test split and its card and plots are written.
+reloaded artifact is evaluated on the test split and its card, plots and verification sample
+(test images with the reloaded model's outputs; training/verification_sample.py) are written.
 
 Exporting is also a step of its own: `--export-only` rebuilds the network from a finished
 run's last checkpoint in its work dir and exports it as a training run would. Both decide
@@ -49,6 +50,7 @@ from training.image_data import (
     split_validation,
 )
 from training.image_model import DEFAULT_WIDTHS, make_model, with_flip_averaging
+from training.verification_sample import DEFAULT_COUNT, write_verification_sample
 
 MODULE = "training.image_classifier"
 CACHE_DIR = common.REPO_ROOT / ".cache" / "image-data"
@@ -64,6 +66,7 @@ NOT_RUN_SETTINGS = (
     "benchmark_seconds",
     "flip_tta",
     "export_only",
+    "verification_count",
 )
 COMMANDS_FILE = "commands.txt"  # every command that trained in a work dir, one per line
 RELIABILITY_PNG = "reliability.png"
@@ -173,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
         "settings come from settings.json; any given on the command line must match it",
     )
     parser.add_argument(
+        "--verification-count",
+        type=int,
+        default=DEFAULT_COUNT,
+        metavar="N",
+        help="test images in the version's verification sample (all of them if the test split is smaller): "
+        "inputs with the exported model's outputs, on which a faster runtime is checked",
+    )
+    parser.add_argument(
         "--benchmark",
         type=Path,
         metavar="VERSION_DIR",
@@ -201,6 +212,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         _take_run_settings(args, _explicit_options(parser, argv))
     if args.benchmark is None and args.data is None:
         parser.error("--data is required (or --benchmark VERSION_DIR)")
+    if args.verification_count < 1:
+        parser.error("--verification-count must be at least 1: every new version carries a sample")
     return args
 
 
@@ -685,7 +698,8 @@ def _write_version(
     }
     write_card(version_dir, card)  # a first card, so the artifact can be loaded to evaluate it
 
-    probabilities = common.predict_in_batches(staged.load(), data.test_images)
+    artifact = staged.load()
+    probabilities = common.predict_in_batches(artifact, data.test_images)
     uncalibrated = model.predict(data.test_images, batch_size=256, verbose=0)
     figures = common.classification_figures(data.test_labels, probabilities.argmax(axis=1), data.labels)
     figures["per_class_accuracy"] = {k: v["recall"] for k, v in figures["per_class"].items()}
@@ -749,8 +763,19 @@ def _write_version(
         "parameters": int(network.count_params()),
         "export_dtype": "float32",
     }
+    card["verification"] = write_verification_sample(
+        version_dir,
+        artifact,
+        data.test_images,
+        data.test_labels,
+        count=args.verification_count,
+        split="test",
+        split_description=f"test split of {data.name}, on which the evaluation figures were measured",
+        held_out="the network never trained on them, and the test-time flips and the temperature were "
+        "decided on the validation split, not on them.",
+    )
     card["inference"] = {
-        **throughput(staged.load(), args.benchmark_seconds),
+        **throughput(artifact, args.benchmark_seconds),
         "how": "in-process SavedModel.predict, random uint8 images, after a warm-up call; "
         f"python -m {MODULE} --benchmark {staged.target}",
         "machine": machine_description(),

@@ -44,6 +44,7 @@ from training.sequence_fit import FitPlan, bucketed_batches, fit_classifier
 from training.text_data import TextDataset, TextSplit, read_imdb, read_tweets, validation_split
 from training.text_preprocessing import TokenIds
 from training.tfidf_baseline import tfidf_baseline
+from training.verification_sample import DEFAULT_COUNT
 
 # Per-dataset defaults: reviews are long (keep their endings), tweets are short.
 DEFAULTS = {
@@ -96,7 +97,8 @@ OUT_OF_FOLD = "out_of_fold.npz"
 RANDOM_EMBEDDINGS = "none: learned from scratch with the network (--embeddings random)"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every option, with its help; parse_args adds the checks and the per-dataset defaults."""
     parser = argparse.ArgumentParser(
         prog="python -m training.sentiment",
         description=__doc__.split("\n\n")[0],
@@ -268,6 +270,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed); the exported model averages their probabilities in one graph",
     )
     add("--throughput-seconds", type=float, default=5.0, help="time per texts/s measurement")
+    add(
+        "--verification-count",
+        type=int,
+        default=DEFAULT_COUNT,
+        metavar="N",
+        help="test rows in the version's verification sample (all of them if the test split is smaller): "
+        "texts with the exported model's outputs, on which a faster runtime is checked",
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     own_file = args.text_column is not None or args.label_column is not None
     if args.dataset is None:
@@ -309,6 +324,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         )
     if args.confidence_weights and args.dataset != "tweets":
         parser.error("--confidence-weights: only the tweets have annotator confidence")
+    if args.verification_count < 1:
+        parser.error("--verification-count must be at least 1: every new version carries a sample")
     return args
 
 

@@ -1,5 +1,6 @@
 """After training: export the sentiment model, reload it through the artifact contract,
-evaluate it and its comparisons on the test split, and write the card and plots.
+evaluate it and its comparisons on the test split, and write the card, the plots and the
+verification sample (test rows with the reloaded model's outputs; training/verification_sample.py).
 
 The figures in the card come from the reloaded SavedModel, not from the Keras object, so they
 describe exactly what the service will load.
@@ -32,6 +33,7 @@ from training.glove import Coverage
 from training.sentiment_model import make_served_classifier, make_text_model, predict_texts
 from training.text_data import TextDataset, dataset_sha256
 from training.text_preprocessing import TokenIds
+from training.verification_sample import write_verification_sample
 
 RELIABILITY_PNG = "reliability.png"
 
@@ -131,6 +133,17 @@ def export_and_evaluate(
 
         evaluation["comparison_same_split"] = _comparisons(
             data, token_ids, trained, baseline_predictions, baseline_setup
+        )
+        card["verification"] = write_verification_sample(
+            staging,
+            artifact,
+            texts,
+            truth,
+            count=args.verification_count,
+            split="test",
+            split_description=f"test split ({data.test_split}), on which the evaluation figures were measured",
+            held_out="the networks, their vocabulary and the baselines never learned from them, and no "
+            "temperature was fitted on them.",
         )
         write_card(staging, card)
         common.plot_history(args.run_dir / "glove" / "history.csv", staging / "training_curves.png")

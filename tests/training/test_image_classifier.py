@@ -14,9 +14,12 @@ import pytest
 
 from contract.layout import newest_version_dir
 from contract.savedmodel import load_model
+from contract.verification import read_sample
 from tests.training.test_image_data import image_tree, write_zip
 from training import image_classifier
 from training.common import REPO_ROOT, sha256_file
+from training.image_data import load_dataset
+from training.verification_sample import choose_rows
 
 TINY = ["--widths", "4", "8", "8", "8", "--batch-size", "8", "--benchmark-seconds", "0.2"]
 
@@ -140,6 +143,34 @@ def test_export_only_rebuilds_the_finished_run_and_exports_the_same_model(traine
         load_model(trained / "artifacts" / "tiny-cnn" / "1").predict(images),
         atol=1e-5,
     )
+
+
+def test_the_version_carries_a_verification_sample_of_its_test_split(trained: Path, tiny_zip: Path) -> None:
+    version_dir = trained / "artifacts" / "tiny-cnn" / "1"
+    artifact = load_model(version_dir)
+    section = artifact.card.verification
+    assert section is not None and (section.count, section.split) == (9, "test")  # the split is smaller than 2,000
+    assert section.reference_runtime == "tensorflow float32" and "never trained on them" in section.source
+    sample = read_sample(version_dir, artifact.card)
+    assert sample is not None
+    test = load_dataset(tiny_zip, 12, 20)
+    assert np.array_equal(sample.inputs, test.test_images) and np.array_equal(sample.labels, test.test_labels)
+    # the reference is the exported model's own answer on exactly these inputs
+    np.testing.assert_allclose(artifact.predict(sample.rows(0, 9)), sample.probabilities, atol=1e-5)
+
+
+def test_verification_count_sets_how_many_test_images_the_sample_holds(trained: Path, tiny_zip: Path) -> None:
+    out = trained / "artifacts" / "tiny-cnn-sample"
+    image_classifier.main(
+        ["--export-only", "--work-dir", str(trained / "run"), "--out", str(out), "--verification-count", "4"]
+        + ["--benchmark-seconds", "0.1"]
+    )
+    card = load_model(out / "1").card
+    sample = read_sample(out / "1", card)
+    assert sample is not None and card.verification is not None and card.verification.count == 4
+    assert np.array_equal(sample.inputs, load_dataset(tiny_zip, 12, 20).test_images[choose_rows(9, 4)])
+    with pytest.raises(SystemExit):
+        image_classifier.parse_args(["--data", str(tiny_zip), "--verification-count", "0"])
 
 
 @pytest.mark.parametrize("flips", ["on", "off"])

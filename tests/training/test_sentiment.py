@@ -11,6 +11,7 @@ import pytest
 
 from contract.layout import newest_version_dir
 from contract.savedmodel import load_model
+from contract.verification import read_sample
 from tests.training.tiny_text import (
     TWEETS_SKIPPED,
     write_glove,
@@ -171,6 +172,18 @@ def test_card_has_the_drift_reference_of_the_test_split(imdb_run) -> None:
     assert lengths["share"][0] + lengths["share"][1] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_the_version_carries_a_verification_sample_of_the_test_split(imdb_run) -> None:
+    tmp, tarball, _, version_dir = imdb_run
+    artifact = load_model(version_dir)
+    section = artifact.card.verification
+    assert section is not None and (section.count, section.split) == (20, "test")
+    assert "IMDB test (20 reviews)" in section.source and "never learned from them" in section.source
+    sample = read_sample(version_dir, artifact.card)
+    test = read_imdb(tarball).test
+    assert sample is not None and sample.inputs == test.texts and np.array_equal(sample.labels, test.labels)
+    np.testing.assert_allclose(artifact.predict(sample.rows(0, 20)), sample.probabilities, atol=1e-5)
+
+
 def test_history_has_one_row_per_epoch(imdb_run) -> None:
     tmp, *_ = imdb_run
     with open(tmp / "runs" / "imdb" / "glove" / "history.csv") as handle:
@@ -190,12 +203,19 @@ def test_rerun_needs_resume_and_resume_continues(imdb_run) -> None:
 
 
 def test_tweets_job_writes_its_test_ids(tmp_path: Path, tweets_csv: Path, glove_txt: Path) -> None:
-    version_dir = run_job(tmp_path, "tweets", tweets_csv, glove_txt, "--test-fraction", "0.25")
+    version_dir = run_job(
+        tmp_path, "tweets", tweets_csv, glove_txt, "--test-fraction", "0.25", "--verification-count", "5"
+    )
     card = json.loads((version_dir / "model.json").read_text())
     assert card["labels"] == ["negative", "neutral", "positive"]
     assert card["dataset"]["skipped"] == TWEETS_SKIPPED
     ids = (version_dir / "test_ids.txt").read_text().split()
-    assert ids == read_tweets(tweets_csv, 0.25, seed=42).test.ids
+    split = read_tweets(tweets_csv, 0.25, seed=42)
+    assert ids == split.test.ids
+    # the verification sample: 5 of the held-out test tweets, none of the training ones
+    sample = read_sample(version_dir, load_model(version_dir).card)
+    assert card["verification"]["count"] == 5 and sample is not None and len(sample) == 5
+    assert set(sample.inputs) <= set(split.test.texts) and not set(sample.inputs) & set(split.train.texts)
     assert load_model(version_dir).predict([b"RT @x: #GOPDebate http://t.co/y"]).shape == (1, 3)
     # tweets default to the n-gram member and confidence weights; the card says so
     training = card["training"]

@@ -81,6 +81,9 @@ def test_the_card_is_the_built_in_datasets_card(own_csv_run) -> None:
     assert card["embeddings"]["source"] == "glove.tiny.8d.txt" and card["embeddings"]["vocabulary_found"] > 0
     assert card["calibration"]["fitted_on"].startswith("the validation split")
     assert set(card["monitoring"]["reference"]["predicted_label_share"]) == {"mixed", "neg", "pos"}
+    # the verification sample is the held-out test split's 6 rows (fewer than 2,000), declared in the card
+    assert (card["verification"]["count"], card["verification"]["split"]) == (6, "test")
+    assert (version_dir / card["verification"]["file"]).is_file()
     for png in ("training_curves.png", "confusion_matrix.png", "reliability.png"):
         assert (version_dir / png).stat().st_size > 1000
 
