@@ -19,8 +19,9 @@ import argparse
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,8 +30,13 @@ from service.core.workers import tensorflow_threads
 from service.score.checkpoint import Checkpoint
 from service.score.errors import Refused
 from service.score.inputs import INPUT_FORMATS, Source, open_source
-from service.score.outputs import OUTPUT_FORMATS, infer_format, output_columns, output_format
+from service.score.outputs import OUTPUT_FORMATS, OutputFormat, infer_format, output_columns, output_format
 from service.settings import Settings
+
+if TYPE_CHECKING:  # both import TensorFlow, which a refused job never needs
+    from contract.card import ModelCard
+    from service.score.job import Summary
+    from service.score.scorer import BatchScorer
 
 PROG = "python -m service.score"
 DEFAULT_PART_ROWS = 4096
@@ -67,13 +73,34 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         return _refuse(f"invalid settings:\n{exc}")
     try:
-        return _run(args, settings)
+        job = plan(args, settings)
     except Refused as exc:
         return _refuse(str(exc))
+    except Exception as exc:  # the card or the SavedModel is broken (contract.errors.ArtifactError)
+        return _failed(exc)
+    return run(job, settings)
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    # Everything that can be checked without the model is checked first (quickly: no TensorFlow yet).
+@dataclass
+class Job:
+    """A job checked against its input, its output and its model's card: everything but the model."""
+
+    source: Source
+    output: OutputFormat
+    checkpoint: Checkpoint
+    version_dir: Path
+    card: ModelCard
+    chosen: str  # "newest" or "pinned"
+    batch_size: int
+    part_rows: int
+    manifest: dict[str, Any]
+    text_column: str
+    summary: Summary | None = None  # once it has run
+
+
+def plan(args: argparse.Namespace, settings: Settings) -> Job:
+    """Check everything that can be checked before the model loads; Refused, naming what is wrong, if not."""
+    # The input and the output first: quickly, with no TensorFlow imported yet.
     source = open_source(args.input, args.input_format, args.text_column, args.id_column, args.encoding)
     output_name = infer_format(args.output, args.format)
     extension = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[output_name]
@@ -82,13 +109,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     version_dir, chosen = choose_version(settings.artifacts_dir, args.model, args.version)
 
     from contract.card import read_card
-    from contract.errors import ArtifactError
 
-    try:
-        card = read_card(version_dir)
-    except ArtifactError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+    card = read_card(version_dir)
     kind = "image" if card.task == "image-classification" else "text"
     if kind != source.kind:
         what = "a folder of images" if kind == "image" else "a CSV, JSON Lines or Parquet file of texts"
@@ -97,39 +119,49 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     columns = output_columns(source.id_name, card.labels)
     if source.id_name is not None and columns.count(source.id_name) > 1:
         raise Refused(f"--id-column {source.id_name!r} has the name of an output column; rename it in the input")
-    metadata = {"model": card.name, "version": str(card.version), "version_chosen": chosen,
-                "scored_by": PROG}
+    metadata = {"model": card.name, "version": str(card.version), "version_chosen": chosen, "scored_by": PROG}
     output = output_format(output_name, columns, source.id_name, metadata, source.id_arrow_type)
-    batch_size = args.batch_size
-    part_rows = math.ceil(args.part_rows / batch_size) * batch_size
+    part_rows = math.ceil(args.part_rows / args.batch_size) * args.batch_size
     manifest = _manifest(args, source, card.name, card.version, output_name, part_rows)
     if args.resume:
         checkpoint.check_resume(manifest)
+    return Job(source, output, checkpoint, version_dir, card, chosen, args.batch_size, part_rows, manifest,
+               args.text_column)
 
-    from service.score.job import score
-    from service.score.progress import Progress
+
+def load_scorer(job: Job, settings: Settings) -> BatchScorer:
     from service.score.scorer import BatchScorer
 
-    try:
-        scorer = BatchScorer(version_dir, settings, warm_up_rows=batch_size, text_column=args.text_column)
-    except ArtifactError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
-    checkpoint.begin(manifest)
+    return BatchScorer(job.version_dir, settings, warm_up_rows=job.batch_size, text_column=job.text_column)
+
+
+def run(job: Job, settings: Settings, scorer: BatchScorer | None = None) -> int:
+    """Load the model (unless given), score, write; the exit status."""
+    from service.score.job import score
+    from service.score.progress import Progress
+
+    if scorer is None:
+        try:
+            scorer = load_scorer(job, settings)
+        except Exception as exc:  # contract.errors.ArtifactError, naming the folder
+            return _failed(exc)
+    checkpoint, card = job.checkpoint, job.card
+    checkpoint.begin(job.manifest)
     first = checkpoint.rows_done
-    title = f"{card.name} v{card.version}"
-    progress = Progress(title, source.total_rows, first, fraction_read=source.fraction_read)
+    progress = Progress(f"{card.name} v{card.version}", job.source.total_rows, first,
+                        fraction_read=job.source.fraction_read)
     try:
-        summary = score(source, scorer, output, checkpoint, batch_size=batch_size, part_rows=part_rows,
-                        decode_threads=settings.decode_threads, progress=progress)
+        summary = score(job.source, scorer, job.output, checkpoint, batch_size=job.batch_size,
+                        part_rows=job.part_rows, decode_threads=settings.decode_threads, progress=progress)
     except KeyboardInterrupt:
         progress.close(f"interrupted: rows 0 to {checkpoint.rows_done - 1} are written in "
                        f"{str(checkpoint.folder)!r}; the same command with --resume continues")
         return 130
     resumed = f", continuing from row {first}" if first else ""
     progress.close(f"scored {summary.rows:,} rows ({summary.errors:,} with an error{resumed}) with {card.name} "
-                   f"version {card.version} ({chosen}) in {summary.seconds:.1f} s, {summary.rows_per_s:,.0f} rows/s "
-                   f"-> {args.output}")
+                   f"version {card.version} ({job.chosen}) in {summary.seconds:.1f} s, "
+                   f"{summary.rows_per_s:,.0f} rows/s -> {checkpoint.output}")
+    job.summary = summary
     return 0
 
 
@@ -171,6 +203,15 @@ def _manifest(args: argparse.Namespace, source: Source, model: str, version: int
         "batch_size": args.batch_size,
         "part_rows": part_rows,
     }
+
+
+def _failed(exc: Exception) -> int:
+    from contract.errors import ArtifactError
+
+    if not isinstance(exc, ArtifactError):
+        raise exc
+    print(f"{PROG}: {exc}", file=sys.stderr)
+    return 1
 
 
 def _refuse(message: str) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +48,7 @@ class Summary:
 
 
 def score(source: Source, scorer: BatchScorer, output: OutputFormat, checkpoint: Checkpoint, *,
-          batch_size: int, part_rows: int, decode_threads: int, progress: Progress | None = None,
-          on_commit: Callable[[int], None] | None = None) -> Summary:
+          batch_size: int, part_rows: int, decode_threads: int, progress: Progress | None = None) -> Summary:
     """Score `source` from `checkpoint.rows_done` on, and write the output. `part_rows` is a multiple of
     `batch_size`, so that a chunk never straddles two parts."""
     if part_rows % batch_size:
@@ -79,8 +77,6 @@ def score(source: Source, scorer: BatchScorer, output: OutputFormat, checkpoint:
         part.restart(end)
         if progress is not None:
             progress.update(end)
-        if on_commit is not None:
-            on_commit(end)
 
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

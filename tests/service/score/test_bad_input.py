@@ -9,6 +9,7 @@ import pytest
 
 from tests.service.images import PDF, png_bomb, solid
 from tests.service.score.conftest import read_rows, write_texts
+from tests.tiny_models import build_mismatched_model
 
 
 def errors(path: Path) -> list[str | None]:
@@ -156,3 +157,14 @@ def test_a_bad_option_value_is_a_usage_error(score: Callable, tmp_path: Path) ->
     with pytest.raises(SystemExit) as exit_info:
         score("tiny-text", tmp_path / "in.csv", "--output", tmp_path / "out.csv", "--batch-size", "0")
     assert exit_info.value.code == 2
+
+
+def test_a_model_that_does_not_match_its_card_fails_with_status_1_naming_its_folder(
+        score: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_mismatched_model(tmp_path / "artifacts" / "broken" / "1", "input dtype")
+    monkeypatch.setenv("SERVICE_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    (tmp_path / "images").mkdir()
+    run = score("broken", tmp_path / "images", "--output", tmp_path / "out.csv")
+    assert run.status == 1
+    assert f"{tmp_path / 'artifacts' / 'broken' / '1'}: signature needs one input 'images'" in run.stderr
+    assert not (tmp_path / "out.csv.partial").exists() and not (tmp_path / "out.csv").exists()

@@ -125,3 +125,28 @@ def test_jsonl_output_is_one_object_per_line_with_every_column(score: Callable, 
     [line] = (tmp_path / "out.jsonl").read_text().splitlines()
     assert list(json.loads(line)) == ["path", "row", "label", "probability", "probability_red", "probability_green",
                                       "probability_blue", "error", "model", "version"]
+
+
+@pytest.mark.parametrize("output_format", FORMATS)
+def test_an_input_with_no_rows_gives_an_output_with_no_rows(score: Callable, tmp_path: Path,
+                                                           output_format: str) -> None:
+    (tmp_path / "in.csv").write_text("id,text\n")
+    out = tmp_path / f"out.{output_format}"
+    assert score("tiny-text", tmp_path / "in.csv", "--output", out, "--id-column", "id").status == 0
+    assert read_rows(out) == []
+    if output_format == "parquet":
+        assert pq.read_schema(out).names[:3] == ["id", "row", "label"]
+
+
+def test_a_parquet_input_of_many_row_groups_is_read_in_order(score: Callable, tmp_path: Path) -> None:
+    texts = [f"{'good ' * (i % 3)}text {i}" for i in range(50)]
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"text": texts}), tmp_path / "in.parquet", row_group_size=7)
+    out = tmp_path / "out.csv"
+    assert score("tiny-text", tmp_path / "in.parquet", "--output", out, "--batch-size", 4,
+                 "--part-rows", 12).status == 0
+    rows = read_rows(out)
+    assert [row["row"] for row in rows] == list(range(50))
+    assert [row["probability_positive"] for row in rows] == pytest.approx(
+        [expected_positive(text, 2) for text in texts], abs=1e-6)

@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from service.score import checkpoint
 from service.score.checkpoint import Checkpoint
+from tests.service.images import solid
 from tests.service.score.conftest import read_rows, write_texts
 
 TEXTS = [("good " * (i % 4)) + ("bad " * (i % 3)) + f"text {i}" for i in range(23)]
@@ -73,6 +76,33 @@ def test_an_interrupted_run_resumed_writes_what_one_run_writes(score: Callable, 
     assert [row["row"] for row in rows] == list(range(len(TEXTS)))
     assert [row["id"] for row in rows] == [f"r{i}" for i in range(len(TEXTS))]
     assert out.read_bytes() == whole.read_bytes()
+
+
+@pytest.mark.parametrize("input_format", ["jsonl", "parquet", "images"])
+def test_every_input_format_resumes_at_the_row_where_it_stopped(score: Callable, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                input_format: str) -> None:
+    if input_format == "images":
+        source = tmp_path / "images"
+        for i in range(11):
+            (source / f"{i % 3}").mkdir(parents=True, exist_ok=True)
+            (source / f"{i % 3}" / f"{i:02d}.png").write_bytes(solid(("red", "green", "blue")[i % 3]) if i != 4
+                                                               else b"broken")
+        model = "tiny-image"
+    elif input_format == "parquet":
+        source = tmp_path / "in.parquet"
+        pq.write_table(pa.table({"text": TEXTS}), source, row_group_size=5)  # resuming skips whole row groups
+        model = "tiny-text"
+    else:
+        source = write_texts(tmp_path / "in.jsonl", [{"text": t} for t in TEXTS])
+        model = "tiny-text"
+    job = [model, source, "--batch-size", 3, "--part-rows", 6]
+    assert score(*job, "--output", tmp_path / "whole.csv").status == 0
+    with crash_after(monkeypatch, commits=1):
+        assert score(*job, "--output", tmp_path / "out.csv").status == 130
+    resumed = score(*job, "--output", tmp_path / "out.csv", "--resume")
+    assert resumed.status == 0 and "continuing from row 6" in resumed.stderr
+    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
 
 
 def test_resume_is_refused_for_another_version_or_a_changed_input(score: Callable, tmp_path: Path,
