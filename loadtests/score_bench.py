@@ -1,6 +1,6 @@
 """Offline scoring against the in-process ceiling, on the committed models and real data.
 
-    python -m loadtests.score_bench [--rounds 3] [--only tweets] [--rows 5000]
+    python -m loadtests.score_bench [--rounds 5] [--only tweets] [--rows 5000] [--threads tensorflow]
 
 Unlike the other load tests this one imports `service`: what it measures is the in-process scorer
 of `python -m service.score` (service.score: reading, decoding, the model calls, writing the
@@ -20,9 +20,10 @@ read to its output file written; the model loaded once, before the rounds), and 
 each job's round with the median share of its round's ceiling: this machine's speed drifts within
 minutes, so the two are alternated.
 
-TensorFlow gets the threads `python -m service.score` gives it (service.core.workers.tensorflow_threads,
-unless TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS are set); `--threads tensorflow` leaves
-TensorFlow's own defaults instead, for both the ceiling and the scorer.
+TensorFlow gets the threads `python -m service.score` gives it, the service's split
+(service.core.workers.tensorflow_threads: one intra-op thread fewer than the cores), unless
+TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS are set; `--threads tensorflow` leaves TensorFlow's
+own defaults (every core) instead, for the ceiling and the scorer alike.
 """
 
 from __future__ import annotations
@@ -217,15 +218,16 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DATASETS,
                         help="folder with cifar10-jpeg.zip, aclImdb_v1_labelled.tar.gz, gop-debate/Sentiment.csv")
     parser.add_argument("--rows", type=int, default=5000, help="reviews and images per job (tweets: all 13,871)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of ceiling and scorer per job")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of ceiling and scorer per job")
     parser.add_argument("--only", help="run only the jobs whose name (tweets, reviews, images) contains this")
-    parser.add_argument("--threads", choices=("service", "tensorflow"), default="service",
-                        help="TensorFlow's thread pools: as python -m service.score sets them, or TensorFlow's own")
+    parser.add_argument("--threads", choices=("scorer", "tensorflow"), default="scorer",
+                        help="TensorFlow's thread pools: as python -m service.score sets them (the service's "
+                             "split), or TensorFlow's own defaults")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.threads == "service":  # before TensorFlow is imported
+    if args.threads == "scorer":  # before TensorFlow is imported
         from service.score.__main__ import tensorflow_environment
 
         tensorflow_environment()
@@ -239,10 +241,9 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    threads = {name: os.environ.get(name, "TensorFlow's default")
-               for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
-    print(f"\n{args.rounds} alternating rounds per job, the median round's share; "
-          f"{', '.join(f'{k}={v}' for k, v in threads.items())}; load average "
+    pools = ", ".join(f"{name}={os.environ.get(name, 'unset (TensorFlow: every core)')}"
+                      for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"))
+    print(f"\n{args.rounds} alternating rounds per job, the median round's share; {pools}; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {machine_description()}\n")
     print("| job | model (version) | rows | errors | ceiling rows/s | scorer rows/s | share of ceiling "
           "| shares of every round |")

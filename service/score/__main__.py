@@ -234,8 +234,14 @@ def _batch_size(text: str) -> int:
 
 
 def tensorflow_environment() -> None:
-    """TensorFlow's threads and log level as `python -m service` sets them; before TensorFlow is imported,
-    and explicit variables win."""
+    """TensorFlow's threads and log level as `python -m service` sets them, before TensorFlow is imported
+    (explicit TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS and TF_CPP_MIN_LOG_LEVEL win).
+
+    One intra-op thread fewer than the cores (docs/decisions/0004-tensorflow-thread-split.md): on the
+    2-core machine each committed model's in-process rate was about the same with it as with
+    TensorFlow's defaults (the ceilings of `python -m loadtests.score_bench`, with and without
+    `--threads tensorflow`), and with it reading and writing keep a share of a core.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for variable, threads in tensorflow_threads(os.cpu_count() or 1).items():
         os.environ.setdefault(variable, threads)
