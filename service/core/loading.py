@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from contract.errors import ArtifactError
-from contract.savedmodel import load_model
+from contract.savedmodel import SavedModel, load_model
 from service.core.batcher import Batcher
-from service.core.handlers import handler_for
+from service.core.handlers import Handler, handler_for
 from service.core.metrics import Metrics
 from service.core.monitoring import VersionMonitor
 from service.core.tracing import Tracing
@@ -44,6 +44,18 @@ class Loader(Protocol):
         """After every version is unloaded: stop the model threads."""
 
 
+def open_version(version_dir: Path, settings: Settings) -> tuple[SavedModel, Handler]:
+    """A version folder's checked SavedModel and its kind's handler: what every way of running a
+    version shares (the batcher here, offline scoring in service.score); ArtifactError naming the folder."""
+    saved_model = load_model(version_dir)
+    card = saved_model.card
+    try:
+        handler = handler_for(card.task)(card, settings)
+    except LookupError as exc:
+        raise ArtifactError(f"{version_dir}: {exc}") from None
+    return saved_model, handler
+
+
 class VersionLoader:
     def __init__(self, settings: Settings, metrics: Metrics, tracing: Tracing) -> None:
         self._settings = settings
@@ -52,12 +64,8 @@ class VersionLoader:
         self._model_threads = ThreadPoolExecutor(settings.model_threads, thread_name_prefix="model")
 
     async def load(self, version_dir: Path) -> ModelVersion:
-        saved_model = await asyncio.to_thread(load_model, version_dir)
+        saved_model, handler = await asyncio.to_thread(open_version, version_dir, self._settings)
         card = saved_model.card
-        try:
-            handler = handler_for(card.task)(card, self._settings)
-        except LookupError as exc:
-            raise ArtifactError(f"{version_dir}: {exc}") from None
         settings = self._settings
         batcher: Batcher[Any] = Batcher(
             saved_model.predict,

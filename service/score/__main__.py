@@ -1,0 +1,252 @@
+"""`python -m service.score MODEL INPUT --output OUT`: score a file or a folder of images offline.
+
+    python -m service.score sentiment-tweets tweets.csv --output scored.parquet --id-column id
+    python -m service.score sentiment-imdb reviews.csv --encoding latin-1 --output scored.csv
+    python -m service.score cifar10-cnn photos/ --output labels.jsonl --version 2
+    python -m service.score sentiment-tweets tweets.csv --output scored.parquet --resume   # after a stop
+
+MODEL is a model folder's name under SERVICE_ARTIFACTS_DIR (the service's settings apply: every
+SERVICE_* variable, e.g. SERVICE_MAX_TEXT_CHARS); it is scored in this process with the service's
+own loading, handlers and decoding, so the answers are the API's. Exit status: 0 when the output is
+written (rows that could not be scored have an `error`), 1 when the model cannot be loaded, 2 when
+the job is refused before any work (a missing file or column, an unknown format, an output that
+exists), 130 when interrupted (continue with --resume). docs/scoring.md has the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from contract.layout import list_versions, model_dirs
+from service.core.workers import tensorflow_threads
+from service.score.checkpoint import Checkpoint
+from service.score.errors import Refused
+from service.score.inputs import INPUT_FORMATS, Source, open_source
+from service.score.outputs import OUTPUT_FORMATS, OutputFormat, infer_format, output_columns, output_format
+from service.settings import Settings
+
+if TYPE_CHECKING:  # both import TensorFlow, which a refused job never needs
+    from contract.card import ModelCard
+    from service.score.job import Summary
+    from service.score.scorer import BatchScorer
+
+PROG = "python -m service.score"
+DEFAULT_PART_ROWS = 4096
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="the model's name (a folder under SERVICE_ARTIFACTS_DIR)")
+    parser.add_argument("input", type=Path, help="a CSV, JSON Lines or Parquet file of texts, or a folder of images")
+    parser.add_argument("--output", "-o", type=Path, required=True, help="the scored rows: .csv, .jsonl or .parquet")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, help="the output's format (default: from its extension)")
+    parser.add_argument("--input-format", choices=INPUT_FORMATS,
+                        help="the input's format (default: from its extension; a folder is images)")
+    parser.add_argument("--text-column", default="text", help="the column holding the texts (default: text)")
+    parser.add_argument("--id-column", help="a column copied to the output with each row (an image's id is its path)")
+    parser.add_argument("--encoding", default="utf-8",
+                        help="the encoding of a CSV or JSON Lines input (default: utf-8)")
+    parser.add_argument("--version", type=_positive, help="score with this version (default: the newest)")
+    parser.add_argument("--batch-size", type=_batch_size, default=64, help="rows per model call (default: 64)")
+    parser.add_argument("--part-rows", type=_positive, default=DEFAULT_PART_ROWS,
+                        help="rows written and committed at a time, rounded up to a multiple of --batch-size: "
+                             f"at most this many are scored again after an interruption (default: {DEFAULT_PART_ROWS})")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run of the same job where it stopped")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _refuse(f"invalid settings:\n{exc}")
+    try:
+        job = plan(args, settings)
+    except Refused as exc:
+        return _refuse(str(exc))
+    except Exception as exc:  # the card or the SavedModel is broken (contract.errors.ArtifactError)
+        return _failed(exc)
+    return run(job, settings)
+
+
+@dataclass
+class Job:
+    """A job checked against its input, its output and its model's card: everything but the model."""
+
+    source: Source
+    output: OutputFormat
+    checkpoint: Checkpoint
+    version_dir: Path
+    card: ModelCard
+    chosen: str  # "newest" or "pinned"
+    batch_size: int
+    part_rows: int
+    manifest: dict[str, Any]
+    text_column: str
+    summary: Summary | None = None  # once it has run
+
+
+def plan(args: argparse.Namespace, settings: Settings) -> Job:
+    """Check everything that can be checked before the model loads; Refused, naming what is wrong, if not."""
+    # The input and the output first: quickly, with no TensorFlow imported yet.
+    source = open_source(args.input, args.input_format, args.text_column, args.id_column, args.encoding)
+    output_name = infer_format(args.output, args.format)
+    extension = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[output_name]
+    checkpoint = Checkpoint(args.output, extension)
+    checkpoint.check_start(args.resume)
+    version_dir, chosen = choose_version(settings.artifacts_dir, args.model, args.version)
+
+    from contract.card import read_card
+
+    card = read_card(version_dir)
+    kind = "image" if card.task == "image-classification" else "text"
+    if kind != source.kind:
+        what = "a folder of images" if kind == "image" else "a CSV, JSON Lines or Parquet file of texts"
+        raise Refused(f"model {card.name!r} ({card.task}) scores {what}, not {source.format} input "
+                      f"{str(args.input)!r}")
+    columns = output_columns(source.id_name, card.labels)
+    if source.id_name is not None and columns.count(source.id_name) > 1:
+        raise Refused(f"--id-column {source.id_name!r} has the name of an output column; rename it in the input")
+    metadata = {"model": card.name, "version": str(card.version), "version_chosen": chosen, "scored_by": PROG}
+    output = output_format(output_name, columns, source.id_name, metadata, source.id_arrow_type)
+    part_rows = math.ceil(args.part_rows / args.batch_size) * args.batch_size
+    manifest = _manifest(args, source, card.name, card.version, output_name, part_rows)
+    if args.resume:
+        checkpoint.check_resume(manifest)
+    return Job(source, output, checkpoint, version_dir, card, chosen, args.batch_size, part_rows, manifest,
+               args.text_column)
+
+
+def load_scorer(job: Job, settings: Settings) -> BatchScorer:
+    from service.score.scorer import BatchScorer
+
+    return BatchScorer(job.version_dir, settings, warm_up_rows=job.batch_size, text_column=job.text_column)
+
+
+def run(job: Job, settings: Settings, scorer: BatchScorer | None = None) -> int:
+    """Load the model (unless given), score, write; the exit status."""
+    from service.score.job import score
+    from service.score.progress import Progress
+
+    if scorer is None:
+        try:
+            scorer = load_scorer(job, settings)
+        except Exception as exc:  # contract.errors.ArtifactError, naming the folder
+            return _failed(exc)
+    checkpoint, card = job.checkpoint, job.card
+    checkpoint.begin(job.manifest)
+    first = checkpoint.rows_done
+    progress = Progress(f"{card.name} v{card.version}", job.source.total_rows, first,
+                        fraction_read=job.source.fraction_read)
+    try:
+        summary = score(job.source, scorer, job.output, checkpoint, batch_size=job.batch_size,
+                        part_rows=job.part_rows, decode_threads=settings.decode_threads, progress=progress)
+    except KeyboardInterrupt:
+        progress.close(f"interrupted: rows 0 to {checkpoint.rows_done - 1} are written in "
+                       f"{str(checkpoint.folder)!r}; the same command with --resume continues")
+        return 130
+    resumed = f", continuing from row {first}" if first else ""
+    progress.close(f"scored {summary.rows:,} rows ({summary.errors:,} with an error{resumed}) with {card.name} "
+                   f"version {card.version} ({job.chosen}) in {summary.seconds:.1f} s, "
+                   f"{summary.rows_per_s:,.0f} rows/s -> {checkpoint.output}")
+    job.summary = summary
+    return 0
+
+
+def choose_version(artifacts: Path, model: str, pinned: int | None) -> tuple[Path, str]:
+    """The version folder that scores, and why: the one --version pins, else the newest.
+
+    The newest is the version the service answers with when a request pins none; once rollout
+    policies exist, a model's stable version will come first here, as it will there.
+    """
+    if not artifacts.is_dir():
+        raise Refused(f"artifacts folder {str(artifacts)!r} does not exist (set SERVICE_ARTIFACTS_DIR)")
+    names = [folder.name for folder in model_dirs(artifacts)]
+    if model not in names:
+        raise Refused(f"no model {model!r} in {str(artifacts)!r}; its models: {', '.join(names) or 'none'}")
+    versions = list_versions(artifacts / model)
+    if not versions:
+        raise Refused(f"model {model!r} has no version folders in {str(artifacts / model)!r}")
+    if pinned is None:
+        return artifacts / model / str(versions[-1]), "newest"
+    if pinned not in versions:
+        raise Refused(f"version {pinned} of {model!r} does not exist (--version); its versions: "
+                      f"{', '.join(map(str, versions))}")
+    return artifacts / model / str(pinned), "pinned"
+
+
+def _manifest(args: argparse.Namespace, source: Source, model: str, version: int, output_format: str,
+              part_rows: int) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues (service.score.checkpoint)."""
+    texts = source.kind == "text"
+    return {
+        "model": model,
+        "version": version,
+        "input": source.fingerprint(),
+        "input_format": source.format,
+        "text_column": args.text_column if texts else None,
+        "id_column": args.id_column,
+        "encoding": args.encoding if source.format in ("csv", "jsonl") else None,
+        "output_format": output_format,
+        "batch_size": args.batch_size,
+        "part_rows": part_rows,
+    }
+
+
+def _failed(exc: Exception) -> int:
+    from contract.errors import ArtifactError
+
+    if not isinstance(exc, ArtifactError):
+        raise exc
+    print(f"{PROG}: {exc}", file=sys.stderr)
+    return 1
+
+
+def _refuse(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _batch_size(text: str) -> int:
+    value = _positive(text)
+    if value > 1024:
+        raise argparse.ArgumentTypeError(f"{value} is more than 1024 rows per model call")
+    return value
+
+
+def tensorflow_environment() -> None:
+    """TensorFlow's threads and log level as `python -m service` sets them, before TensorFlow is imported
+    (explicit TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS and TF_CPP_MIN_LOG_LEVEL win).
+
+    One intra-op thread fewer than the cores (docs/decisions/0004-tensorflow-thread-split.md): on the
+    2-core machine each committed model's in-process rate was about the same with it as with
+    TensorFlow's defaults (the ceilings of `python -m loadtests.score_bench`, with and without
+    `--threads tensorflow`), and with it reading and writing keep a share of a core.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for variable, threads in tensorflow_threads(os.cpu_count() or 1).items():
+        os.environ.setdefault(variable, threads)
+
+
+if __name__ == "__main__":
+    tensorflow_environment()
+    sys.exit(main())
