@@ -239,7 +239,7 @@ def tensorflow_environment() -> None:
 
     One intra-op thread fewer than the cores (docs/decisions/0004-tensorflow-thread-split.md): on the
     2-core machine each committed model's in-process rate was about the same with it as with
-    TensorFlow's defaults (the ceilings of `python -m loadtests.score_bench`, with and without
+    TensorFlow's defaults (the ceilings of `python -m service.score.bench`, with and without
     `--threads tensorflow`), and with it reading and writing keep a share of a core.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -355,5 +355,6 @@ def _pyarrow() -> tuple[Any, Any]:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise Refused("Parquet needs the pyarrow package, which is not installed here") from None
+        raise Refused("Parquet needs the pyarrow package, which is not installed here "
+                      "(the score extra: make deps, or uv sync --locked --extra score)") from None
     return pa, pq

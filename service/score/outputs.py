@@ -123,7 +123,8 @@ class ParquetOutput(OutputFormat):
         try:
             import pyarrow as pa
         except ImportError:
-            raise Refused("Parquet output needs the pyarrow package, which is not installed here") from None
+            raise Refused("Parquet output needs the pyarrow package, which is not installed here "
+                          "(the score extra: make deps, or uv sync --locked --extra score)") from None
         types = {"row": pa.int64(), "label": pa.string(), "error": pa.string(), "model": pa.string(),
                  "version": pa.int64()}
         if id_name is not None:

@@ -1,10 +1,10 @@
 """Offline scoring against the in-process ceiling, on the committed models and real data.
 
-    python -m loadtests.score_bench [--rounds 5] [--only tweets] [--rows 5000] [--threads tensorflow]
+    python -m service.score.bench [--rounds 5] [--only tweets] [--rows 5000] [--threads tensorflow]
 
-Unlike the other load tests this one imports `service`: what it measures is the in-process scorer
-of `python -m service.score` (service.score: reading, decoding, the model calls, writing the
-output), not the service over HTTP.
+It lives here, not in loadtests/ (which reaches the service over HTTP only), because what it
+measures is the in-process scorer of `python -m service.score` (reading, decoding, the model
+calls, writing the output).
 
 Three jobs, each on the newest version of a committed model:
   - sentiment-tweets: every GOP debate tweet, the dataset's own CSV (id column `id`) -> Parquet;
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from service.score.job import Summary
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO.parent / "shared" / "datasets"
 CACHE = REPO / ".cache" / "score-bench"
 CEILING_BATCH = 64
