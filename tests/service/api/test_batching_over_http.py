@@ -74,6 +74,7 @@ async def test_a_failing_model_call_fails_each_request_in_its_batch_and_serving_
         assert after.status_code == 200 and after.json()["results"][0]["label"] == "positive"
 
 
+@pytest.mark.slow  # it waits out a real request timeout (about 7 s)
 async def test_a_request_that_waits_past_its_timeout_gets_504(make_settings: Callable[..., Settings]) -> None:
     # The timeout also bounds the warm-up at start: long enough for a busy machine's warm-up, and well
     # short of three "slow" spins.
