@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import signal
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +24,8 @@ from service.core.metrics import Metrics
 from service.core.offload import Offloader
 from service.core.registry import ModelRegistry
 from service.core.tracing import Tracing, tracing_from_environment
+from service.core.workers import quick_gil_handoff
 from service.settings import Settings
-
-# How long a thread that holds the GIL may keep it while another waits for it (CPython's default: 5 ms).
-# The model thread needs the GIL for a moment before and after each model call; with the event loop
-# busy it would wait a whole interval each time, the model idle meanwhile
-# (docs/decisions/0003-gil-switch-interval.md).
-GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 def create_app(settings: Settings | None = None, *, tracer_provider: Any = None) -> FastAPI:
@@ -58,12 +52,10 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
             # of the collector's reach keeps its periodic full passes short (they stall every request).
             gc.collect()
             gc.freeze()
-            switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             try:
-                yield
+                with quick_gil_handoff():
+                    yield
             finally:
-                sys.setswitchinterval(switch_interval)
                 await registry.close()
                 tracing.shutdown()  # flushes the spans still waiting for export
 

@@ -10,6 +10,9 @@ of them means every process is loaded, warm and not draining.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -26,6 +29,24 @@ def tensorflow_threads(cores: int, processes: int = 1) -> dict[str, str]:
     """
     share = max(1, cores // processes)
     return {"TF_NUM_INTRAOP_THREADS": str(max(1, share - 1)), "TF_NUM_INTEROP_THREADS": str(share)}
+
+
+# How long a thread that holds the GIL may keep it while another waits for it (CPython's default: 5 ms).
+# The model thread needs the GIL for a moment before and after each model call; with the event loop
+# (or a scoring job's reader) busy it would wait a whole interval each time, the model idle meanwhile
+# (docs/decisions/0003-gil-switch-interval.md).
+GIL_SWITCH_INTERVAL_S = 0.0002
+
+
+@contextmanager
+def quick_gil_handoff() -> Iterator[None]:
+    """The GIL switch interval at GIL_SWITCH_INTERVAL_S while models are called, the previous one after."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def shared_dir() -> Path | None:

@@ -15,7 +15,6 @@ decoded and the last one's answers are written: the model waits for nothing but 
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,17 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.core.handlers import EncodedImage
+from service.core.workers import quick_gil_handoff
 from service.score.checkpoint import Checkpoint
 from service.score.errors import BadRow
 from service.score.inputs import Chunk, ImageFile, Source
 from service.score.outputs import Columns, OutputFormat
 from service.score.progress import Progress
 from service.score.scorer import BatchScorer, Outputs, Prepared
-
-# The model thread needs the GIL for a moment before and after each call; while this thread and the
-# decode pool hold it, a long switch interval would leave the model idle. The service's own value
-# and reason: service/app.py, docs/decisions/0003-gil-switch-interval.md.
-GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 @dataclass
@@ -78,25 +73,25 @@ def score(source: Source, scorer: BatchScorer, output: OutputFormat, checkpoint:
         if progress is not None:
             progress.update(end)
 
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
-    model_thread = ThreadPoolExecutor(1, thread_name_prefix="model")
-    try:
-        for chunk in source.chunks(first, batch_size):
-            prepared = decode_pool.submit(_prepare, scorer, chunk)
-            in_flight.append((chunk, prepared, model_thread.submit(_predict, scorer, prepared, chunk.first_row)))
-            while len(in_flight) > depth or (in_flight and in_flight[0][2].done()):
+    # The model thread needs the GIL for a moment before and after each call, while this thread and
+    # the decode pool hold it (service.core.workers.quick_gil_handoff).
+    with quick_gil_handoff():
+        decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        model_thread = ThreadPoolExecutor(1, thread_name_prefix="model")
+        try:
+            for chunk in source.chunks(first, batch_size):
+                prepared = decode_pool.submit(_prepare, scorer, chunk)
+                in_flight.append((chunk, prepared, model_thread.submit(_predict, scorer, prepared, chunk.first_row)))
+                while len(in_flight) > depth or (in_flight and in_flight[0][2].done()):
+                    finish_oldest()
+            while in_flight:
                 finish_oldest()
-        while in_flight:
-            finish_oldest()
-        if part.rows:
-            commit()
-        checkpoint.finish(output.join)
-    finally:
-        decode_pool.shutdown(wait=True, cancel_futures=True)
-        model_thread.shutdown(wait=True, cancel_futures=True)
-        sys.setswitchinterval(switch_interval)
+            if part.rows:
+                commit()
+            checkpoint.finish(output.join)
+        finally:
+            decode_pool.shutdown(wait=True, cancel_futures=True)
+            model_thread.shutdown(wait=True, cancel_futures=True)
     return Summary(checkpoint.rows_done - first, errors, time.monotonic() - started)
 
 

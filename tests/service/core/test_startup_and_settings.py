@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.app import GIL_SWITCH_INTERVAL_S, create_app
+from service.app import create_app
 from service.core.registry import StartupError
+from service.core.workers import GIL_SWITCH_INTERVAL_S
 from service.settings import Settings
 from tests.service.images import solid
 from tests.tiny_models import MISMATCHES, build_mismatched_model, build_text_model
