@@ -61,6 +61,7 @@ class BatchScorer:
         self.model, self.handler = open_version(version_dir, self.settings)
         card = self.model.card
         self.name, self.version, self.labels = card.name, card.version, list(card.labels)
+        self._label_index = {label: index for index, label in enumerate(self.labels)}
         self.kind = "image" if isinstance(self.handler, ImageHandler) else "text"
         self.text_column = text_column  # the column `__call__` reads texts from
         self.columns = scored_columns(self.labels)
@@ -120,16 +121,17 @@ class BatchScorer:
         if len(answered) < len(prepared.kept):
             probabilities = probabilities[answered]
         items = [prepared.items[i] for i in answered]
-        answers = self.handler.results(probabilities, items, top_k=len(self.labels))
+        # The label as the API words it (the handler's answer); every class's probability straight from
+        # the output rows, which are the numbers the API's answers carry.
+        answers = self.handler.results(probabilities, items, top_k=1)
         label_column, probability_column = columns["label"], columns["probability"]
         per_label = [columns[name] for name in probability_columns(self.labels)]
-        for index, answer in zip(answered, answers, strict=True):
+        for index, answer, row in zip(answered, answers, probabilities.tolist(), strict=True):
             position = prepared.kept[index]
-            by_label = _probabilities(answer)
             label_column[position] = answer["label"]
-            probability_column[position] = by_label[answer["label"]]
-            for label, column in zip(self.labels, per_label, strict=True):
-                column[position] = by_label[label]
+            probability_column[position] = row[self._label_index[answer["label"]]]
+            for column, probability in zip(per_label, row, strict=True):
+                column[position] = probability
         return columns
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,10 +199,3 @@ _TF_FRAMING = ("Graph execution error", "Detected at node", "<stack traces", "[[
 
 class _RowError(Exception):
     """One row that cannot be scored; the message names it."""
-
-
-def _probabilities(answer: Mapping[str, Any]) -> dict[str, float]:
-    """Every class's probability from a handler's answer: a text's `probabilities`, an image's full `top_k`."""
-    if "probabilities" in answer:
-        return dict(answer["probabilities"])
-    return {entry["label"]: entry["probability"] for entry in answer["top_k"]}
