@@ -116,12 +116,20 @@ def test_the_sample_is_held_out_test_images_with_the_models_own_outputs(image_mo
     assert section.model_extra is not None and section.model_extra["reference_accuracy"] == 1.0
 
 
-def test_a_text_model_gets_its_imdb_test_rows_all_of_them_when_the_split_is_smaller(tmp_path: Path) -> None:
+@pytest.fixture
+def text_model(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A tiny text model's folder (version 1 built) and a tiny IMDB tarball in its own datasets folder."""
     datasets = tmp_path / "datasets"
     datasets.mkdir()
     tarball = write_imdb_tarball(write_imdb_folder(tmp_path), datasets)
     model_dir = tmp_path / "artifacts" / "tiny-text"
-    source = build_text_model(model_dir / "1")
+    build_text_model(model_dir / "1")
+    return model_dir, datasets, tarball
+
+
+def test_a_text_model_gets_its_imdb_test_rows_all_of_them_when_the_split_is_smaller(text_model) -> None:
+    model_dir, datasets, tarball = text_model
+    source = model_dir / "1"
     _edit_card(
         source,
         evaluation={"split": "IMDB test (20 reviews)", "confusion_matrix": [[6, 4], [3, 7]]},
@@ -168,12 +176,9 @@ def test_tweets_come_from_the_recorded_stratified_test_split_never_training_rows
         republish.held_out_split(check_card(raw), raw, source, tmp_path, None)
 
 
-def test_nothing_is_published_when_the_split_or_dataset_is_not_the_cards(tmp_path: Path) -> None:
-    datasets = tmp_path / "datasets"
-    datasets.mkdir()
-    tarball = write_imdb_tarball(write_imdb_folder(tmp_path), datasets)
-    model_dir = tmp_path / "artifacts" / "tiny-text"
-    source = build_text_model(model_dir / "1")
+def test_nothing_is_published_when_the_split_or_dataset_is_not_the_cards(text_model) -> None:
+    model_dir, datasets, tarball = text_model
+    source = model_dir / "1"
     command = {"command": f"python -m training.sentiment --dataset imdb --data {tarball.name}", "seconds": 1.0,
                "machine": "test"}
     argv = [str(model_dir), "--from-version", "1", "--datasets", str(datasets)]
