@@ -62,6 +62,16 @@ class Settings(BaseSettings):
         2.0, ge=0, le=3600, description="How often the artifacts folder is checked for new versions; 0: never."
     )
 
+    # Rollouts (service.rollout): a policy per model decides which version answers unpinned requests.
+    rollout_dir: Path | None = Field(
+        None, description="Folder of `<model>/rollout.json` policies, writable by `python -m service.rollout` and "
+        "readable by every serving process; unset: the artifacts folder. Read every reload interval.",
+    )
+    shadow_queue_limit: int = Field(
+        256, ge=1, le=100_000,
+        description="Shadow copies waiting for their candidate, per process; beyond it they are dropped and counted.",
+    )
+
     # Access and shutdown.
     api_keys: SecretStr = Field(
         SecretStr(""), description="Comma-separated API keys; empty: no key needed (local use)."
@@ -140,6 +150,8 @@ def reference() -> str:
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = "(empty)" if isinstance(default, SecretStr) and not default.get_secret_value() else f"`{default}`"
+        if default is None:
+            shown = "(unset)"
         if isinstance(default, bool):
             shown = f"`{str(default).lower()}`"
         lines.append(f"| `SERVICE_{name.upper()}` | {shown} | {_allowed(field.annotation, field.metadata)} "
@@ -160,7 +172,7 @@ def _allowed(annotation: Any, metadata: list[Any]) -> str:
             bounds.append(f"<= {limit.le}")
     if bounds:
         return ", ".join(bounds)
-    return {bool: "`true`, `false`", Path: "a folder", SecretStr: "comma-separated keys, 16+ characters each"}.get(
+    return {bool: "`true`, `false`", Path: "a folder", Path | None: "a folder", SecretStr: "comma-separated keys, 16+ characters each"}.get(
         annotation, "text")
 
 

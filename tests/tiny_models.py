@@ -75,14 +75,17 @@ def build_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
     return _save(module, serve, version_dir, card)
 
 
-def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool = False) -> Path:
-    """`fail_always`: a version that loads and matches its card, but whose every call fails (its warm-up too)."""
+def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool = False, fails_on: str = "boom",
+                     labels: list[str] = TEXT_LABELS) -> Path:
+    """`fail_always`: a version that loads and matches its card, but whose every call fails (its warm-up too).
+    `fails_on`: the text that makes a call fail. `labels`: the card's names for the two outputs (a card
+    that swaps them makes a version whose answers are inverted while its output indices are the same)."""
     module = tf.Module()
     scale = float(version_dir.name)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
-        tf.debugging.Assert(tf.logical_not(tf.reduce_any(tf.equal(text, "boom"))), ["asked to fail"])
+        tf.debugging.Assert(tf.logical_not(tf.reduce_any(tf.equal(text, fails_on))), ["asked to fail"])
         tf.debugging.Assert(tf.constant(not fail_always), ["this version always fails"])
         spins = 1_000_000 * tf.reduce_sum(tf.cast(tf.equal(text, "slow"), tf.int32))
         spin = tf.while_loop(lambda i: i < spins, lambda i: i + 1, [0])[0]
@@ -93,7 +96,7 @@ def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool 
         return {"probabilities": tf.stack([1.0 - positive, positive], axis=1)}
 
     module.serve = serve
-    card = _card(version_dir.parent.name, int(version_dir.name), "text-classification", TEXT_LABELS,
+    card = _card(version_dir.parent.name, int(version_dir.name), "text-classification", labels,
                  {"max_tokens": max_tokens})
     return _save(module, serve, version_dir, card)
 

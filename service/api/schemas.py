@@ -134,5 +134,45 @@ class ModelList(BaseModel):
     models: list[ModelInfo]
 
 
+class GateInfo(BaseModel):
+    gate: str
+    status: Literal["pass", "fail", "unknown", "off"] = Field(
+        description="unknown: too few candidate requests, or nothing to compare against; never counts as passed."
+    )
+    value: float | None
+    limit: float | None
+    detail: str
+
+
+class RolloutVersionInfo(BaseModel):
+    requests: int = Field(description="Requests this version answered in its rollout role, in this process.")
+    errors: int
+    in_window: int = Field(description="Of them, in the window the gates look at.")
+    error_rate: float | None
+    p99_ms: float | None = Field(description="p99 of the time in the version's batcher (queue and model).")
+    loaded: bool
+
+
+class ShadowInfo(BaseModel):
+    copies: int = Field(description="Shadow copies the candidate answered or failed.")
+    dropped: int = Field(description="Copies dropped because the shadow queue was full.")
+    compared_inputs: int
+    agreement: float | None = Field(description="Share of inputs where the candidate gave stable's label.")
+    mean_top1_difference: float | None
+
+
+class RolloutInfo(BaseModel):
+    model: str
+    file: str = Field(description="The policy file this process reads.")
+    policy: dict[str, Any] | None = Field(description="The policy in force here (None: the newest version serves).")
+    policy_error: str | None = Field(description="Why the file could not be used (the last good policy is kept).")
+    state: Literal["no policy", "stable only", "shadow", "canary", "rolled back"]
+    serving: int | None = Field(description="The version answering unpinned requests, but for a canary's share.")
+    gates: list[GateInfo]
+    versions: dict[str, RolloutVersionInfo]
+    shadow: ShadowInfo | None
+    process: int = Field(description="The process whose figures these are: each serving process keeps its own.")
+
+
 class Status(BaseModel):
     status: str

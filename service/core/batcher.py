@@ -110,6 +110,11 @@ class Batcher(Generic[Rows]):
     def start(self) -> None:
         self._loop_task = asyncio.get_running_loop().create_task(self._collect_forever())
 
+    @property
+    def busy(self) -> bool:
+        """Rows queued or a batch being computed: work for this version that is not done."""
+        return self._queued_rows > 0 or bool(self._in_flight)
+
     def watch(self, observe: BatchObserver) -> None:
         """Hand every later batch's outputs to `observe` (after the warm-up, which is no real traffic)."""
         self._observe = observe

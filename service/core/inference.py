@@ -4,12 +4,18 @@ The protocol edges (service.api.routes: /classify-image, /sentiment, the Open In
 Protocol) only parse the request and write the answer; everything between goes through here,
 the same way for every edge:
 
-1. `version`: which loaded version answers (the one the request pins, else the model's latest);
+1. `route`: which loaded version answers (the one the request pins, else the one the model's
+   rollout policy chooses for this caller: service.rollout; with no policy, the newest), and
+   which one gets a shadow copy;
 2. `predict`: each input decoded by its kind's handler, on the event loop when it is small and on
    the decode pool when it is not (service.core.offload), each in a span of its own when tracing
    is on; the inputs joined into rows, with the input summary monitoring keeps; the rows
    submitted to that version's batcher; or `predict_tensor` for rows the edge decoded itself;
 3. `Prediction.results`: the handler's answer for each input.
+
+While a rollout has a candidate in traffic, each answer also counts in its figures (time in the
+batcher, labels, failures), and a shadow copy of the rows goes to the candidate after the client
+has its answer.
 
 Nothing here knows HTTP: a caller without it (an offline scoring job) gets the same answers.
 """
@@ -17,6 +23,7 @@ Nothing here knows HTTP: a caller without it (an offline scoring job) gets the s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,6 +36,7 @@ from service.core.offload import Offloader
 from service.core.registry import ModelRegistry
 from service.core.tracing import Tracing
 from service.core.versions import ModelVersion
+from service.rollout.rollouts import Route
 
 T = TypeVar("T")
 
@@ -52,22 +60,26 @@ class Inference:
         self._offloader = offloader
         self._tracing = tracing
 
-    def version(self, model: str | None, task: str, version: int | None = None) -> ModelVersion:
-        """The loaded version that answers a request for `model` (else the task's default) and `version`."""
-        return self.registry.get(model, task, version)
+    def route(self, model: str | None, task: str, version: int | None = None,
+              routing_key: str | None = None) -> Route:
+        """Who answers a request for `model` (else the task's default): the `version` it pins, whatever any
+        rollout policy says, or else the one the policy picks for the caller `routing_key`."""
+        if version is not None:
+            return Route(self.registry.get(model, task, version))
+        return self.registry.rollouts.route(self.registry.find(model, task), routing_key)
 
-    async def predict(self, version: ModelVersion, items: Sequence[Any]) -> Prediction:
+    async def predict(self, route: Route, items: Sequence[Any]) -> Prediction:
         """Decode `items` (the handler's kind of input: texts, encoded images) and run them as one request."""
-        handler = version.handler
+        handler = route.version.handler
         if len(items) == 1:
             decoded = [await self._decode(handler, items[0], 0)]
         else:
             decoded = await asyncio.gather(*(self._decode(handler, item, i) for i, item in enumerate(items)))
-        return await self._submit(version, handler.prepare(decoded))
+        return await self._submit(route, handler.prepare(decoded))
 
-    async def predict_tensor(self, version: ModelVersion, tensor: np.ndarray) -> Prediction:
+    async def predict_tensor(self, route: Route, tensor: np.ndarray) -> Prediction:
         """Run rows the edge decoded itself (an Open Inference Protocol tensor, checked against the handler)."""
-        return await self._submit(version, version.handler.from_tensor(tensor))
+        return await self._submit(route, route.version.handler.from_tensor(tensor))
 
     async def offload(self, span: str, size: int, work: Callable[..., T], *args: object) -> T:
         """Run an edge's own decoding of `size` bytes (a v2 request body) where it costs least, in a span."""
@@ -82,7 +94,19 @@ class Inference:
         with self._tracing.span(name, **{attribute: cost}):
             return await self._offloader.run(cost, handler.decode, item, index)
 
-    async def _submit(self, version: ModelVersion, prepared: Prepared) -> Prediction:
+    async def _submit(self, route: Route, prepared: Prepared) -> Prediction:
+        version, rollout = route.version, route.rollout
         summary = prepared.summary if version.monitor is not None else None
-        answer = await version.batcher.submit(prepared.rows, inputs=summary)
+        if rollout is None:
+            answer = await version.batcher.submit(prepared.rows, inputs=summary)
+            return Prediction(version, answer.outputs, answer.batch_size)
+        started = time.perf_counter()
+        try:
+            answer = await version.batcher.submit(prepared.rows, inputs=summary)
+        except Exception:
+            rollout.failed(version, time.perf_counter() - started)
+            raise
+        rollout.answered(version, time.perf_counter() - started, answer.outputs)
+        if route.shadow is not None:
+            rollout.copy(version, route.shadow, prepared.rows, prepared.summary, answer.outputs)
         return Prediction(version, answer.outputs, answer.batch_size)

@@ -106,6 +106,26 @@ class Metrics:
             [*version_labels, "signal"], registry=self.registry, multiprocess_mode="livemax",
         )
 
+        # Rollouts (service.rollout): shadow copies, and candidates taken out of traffic or promoted.
+        self.shadow_copies = Counter(
+            "service_rollout_shadow_copies_total",
+            "Shadow copies of requests for a candidate, by outcome: compared, failed, or dropped (queue full).",
+            ["model", "version", "outcome"], registry=self.registry,
+        )
+        self.rollbacks = Counter(
+            "service_rollout_rollbacks_total", "Candidates this process took out of traffic, by the gate that failed.",
+            ["model", "version", "gate"], registry=self.registry,
+        )
+        self.promotions = Counter(
+            "service_rollout_promotions_total", "Candidates this process made stable (automatic promotion).",
+            ["model", "version"], registry=self.registry,
+        )
+        # From the policy file, which every process reads: 1 while it records a rollback of its candidate.
+        self.rolled_back = Gauge(
+            "service_rollout_rolled_back", "1 while the model's rollout policy records a rolled-back candidate.",
+            ["model"], registry=self.registry, multiprocess_mode="livemax",
+        )
+
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.load_failures = Counter(
             "service_model_load_failures_total", "Model versions that failed to load.", ["model"],

@@ -7,6 +7,9 @@ settled (service.core.watching) is loaded and warmed up (service.core.loading) b
 requests, and only then is the oldest one retired; requests already queued for a retired
 version finish on it. A version that fails to load is reported and never replaces a working one.
 
+A model's rollout policy (service.rollout), read on the same tick, decides which loaded version
+answers requests that pin none; the versions it names stay loaded beyond the newest ones.
+
 Loading goes through a `Loader`, so the reload decisions can be tested with a fake one.
 """
 
@@ -24,6 +27,8 @@ from service.core.loading import Loader
 from service.core.metrics import Metrics
 from service.core.versions import ModelVersion, ModelVersions
 from service.core.watching import FolderWatch
+from service.rollout.policy import PolicyStore
+from service.rollout.rollouts import Rollouts
 from service.settings import Settings
 
 log = logging.getLogger("service.registry")
@@ -42,6 +47,8 @@ class ModelRegistry:
         self._watch = FolderWatch()
         self._retiring: set[asyncio.Task[None]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self.rollouts = Rollouts(PolicyStore(settings.rollout_dir or settings.artifacts_dir), metrics,
+                                 settings.shadow_queue_limit)
         self.drain = Drain(settings.workers, settings.shutdown_grace_s, self._refuse_queued)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -54,18 +61,20 @@ class ModelRegistry:
         folders = model_dirs(root)
         if not folders:
             raise StartupError(f"artifacts folder {root} holds no models")
+        self.rollouts.reload(folder.name for folder in folders)
         for model_dir in folders:
             versions = list_versions(model_dir)
             if not versions:
                 raise StartupError(f"{model_dir}: no version folders (expected {model_dir}/<positive integer>/)")
             model = self._models.setdefault(model_dir.name, ModelVersions(model_dir.name, on_disk=versions))
-            newest, *older = reversed(versions[-self._settings.model_versions :])
+            newest, *older = sorted(self._wanted(model.name, versions), reverse=True)
             try:
                 await self._load(model, model_dir / str(newest))
             except ArtifactError as exc:
                 raise StartupError(str(exc)) from exc
             for version in older:  # an older version that fails is reported, not fatal
                 await self._try_load(model, model_dir / str(version))
+        self.rollouts.start()
         self.drain.started(asyncio.get_running_loop())
         if self._settings.reload_interval_s > 0:
             self._watcher = asyncio.get_running_loop().create_task(self._watch_forever())
@@ -88,6 +97,7 @@ class ModelRegistry:
         if self._watcher is not None:
             self._watcher.cancel()
         loaded = [version for model in self._models.values() for version in model.loaded.values()]
+        await self.rollouts.close()
         await asyncio.gather(*(self._loader.unload(version) for version in loaded), *self._retiring)
         await self._loader.close()
 
@@ -103,10 +113,25 @@ class ModelRegistry:
         return [model for model in self._models.values() if model.loaded]
 
     def get(self, name: str | None, task: str, version: int | None = None) -> ModelVersion:
-        """The version a request names, or else the model's latest; the task's default model when it names none.
+        """The version a request names, or else the one serving; the task's default model when it names none.
 
         NotFound (404) when there is no such model or version, NotReady (503) while draining.
         """
+        model = self.find(name, task)
+        if version is None:
+            return self.serving(model)
+        served = model.loaded.get(version)
+        if served is None:
+            raise NotFound(f"version {version} of {model.name!r} is not loaded",
+                           accepted=f"one of the loaded versions: {', '.join(map(str, sorted(model.loaded)))}")
+        return served
+
+    def serving(self, model: ModelVersions) -> ModelVersion:
+        """The version requests that pin none get: the newest loaded, or the rollout policy's stable one."""
+        return self.rollouts.serving(model)
+
+    def find(self, name: str | None, task: str) -> ModelVersions:
+        """The model a request names, else the task's default; NotFound (404), or NotReady (503) while draining."""
         if self.drain.draining:
             raise NotReady("the service is shutting down")
         if name is None:
@@ -116,13 +141,7 @@ class ModelRegistry:
             names = ", ".join(m.name for m in self.models() if m.task == task) or "none"
             what = f"no {task} model named {name!r}" if name else f"no {task} model is loaded"
             raise NotFound(what, accepted=f"one of: {names}")
-        if version is None:
-            return model.latest
-        served = model.loaded.get(version)
-        if served is None:
-            raise NotFound(f"version {version} of {name!r} is not loaded",
-                           accepted=f"one of the loaded versions: {', '.join(map(str, sorted(model.loaded)))}")
-        return served
+        return model
 
     def model(self, name: str) -> ModelVersions:
         """A model by name, whatever its task; NotFound (404) when none is loaded."""
@@ -182,15 +201,21 @@ class ModelRegistry:
             except Exception:  # a bad look must never stop the watching
                 log.exception("checking the artifacts folder failed")
 
+    def _wanted(self, name: str, on_disk: list[int]) -> set[int]:
+        """The versions to keep loaded: the newest SERVICE_MODEL_VERSIONS, and those the rollout policy names."""
+        return set(on_disk[-self._settings.model_versions :]) | (self.rollouts.pinned_versions(name) & set(on_disk))
+
     async def refresh(self) -> None:
-        """One look at the artifacts folder: load what is new and settled, retire what is surplus."""
+        """One look at the artifacts folder and the rollout policies: load what is new and settled, retire
+        what is surplus, then judge the rollouts' gates."""
         if not self._settings.artifacts_dir.is_dir():
             return
-        keep_count = self._settings.model_versions
-        for model_dir in model_dirs(self._settings.artifacts_dir):
+        folders = model_dirs(self._settings.artifacts_dir)
+        self.rollouts.reload(folder.name for folder in folders)
+        for model_dir in folders:
             model = self._models.setdefault(model_dir.name, ModelVersions(model_dir.name))
             model.on_disk = list_versions(model_dir)
-            for version in model.on_disk[-keep_count:]:
+            for version in sorted(self._wanted(model.name, model.on_disk)):
                 version_dir = model_dir / str(version)
                 if version in model.loaded or not self._watch.settled(version_dir):
                     continue
@@ -198,8 +223,9 @@ class ModelRegistry:
                     continue  # failed before and unchanged since: do not retry
                 await self._try_load(model, version_dir)
             working = sorted(model.loaded)
-            keep = set(working[-keep_count:])
+            keep = set(working[-self._settings.model_versions :]) | self.rollouts.pinned_versions(model.name)
             keep &= set(model.on_disk) or keep  # versions deleted from disk go, unless none is left
             for version in working:
                 if version not in keep and len(model.loaded) > 1:
                     self._retire(model, version, "superseded" if version in model.on_disk else "removed from disk")
+        self.rollouts.check(self._models)

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Query, Request, Response, params
 from contract.kinds import IMAGE
 from service.api.responses import prediction_answer
 from service.api.routes import add_inference_route
+from service.api.routing import routing_key
 from service.api.schemas import ImageClassificationResponse, ImageQuery
 from service.api.uploads import MULTIPART, read_uploads
 from service.core.imaging import MEDIA_TYPES
@@ -34,9 +35,9 @@ _REQUEST_BODY = {
 
 async def classify_image(request: Request, query: Annotated[ImageQuery, Query()]) -> Response:
     inference: Inference = request.app.state.inference
-    version = inference.version(query.model, IMAGE.task, query.version)
-    images = await read_uploads(request, version.handler.max_items)
-    prediction = await inference.predict(version, images)
+    route = inference.route(query.model, IMAGE.task, query.version, routing_key(request))
+    images = await read_uploads(request, route.version.handler.max_items)
+    prediction = await inference.predict(route, images)
     return prediction_answer(prediction, prediction.results(images, top_k=query.top_k))
 
 

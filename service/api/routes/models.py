@@ -1,4 +1,4 @@
-"""GET /models and GET /models/{name}: what is loaded, every version on disk, and the cards."""
+"""GET /models, GET /models/{name} and its rollout: what is loaded, every version on disk, the cards, the rollout."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api.dependencies import RegistryDep
 from service.api.errors import error_responses
-from service.api.schemas import ModelInfo, ModelList, MonitoringInfo, VersionInfo
+from service.api.schemas import ModelInfo, ModelList, MonitoringInfo, RolloutInfo, VersionInfo
 from service.core.registry import ModelRegistry
 from service.core.versions import ModelVersions
 
@@ -23,14 +23,20 @@ async def read_model(name: str, registry: RegistryDep) -> ModelInfo:
     return _describe(registry, registry.model(name))
 
 
+@router.get("/models/{name}/rollout", response_model=RolloutInfo, responses=error_responses(404),
+            summary="A model's rollout: its policy, gates and live figures per version")
+async def read_rollout(name: str, registry: RegistryDep) -> RolloutInfo:
+    return RolloutInfo(**registry.rollouts.describe(name, registry.model(name)))
+
+
 def _describe(registry: ModelRegistry, model: ModelVersions) -> ModelInfo:
-    latest = model.latest
+    serving = registry.serving(model)
 
     def version_info(version: int) -> VersionInfo:
         if version in model.loaded:
             loaded = model.loaded[version]
             monitor = loaded.monitor
-            return VersionInfo(version=version, state="serving" if version == latest.version else "loaded",
+            return VersionInfo(version=version, state="serving" if version == serving.version else "loaded",
                                card=loaded.card.to_json(),
                                monitoring=MonitoringInfo(**monitor.describe()) if monitor is not None else None)
         if version in model.failed:
@@ -40,8 +46,8 @@ def _describe(registry: ModelRegistry, model: ModelVersions) -> ModelInfo:
     return ModelInfo(
         name=model.name,
         task=model.task,
-        labels=latest.labels,
-        serving_version=latest.version,
+        labels=serving.labels,
+        serving_version=serving.version,
         default=registry.default_name(model.task) == model.name,
         versions=[version_info(v) for v in sorted(set(model.on_disk) | set(model.loaded) | set(model.failed))],
     )

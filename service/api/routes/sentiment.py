@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, Request, Response, params
 from contract.kinds import TEXT
 from service.api.responses import prediction_answer
 from service.api.routes import add_inference_route
+from service.api.routing import routing_key
 from service.api.schemas import SentimentResponse, sentiment_request_model
 from service.api.uploads import content_type
 from service.core.errors import MalformedRequest, UnsupportedMediaType
@@ -36,9 +37,9 @@ def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depend
     async def classify_sentiment(request: Request, body: request_model) -> Response:  # type: ignore[valid-type]
         payload: Any = body  # its class is built at run time, so mypy cannot know its fields
         inference: Inference = request.app.state.inference
-        version = inference.version(payload.model, TEXT.task, payload.version)
+        route = inference.route(payload.model, TEXT.task, payload.version, routing_key(request))
         texts = payload.all_texts
-        prediction = await inference.predict(version, texts)
+        prediction = await inference.predict(route, texts)
         return prediction_answer(prediction, prediction.results(texts))
 
     add_inference_route(app, "/sentiment", classify_sentiment, dependencies=[*dependencies, Depends(_json_body)],

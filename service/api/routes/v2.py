@@ -16,9 +16,11 @@ from service.api.dependencies import InferenceDep, RegistryDep
 from service.api.errors import ProtocolErrorResponse, ProtocolRoute
 from service.api.errors import error_responses as _error_responses
 from service.api.responses import served_by
+from service.api.routing import routing_key
 from service.api.v2_codec import HEADER_LENGTH, TensorSpec, decode_request, encode_response, request_schema
 from service.core.inference import Inference
 from service.core.versions import ModelVersion
+from service.rollout.rollouts import Route
 
 PLATFORM = "tensorflow_savedmodel"
 
@@ -84,17 +86,22 @@ _INFER_BODY = {
 
 @router.post("/models/{name}/infer", summary="Run inference", responses=_INFER_RESPONSES, openapi_extra=_INFER_BODY)
 async def infer(name: ModelName, request: Request, inference: InferenceDep) -> Response:
-    return await _infer(request, inference, _version(inference, name, None))
+    return await _infer(request, inference, _route(inference, request, name, None))
 
 
 @router.post("/models/{name}/versions/{version}/infer", summary="Run inference on a version",
              responses=_INFER_RESPONSES, openapi_extra=_INFER_BODY)
 async def infer_version(name: ModelName, version: Version, request: Request, inference: InferenceDep) -> Response:
-    return await _infer(request, inference, _version(inference, name, version))
+    return await _infer(request, inference, _route(inference, request, name, version))
 
 
 def _version(inference: Inference, name: str, version: int | None) -> ModelVersion:
-    return inference.version(name, inference.registry.model(name).task, version)
+    """The version a metadata request names, else the one serving unpinned requests."""
+    return inference.registry.get(name, inference.registry.model(name).task, version)
+
+
+def _route(inference: Inference, request: Request, name: str, version: int | None) -> Route:
+    return inference.route(name, inference.registry.model(name).task, version, routing_key(request))
 
 
 def _metadata(inference: Inference, name: str, version: int | None) -> dict[str, Any]:
@@ -115,11 +122,12 @@ def _spec(version: ModelVersion) -> TensorSpec:
                       max_rows=handler.max_items, output=OUTPUT_NAME)
 
 
-async def _infer(request: Request, inference: Inference, version: ModelVersion) -> Response:
+async def _infer(request: Request, inference: Inference, route: Route) -> Response:
+    version = route.version
     body = await request.body()
     length = request.headers.get(HEADER_LENGTH)
     decoded = await inference.offload("decode request", len(body), decode_request, body, length, _spec(version))
-    prediction = await inference.predict_tensor(version, decoded.tensor)
+    prediction = await inference.predict_tensor(route, decoded.tensor)
     payload, header_length = encode_response(version.name, version.version, decoded.id, OUTPUT_NAME,
                                              prediction.outputs, decoded.binary_output)
     if header_length is None:
