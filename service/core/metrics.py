@@ -106,6 +106,16 @@ class Metrics:
             [*version_labels, "signal"], registry=self.registry, multiprocess_mode="livemax",
         )
 
+        # The payload log (service.payloads): records written, and records lost, by why.
+        self.payload_log_written = Counter(
+            "service_payload_log_records_total", "Payload log records written.", registry=self.registry,
+        )
+        self.payload_log_dropped = Counter(
+            "service_payload_log_dropped_total",
+            "Payload log records lost: the queue was full (queue_full) or the file could not be written (write_error).",
+            ["reason"], registry=self.registry,
+        )
+
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.load_failures = Counter(
             "service_model_load_failures_total", "Model versions that failed to load.", ["model"],
