@@ -25,6 +25,7 @@ from service.core.offload import Offloader
 from service.core.registry import ModelRegistry
 from service.core.tracing import Tracing, tracing_from_environment
 from service.core.workers import quick_gil_handoff
+from service.payloads.log import PayloadLog
 from service.settings import Settings
 
 
@@ -41,11 +42,14 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     else:
         tracing = tracing_from_environment()
     registry = ModelRegistry(settings, VersionLoader(settings, metrics, tracing), metrics)
+    payload_log = PayloadLog.from_settings(settings, metrics)  # None when off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode") as pool:
             app.state.inference = Inference(registry, Offloader(pool), tracing)
+            if payload_log is not None:
+                payload_log.start()
             await registry.start()
             drain_on_stop_signals(registry.begin_draining)
             # The loaded models are hundreds of thousands of long-lived Python objects; moving them out
@@ -57,6 +61,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
                     yield
             finally:
                 await registry.close()
+                if payload_log is not None:
+                    payload_log.close()  # after the last answer: writes what is still queued
                 tracing.shutdown()  # flushes the spans still waiting for export
 
     app = FastAPI(
@@ -82,8 +88,8 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     status_401 = (401,) if settings.api_key_list else ()
     shared = error_responses(*status_401, 422)
     # The inference routes first: they are the hot path, and LeanRoutes belong to the app itself.
-    images.add_route(app, keyed, shared)
-    sentiment.add_route(app, settings, keyed, shared)
+    images.add_route(app, keyed, shared, payload_log)
+    sentiment.add_route(app, settings, keyed, shared, payload_log)
     for router in (models.router, card_files.router):
         app.include_router(router, responses=shared, dependencies=keyed)
     app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), dependencies=keyed)

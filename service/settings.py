@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from annotated_types import Ge, Gt, Le
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -102,6 +102,39 @@ class Settings(BaseSettings):
         True, description="Serve the page at /; false for API-only deployments (/ and /page/* are then 404)."
     )
 
+    # The payload log (service.payloads): sampled requests and answers, kept for the next training.
+    payload_log_dir: Path | None = Field(
+        None,
+        description="Folder of the payload log (JSON Lines, one file per process); empty: no payload log.",
+    )
+    payload_log_sample: float = Field(
+        1.0, ge=0, le=1, description="Share of answered /sentiment and /classify-image requests logged."
+    )
+    payload_log_texts: Literal["text", "hash"] = Field(
+        "text", description="What a record keeps of each text: the text itself, or only its sha256 (`hash`)."
+    )
+    payload_log_images: bool = Field(
+        False, description="Keep each image's bytes (base64) in its record; otherwise only its sha256 and file name."
+    )
+    payload_log_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=4096, description="Size of a payload log file before it is rotated."
+    )
+    payload_log_files: int = Field(
+        8, ge=1, le=1000,
+        description="Payload log files kept per process, the one being written included (the oldest goes): "
+        "with SERVICE_PAYLOAD_LOG_MAX_BYTES, the cap on disk per process.",
+    )
+    payload_log_queue_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024,
+        description="Input bytes waiting to be written; a request that would pass it is not logged (and counted).",
+    )
+
+    @field_validator("payload_log_dir", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: Any) -> Any:
+        # Path("") would be the working folder: an empty variable means off, as unset does.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def api_key_list(self) -> list[str]:
         return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
@@ -130,6 +163,11 @@ class Settings(BaseSettings):
                 f"SERVICE_MAX_TEXTS ({self.max_texts}) must not exceed SERVICE_QUEUE_LIMIT "
                 f"({self.queue_limit}), or a full request could never be queued"
             )
+        if self.payload_log_dir is not None and self.payload_log_queue_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"SERVICE_PAYLOAD_LOG_QUEUE_BYTES ({self.payload_log_queue_bytes}) must be at least "
+                f"SERVICE_MAX_BODY_BYTES ({self.max_body_bytes}), or the largest requests could never be logged"
+            )
         return self
 
 
@@ -149,9 +187,8 @@ def reference() -> str:
     ]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "(empty)" if isinstance(default, SecretStr) and not default.get_secret_value() else f"`{default}`"
-        if default is None:
-            shown = "(unset)"
+        empty = default is None or isinstance(default, SecretStr) and not default.get_secret_value()
+        shown = "(empty)" if empty else f"`{default}`"
         if isinstance(default, bool):
             shown = f"`{str(default).lower()}`"
         lines.append(f"| `SERVICE_{name.upper()}` | {shown} | {_allowed(field.annotation, field.metadata)} "
@@ -172,8 +209,8 @@ def _allowed(annotation: Any, metadata: list[Any]) -> str:
             bounds.append(f"<= {limit.le}")
     if bounds:
         return ", ".join(bounds)
-    return {bool: "`true`, `false`", Path: "a folder", Path | None: "a folder", SecretStr: "comma-separated keys, 16+ characters each"}.get(
-        annotation, "text")
+    return {bool: "`true`, `false`", Path: "a folder", Path | None: "a folder, or empty",
+            SecretStr: "comma-separated keys, 16+ characters each"}.get(annotation, "text")
 
 
 if __name__ == "__main__":

@@ -42,10 +42,12 @@ class AccessLogMiddleware:
             return
         started = time.perf_counter()
         request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         status = 500
         answered: dict[bytes, bytes] = {}
         trace = self.tracing.start_request(scope["method"], scope["path"], scope["headers"])
+        state["trace_id"] = trace.trace_id  # None when untraced; the payload log records it
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

@@ -125,6 +125,15 @@ class Metrics:
             "service_rollout_rolled_back", "1 while the model's rollout policy records a rolled-back candidate.",
             ["model"], registry=self.registry, multiprocess_mode="livemax",
         )
+        # The payload log (service.payloads): records written, and records lost, by why.
+        self.payload_log_written = Counter(
+            "service_payload_log_records_total", "Payload log records written.", registry=self.registry,
+        )
+        self.payload_log_dropped = Counter(
+            "service_payload_log_dropped_total",
+            "Payload log records lost: the queue was full (queue_full) or the file could not be written (write_error).",
+            ["reason"], registry=self.registry,
+        )
 
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.load_failures = Counter(

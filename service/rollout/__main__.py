@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from contract.layout import list_versions
 from service.rollout.policy import Gates, Policy, PolicyError, PolicyStore
+from service.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,9 +116,7 @@ def _message(error: Any) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from service.settings import Settings  # the same defaults as the service: SERVICE_ARTIFACTS_DIR, SERVICE_ROLLOUT_DIR
-
-    settings = Settings()
+    settings = Settings()  # the service's own defaults: SERVICE_ARTIFACTS_DIR, SERVICE_ROLLOUT_DIR
     parser = argparse.ArgumentParser(prog="python -m service.rollout", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="the model's folder name, e.g. sentiment-imdb")

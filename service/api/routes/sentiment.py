@@ -14,6 +14,7 @@ from service.api.schemas import SentimentResponse, sentiment_request_model
 from service.api.uploads import content_type
 from service.core.errors import MalformedRequest, UnsupportedMediaType
 from service.core.inference import Inference
+from service.payloads.log import PayloadLog
 from service.settings import Settings
 
 _ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model"'
@@ -30,8 +31,8 @@ async def _json_body(request: Request) -> None:
 
 
 def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depends],
-              responses: dict[int | str, dict[str, Any]]) -> None:
-    """The route, with this app's text limits in its request schema."""
+              responses: dict[int | str, dict[str, Any]], payload_log: PayloadLog | None) -> None:
+    """The route, with this app's text limits in its request schema, handing its answers to `payload_log`."""
     request_model = sentiment_request_model(settings.max_texts, settings.max_text_chars)
 
     async def classify_sentiment(request: Request, body: request_model) -> Response:  # type: ignore[valid-type]
@@ -40,7 +41,11 @@ def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depend
         route = inference.route(payload.model, TEXT.task, payload.version, routing_key(request))
         texts = payload.all_texts
         prediction = await inference.predict(route, texts)
-        return prediction_answer(prediction, prediction.results(texts))
+        results = prediction.results(texts)
+        if payload_log is not None:
+            state = request.scope["state"]  # the ids service.api.access_log gave this request
+            payload_log.record(state["request_id"], state["trace_id"], prediction, texts, results)
+        return prediction_answer(prediction, results)
 
     add_inference_route(app, "/sentiment", classify_sentiment, dependencies=[*dependencies, Depends(_json_body)],
                         responses=responses, response_model=SentimentResponse,
