@@ -27,6 +27,7 @@ SHUTDOWN = "tests/service/api/test_shutdown.py"
 BATCHING = "tests/service/api/test_batching_over_http.py"
 STARTUP = "tests/service/core/test_startup_and_settings.py"
 REGISTRY = "tests/service/core/test_registry.py"
+ROLLOUTS = "tests/service/rollout/test_rollouts_over_http.py"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,22 @@ class Break:
 
 
 BREAKS = [
+    Break("candidate-answers-although-pinned", "a pinned request is routed by the rollout policy",
+          "service/core/inference.py", "        if version is not None:\n            return Route(",
+          "        if False:\n            return Route(",
+          (f"{ROLLOUTS}::test_a_pinned_request_gets_its_version_whatever_the_policy_says",)),
+    Break("failed-gate-leaves-candidate-in-traffic", "a failed gate is reported but nothing is rolled back",
+          "service/rollout/rollouts.py", "            if failed:\n", "            if False:\n",
+          (f"{ROLLOUTS}::test_a_hostile_candidate_fails_the_agreement_gate_and_never_reaches_canary",
+           f"{ROLLOUTS}::test_an_automatic_rollback_under_load_fails_no_request")),
+    Break("shadow-error-reaches-client", "the shadow copy runs on the answer's path, its failure the client's",
+          "service/core/inference.py",
+          "            rollout.copy(version, route.shadow, prepared.rows, prepared.summary, answer.outputs)",
+          "            await route.shadow.batcher.submit(prepared.rows)",
+          (f"{ROLLOUTS}::test_a_shadow_copy_that_fails_costs_the_client_nothing_and_counts_against_the_candidate",)),
+    Break("shadow-ahead-of-clients", "shadow copies go to the model whether or not stable has clients waiting",
+          "service/rollout/shadow.py", "            while first.stable.batcher.busy:", "            while False:",
+          ("tests/service/rollout/test_shadow_queue.py",)),
     Break("settle-always-yes", "the settle check says every folder has settled",
           "service/core/watching.py", "        return before == now", "        return True",
           (f"{REGISTRY}::test_a_folder_that_keeps_changing_is_not_loaded",
@@ -56,8 +73,8 @@ BREAKS = [
           "        if False:\n            raise ShuttingDown",
           (f"{VERSIONS}::test_a_version_retired_while_a_request_holds_it_answers_503_shutting_down",)),
     Break("pinning-ignored", "a pinned version is answered by the newest",
-          "service/core/registry.py", "        if version is None:\n            return model.latest",
-          "        if True:\n            return model.latest",
+          "service/core/registry.py", "        if version is None:\n            return self.serving(model)",
+          "        if True:\n            return self.serving(model)",
           (f"{VERSIONS}::test_a_request_can_pin_a_loaded_version_and_gets_that_versions_answer",
            "tests/service/api/test_inference_protocol.py::test_text_inference_on_a_pinned_version")),
     Break("answers-to-the-wrong-caller", "every caller of a batch gets the batch's first rows",
