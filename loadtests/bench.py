@@ -1,6 +1,6 @@
 """Benchmark the service on the committed models: batching on, batching off, and the ceiling.
 
-    python -m loadtests.bench [--rounds 3] [--only tweets] [--compare-tree ../other-checkout]
+    python -m loadtests.bench [--rounds 3] [--only tweets] [--compare-tree ../other-checkout] [--rollouts]
 
 For each endpoint it starts the real service (`python -m service`), drives it with wrk at a
 fixed concurrency with real inputs (CIFAR-10 test JPEGs, IMDB test reviews, GOP tweets), and
@@ -21,7 +21,9 @@ measured in rounds: each round runs every service configuration once, then the c
 a row's shares are of its own round's ceilings; the table gives, per configuration, the round
 with the median share. With `--compare-tree`, each service run is followed by one of another
 checkout's service (an older commit, say); `--variant` does the same for this build under other
-environment variables. wrk (Debian's `wrk` package) generates the load: a Python client on the
+environment variables. `--rollouts` adds the cost of a rollout (docs/rollouts.md): batching on with
+10% and with 100% of requests shadowed to the model's previous version, and with the payload log
+keeping every request. wrk (Debian's `wrk` package) generates the load: a Python client on the
 same two cores would measure itself more than the service.
 """
 
@@ -35,6 +37,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -286,6 +289,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds per endpoint, each with its own ceiling; the median round is reported")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
+    parser.add_argument("--rollouts", action="store_true",
+                        help="also measure shadowing 10%% and 100%% of requests to the previous version, "
+                             "and the payload log at 100%%")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install wrk (or your system's package)")
@@ -299,18 +305,22 @@ def main() -> None:
     chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
     args.out.mkdir(parents=True, exist_ok=True)
     loaded: dict[str, SavedModel] = {}  # the image scenarios share one model: load it once
+    workspace = Path(tempfile.mkdtemp(prefix="bench-"))  # rollout policies and payload logs
     for scenario in chosen:
         if scenario.model not in loaded:
             loaded[scenario.model] = load_model(newest_version_dir(args.artifacts / scenario.model))
+        extra = rollout_modes(args.artifacts, scenario.model, workspace) if args.rollouts else []
         for turn in range(args.rounds):
             served = []
-            for mode, env in modes:
+            for mode, env in modes + extra:
                 for suffix, tree in trees.items():
                     with tempfile.TemporaryDirectory() as tmp, running_service(
                         args.artifacts, args.out / "service.log", 120, tree, extra_env=env, log_level="warning"
                     ) as service:
                         row = measure_service(service.base_url, scenario, Path(tmp), args.concurrency,
                                               args.duration, args.wrk_threads)
+                        if "SERVICE_ROLLOUT_DIR" in env:
+                            print(f"  {mode}: {shadow_outcomes(service.base_url, scenario.model)}", flush=True)
                     row.mode = mode + suffix
                     served.append(row)
             # The ceiling right after the round's service runs: this machine's speed drifts over minutes.
@@ -338,6 +348,32 @@ def main() -> None:
             print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
     results = [asdict(row) | {"items_per_s": row.items_per_s} for rows in runs.values() for row in rows]
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+    shutil.rmtree(workspace, ignore_errors=True)
+
+
+def rollout_modes(artifacts: Path, model: str, workspace: Path) -> list[tuple[str, dict[str, str]]]:
+    """Service configurations that cost what a rollout costs: shadow copies of 10% and of all requests to
+    the model's previous version (written with the user's command), and the payload log keeping every request."""
+    versions = sorted(int(p.name) for p in (artifacts / model).iterdir() if p.name.isdigit())
+    modes = []
+    for share in (0.1, 1.0):
+        folder = workspace / f"shadow-{share}"
+        subprocess.run([sys.executable, "-m", "service.rollout", model, "--artifacts-dir", str(artifacts),
+                        "--rollout-dir", str(folder), "--stable", str(versions[-1]), "--candidate",
+                        str(versions[-2]), "--mode", "shadow", "--weight", str(share)],
+                       check=True, capture_output=True, cwd=REPO)
+        modes.append((f"batching on, shadow {share:.0%}", {"SERVICE_ROLLOUT_DIR": str(folder)}))
+    modes.append(("batching on, payload log 100%", {"SERVICE_PAYLOAD_LOG_DIR": str(workspace / "payloads")}))
+    return modes
+
+
+def shadow_outcomes(base_url: str, model: str) -> str:
+    """What became of the run's shadow copies, and the rollout's state, from the service's own figures."""
+    with urllib.request.urlopen(f"{base_url}/models/{model}/rollout", timeout=10) as response:
+        rollout = json.load(response)
+    shadow = rollout["shadow"] or {}
+    return (f"state {rollout['state']}, copies {shadow.get('copies')}, dropped {shadow.get('dropped')}, "
+            f"agreement {shadow.get('agreement')}")
 
 
 def _variant(text: str) -> tuple[str, dict[str, str]]:

@@ -55,6 +55,7 @@ class ModelRollout:
         self.name = name
         self.policy = policy
         self.read = policy  # the file as this process last read or wrote it
+        self._told_shapes = False
         self._metrics = metrics
         self._shadows = shadows
         self._reset()
@@ -98,8 +99,20 @@ class ModelRollout:
         if policy.mode == "canary":
             chosen = candidate if _share(key, self.name, candidate.version) < policy.weight else stable
             return Route(chosen, self)
-        shadow = candidate if random.random() < policy.weight else None
+        shadow = candidate if random.random() < policy.weight and self._same_rows(stable, candidate) else None
         return Route(stable, self, shadow)
+
+    def _same_rows(self, stable: ModelVersion, candidate: ModelVersion) -> bool:
+        """A copy is stable's decoded rows: a candidate taking rows of another shape (another image size)
+        cannot be shadowed. Said once in the log; its copies count as none, and its gates stay unknown."""
+        if stable.handler.item_shape() == candidate.handler.item_shape():
+            return True
+        if not self._told_shapes:
+            self._told_shapes = True
+            log.warning("%s: candidate %d takes rows of shape %s, stable %d of %s: it cannot be shadowed "
+                        "(try it in canary mode)", self.name, candidate.version, candidate.handler.item_shape(),
+                        stable.version, stable.handler.item_shape())
+        return False
 
     def answered(self, version: ModelVersion, seconds: float, outputs: np.ndarray) -> None:
         figures = self.figures.get(version.version)
