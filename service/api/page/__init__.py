@@ -2,8 +2,7 @@
 
 Plain files in this folder (no build step, nothing fetched from elsewhere), served with a
 Content-Security-Policy that allows only this origin's own script, style, images and API calls.
-The policy is set on the page's responses only: `/docs` loads its assets from a CDN and keeps
-working as before.
+The policy is the page's own: `/docs` has one of its own (service/api/docs/).
 """
 
 from __future__ import annotations
