@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from service.api.access_log import AccessLogMiddleware
 from service.api.auth import API_KEY
 from service.api.body_limit import BodyLimitMiddleware
+from service.api.docs import install_docs
 from service.api.errors import error_responses, install_error_handlers
 from service.api.page import install_page
 from service.api.routes import card_files, health, images, models, sentiment, v2
@@ -74,6 +75,11 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
         # own OpenTelemetry would add a second trace of every request wherever a global provider exists
         # (Ray's, opentelemetry-instrument's), and checks for one on every request even where none does.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's own pages load their assets from CDNs; /docs is served by install_docs instead, and
+        # /redoc not at all (service/api/docs/). No OAuth2 scheme, so no OAuth2 redirect page either.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -95,6 +101,7 @@ def create_app(settings: Settings | None = None, *, tracer_provider: Any = None)
     app.include_router(v2.router, responses=v2.error_responses(*status_401, 422), dependencies=keyed)
     for router in (health.router, v2.health_router):  # probes stay open
         app.include_router(router)
+    install_docs(app)  # Swagger UI at /docs, from the service's own files
     if settings.page_enabled:  # the page at / (service/api/page/); it calls the API like any client
         install_page(app)
     return app

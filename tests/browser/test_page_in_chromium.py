@@ -8,8 +8,6 @@ test-results/page/ for a person to look at.
 
 from __future__ import annotations
 
-import base64
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,31 +18,19 @@ import pytest
 from PIL import Image
 
 from loadtests.server import RunningService, running_service
+from tests.browser import chromium
+from tests.browser.chromium import TEST_RESULTS, WAIT_S, console, missing_tools, start_chromium, wait_for
 from tests.card_plots import PLOT_NAMES, copy_with_plots
 from tests.required_tools import missing_tool
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # axe-core (npm, pinned in package.json beside this file): the accessibility rules run inside the page.
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "page"
+SCREENSHOTS = TEST_RESULTS / "page"
 KEY = "browser-test-key-0123456789"
-WAIT_S = 30
 
 
-def _missing_tools() -> list[str]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if not AXE.is_file():
-        missing.append(f"{AXE} (npm ci --prefix tests/browser)")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package (the test extra)")
-    return missing
-
-
-if missing := _missing_tools():
+if missing := missing_tools() + ([] if AXE.is_file() else [f"{AXE} (npm ci --prefix tests/browser)"]):
     reason = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver; make deps; " \
              "npm ci --prefix tests/browser)"
     missing_tool(reason)
@@ -54,7 +40,6 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 Driver = webdriver.Chrome
 
@@ -81,22 +66,9 @@ def keyed_service(plotted_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         yield running
 
 
-def _start_chromium(profile: Path, width: int, height: int) -> Driver:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                     f"--user-data-dir={profile}", f"--window-size={width},{height}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # The driver's path is given, so Selenium Manager has nothing to fetch.
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    return webdriver.Chrome(options=options, service=service)
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Driver]:
-    driver = _start_chromium(tmp_path / "profile", 1280, 900)
+    driver = start_chromium(tmp_path / "profile", 1280, 900)
     try:
         yield driver
     finally:
@@ -105,7 +77,7 @@ def browser(tmp_path: Path) -> Iterator[Driver]:
 
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[Driver]:
-    driver = _start_chromium(tmp_path / "profile", 600, 780)
+    driver = start_chromium(tmp_path / "profile", 600, 780)
     # A headless window is never narrower than 500 px: emulate a 360 px phone screen instead (which
     # also makes the browser honour the page's viewport meta tag, as a phone does).
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -117,19 +89,7 @@ def phone(tmp_path: Path) -> Iterator[Driver]:
 
 
 def screenshot(driver: Driver, name: str) -> Path:
-    """The whole page (beyond the window), as a person would scroll through it."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
-    path = SCREENSHOTS / f"{name}.png"
-    path.write_bytes(base64.b64decode(shot["data"]))
-    with Image.open(path) as image:  # a picture a person can open, of the page rather than a sliver of it
-        assert image.format == "PNG" and image.width >= 320 and image.height >= 300, image.size
-    return path
-
-
-def console(driver: Driver) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = driver.get_log("browser")
-    return entries
+    return chromium.screenshot(driver, SCREENSHOTS, name)
 
 
 def errors_other_than(entries: list[dict[str, Any]], expected_status: int | None) -> list[dict[str, Any]]:
@@ -155,10 +115,6 @@ def accessibility_violations(driver: Driver) -> list[str]:
         AXE_RULES,
     )
     return found
-
-
-def wait_for(driver: Driver, condition: Any, what: str) -> Any:
-    return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
 
 
 # --- Reading the page ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -244,6 +245,28 @@ def test_the_load_balancer_refuses_oversized_bodies_in_the_service_error_shape(s
     assert answer.json()["error"]["code"] == "payload_too_large"
     assert answer.headers.get("x-request-id")
     assert http("GET", f"{LB}/metrics").status == 404  # scraped per replica, never through the LB
+
+
+def test_the_api_documentation_and_every_file_it_references_come_through_the_load_balancer(stack: Stack) -> None:
+    """/docs needs no network but the service's: the page names only its own files, which are in the image."""
+    page = http("GET", f"{LB}/docs")
+    assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.body.decode()
+    assert "cdn" not in html.lower() and not re.search(r"https?://", html)
+    referenced = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert {Path(url).suffix for url in referenced} == {".js", ".css", ".png"}, referenced
+    schema_url = re.search(r'data-openapi-url="([^"]*)"', html)
+    assert schema_url, html
+    media_types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".json": "application/json"}
+    for url in [*referenced, schema_url.group(1)]:
+        assert url.startswith("/") and not url.startswith("//"), url
+        answer = http("GET", f"{LB}{url}")
+        assert answer.status == 200, (url, answer.body[:200])
+        assert answer.headers["content-type"].startswith(media_types[Path(url).suffix]), url
+        if url != schema_url.group(1):
+            assert "default-src 'none'" in answer.headers["content-security-policy"], url
+    assert "/sentiment" in http("GET", f"{LB}{schema_url.group(1)}").json()["paths"]
+    assert b"SwaggerUIBundle" in http("GET", f"{LB}/docs/swagger-ui-bundle.js").body
 
 
 def _prometheus(query: str) -> dict:
