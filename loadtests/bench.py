@@ -358,9 +358,12 @@ def rollout_modes(artifacts: Path, model: str, workspace: Path) -> list[tuple[st
     modes = []
     for share in (0.1, 1.0):
         folder = workspace / f"shadow-{share}"
+        # Every gate off: a rollback during the run would end the cost being measured.
+        gates = [f"--gate={gate}=off" for gate in ("min_agreement", "max_error_rate", "max_p99_ratio",
+                                                   "max_drift_vs_stable", "max_drift_vs_reference")]
         subprocess.run([sys.executable, "-m", "service.rollout", model, "--artifacts-dir", str(artifacts),
                         "--rollout-dir", str(folder), "--stable", str(versions[-1]), "--candidate",
-                        str(versions[-2]), "--mode", "shadow", "--weight", str(share)],
+                        str(versions[-2]), "--mode", "shadow", "--weight", str(share), *gates],
                        check=True, capture_output=True, cwd=REPO)
         modes.append((f"batching on, shadow {share:.0%}", {"SERVICE_ROLLOUT_DIR": str(folder)}))
     modes.append(("batching on, payload log 100%", {"SERVICE_PAYLOAD_LOG_DIR": str(workspace / "payloads")}))

@@ -45,13 +45,14 @@ def test_labels_unlike_stables_fail_the_drift_gate_and_a_card_without_reference_
     assert "no monitoring reference" in results[-1].detail
 
 
-def test_shadow_judges_agreement_on_label_names() -> None:
+def test_shadow_judges_agreement_on_label_names_and_leaves_latency_to_canary() -> None:
     shadow = ShadowFigures(window=100)
     for _ in range(20):
         shadow.compared(["positive"], ["negative"], np.array([0.9]), np.array([0.9]))
-    results = judge("shadow", GATES, _figures(20), _figures(20), shadow, None)
+    results = judge("shadow", GATES, _figures(20, seconds=0.01), _figures(20, seconds=1.0), shadow, None)
     agreement = results[0]
     assert (agreement.gate, agreement.status, agreement.value) == ("agreement", "fail", 0.0)
+    assert "p99_ratio" not in _statuses(results)  # the copies' time is the scheduling of copies
 
 
 def test_a_gate_set_to_null_is_off_and_a_stable_with_no_answers_leaves_comparisons_unknown() -> None:
