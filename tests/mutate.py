@@ -52,6 +52,12 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "shutdown": (["service/__main__.py"], ["tests/service/api/test_shutdown.py"]),
     # Decoding needs no model: every way an image can be, with Pillow as the reference for the fast path.
     "imaging": (["service/core/imaging.py"], ["tests/service/core/test_imaging.py"]),
+    # Rollouts: the policy file, the gates and the shadow queue without TensorFlow (test_policy_and_command,
+    # test_gates, test_shadow_queue); routing, rollback and promotion through the app on tiny models.
+    "rollout": (["service/rollout/*"], ["tests/service/rollout/test_policy_and_command.py",
+                                        "tests/service/rollout/test_gates.py",
+                                        "tests/service/rollout/test_shadow_queue.py",
+                                        "tests/service/rollout/test_rollouts_over_http.py"]),
 }
 
 

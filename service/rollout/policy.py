@@ -7,7 +7,7 @@ read. Two writers (the `python -m service.rollout` command, a service process ro
 promoting) never overwrite each other's newer state: every write names the revision it read,
 and a write whose revision is no longer the file's is refused (`StaleWrite`). The compare and
 the rename happen under an exclusive lock on a file beside the policy, and the rename makes a
-reader see the old policy or the new one, never half of one.
+reader see the old policy or the new one, never half of one (docs/decisions/0010-rollout-policy-file.md).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,9 +216,17 @@ async def test_removing_the_policy_brings_back_the_newest_version(artifacts: Pat
         assert (await _rollout(http))["state"] == "no policy"
 
 
-async def _load(http: httpx.AsyncClient, clients: int, stop: asyncio.Event, statuses: list[int],
-                versions: list[int]) -> None:
-    async def client(index: int) -> None:
+async def _under_load(artifacts: Path, changed: Callable[[dict[str, Any]], bool],
+                      what: str) -> tuple[list[int], list[int], int, dict[str, Any]]:
+    """Eight clients send unpinned requests (a routing key each) until the rollout has `changed`, and a while
+    after. The statuses, the versions that answered in order, how many had answered at the change, and
+    the rollout at the end."""
+    app = create_app(settings_for(artifacts, reload_interval_s=0.05))
+    statuses: list[int] = []
+    versions: list[int] = []
+    stop = asyncio.Event()
+
+    async def client(http: httpx.AsyncClient, index: int) -> None:
         i = 0
         while not stop.is_set():
             response = await http.post("/sentiment", json={"text": f"good review {i}"},
@@ -227,29 +236,27 @@ async def _load(http: httpx.AsyncClient, clients: int, stop: asyncio.Event, stat
                 versions.append(response.json()["version"])
             i += 1
 
-    await asyncio.gather(*(client(i) for i in range(clients)))
+    async with serving(app) as http:
+        load = asyncio.gather(*(client(http, i) for i in range(8)))
+
+        async def has_changed() -> bool:
+            return changed(await _rollout(http))
+        await until(has_changed, what)
+        at_change = len(versions)
+        await asyncio.sleep(0.3)  # more traffic after the change
+        stop.set()
+        await load
+        return statuses, versions, at_change, await _rollout(http)
 
 
 async def test_an_automatic_rollback_under_load_fails_no_request(artifacts: Path) -> None:
     """The hostile candidate in canary: its labels drift from stable's, and it is rolled back mid-load."""
     write_policy(artifacts, stable=1, candidate=3, mode="canary", weight=0.5, gates=LENIENT | {"min_requests": 20})
-    app = create_app(settings_for(artifacts, reload_interval_s=0.05))
-    statuses: list[int] = []
-    versions: list[int] = []
-    stop = asyncio.Event()
-    async with serving(app) as http:
-        load = asyncio.create_task(_load(http, 8, stop, statuses, versions))
-
-        async def rolled_back() -> bool:
-            return (await _rollout(http))["state"] == "rolled back"
-        await until(rolled_back, "the rollback")
-        after = len(versions)
-        await until(lambda: asyncio.sleep(0.3, result=True), "more traffic")
-        stop.set()
-        await load
+    statuses, versions, at_change, _ = await _under_load(artifacts, lambda r: r["state"] == "rolled back",
+                                                         "the rollback")
     assert statuses and set(statuses) == {200}
-    assert 3 in versions[:after]
-    assert set(versions[after + 16 :]) == {1}  # after the requests already in flight, stable only
+    assert 3 in versions[:at_change]
+    assert set(versions[at_change + 16 :]) == {1}  # after the requests already in flight, stable only
     policy = PolicyStore(artifacts).read(MODEL)
     assert policy is not None and policy.rollback is not None and policy.rollback.gate == "drift_vs_stable"
 
@@ -257,21 +264,8 @@ async def test_an_automatic_rollback_under_load_fails_no_request(artifacts: Path
 async def test_a_promotion_under_load_fails_no_request(artifacts: Path) -> None:
     write_policy(artifacts, stable=1, candidate=2, mode="canary", weight=0.5, gates=LENIENT | {"min_requests": 20},
                  promotion={"promote_after": 20})
-    app = create_app(settings_for(artifacts, reload_interval_s=0.05))
-    statuses: list[int] = []
-    versions: list[int] = []
-    stop = asyncio.Event()
-    async with serving(app) as http:
-        load = asyncio.create_task(_load(http, 8, stop, statuses, versions))
-
-        async def promoted() -> bool:
-            return (await _rollout(http))["policy"]["stable"] == 2
-        await until(promoted, "the promotion")
-        after = len(versions)
-        await until(lambda: asyncio.sleep(0.3, result=True), "more traffic")
-        stop.set()
-        await load
-        rollout = await _rollout(http)
+    statuses, versions, at_change, rollout = await _under_load(artifacts, lambda r: r["policy"]["stable"] == 2,
+                                                               "the promotion")
     assert statuses and set(statuses) == {200}
-    assert set(versions[after + 16 :]) == {2}
+    assert set(versions[at_change + 16 :]) == {2}
     assert (rollout["state"], rollout["policy"]["candidate"], rollout["serving"]) == ("stable only", None, 2)
