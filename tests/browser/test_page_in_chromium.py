@@ -9,6 +9,8 @@ test-results/page/ for a person to look at.
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from PIL import Image
 
 from loadtests.server import RunningService, running_service
+from service.rollout.policy import Policy, PolicyStore, Rollback, now
 from tests.browser import chromium
 from tests.browser.chromium import TEST_RESULTS, WAIT_S, console, missing_tools, start_chromium, wait_for
 from tests.card_plots import PLOT_NAMES, copy_with_plots
@@ -349,8 +352,8 @@ def test_keyboard_only_at_phone_width(phone: Driver, service: RunningService) ->
         if focused.tag_name == "textarea":
             break
     # The skip link, the link to /docs, then each panel top to bottom (tiny-image, then tiny-text).
-    assert reached == ["skip", "a", "model-0-version", "summary", "model-0-files", "button",
-                       "model-1-version", "summary", "model-1-text"], reached
+    assert reached == ["skip", "a", "model-0-version", "summary", "rollout-refresh", "model-0-files", "button",
+                       "model-1-version", "summary", "rollout-refresh", "model-1-text"], reached
     label = phone.find_element(By.CSS_SELECTOR, "label[for='model-1-text']").text
     assert label == "Text (one text per line for several)"
     press("good good", Keys.TAB)
@@ -365,3 +368,157 @@ def test_keyboard_only_at_phone_width(phone: Driver, service: RunningService) ->
     screenshot(phone, "09-phone-width")
     assert accessibility_violations(phone) == []
     assert errors_other_than(console(phone), None) == []
+
+
+# --- The rollout panel (GET /models/{name}/rollout) --------------------------------------------
+
+ROLLED_OUT = "tiny-text"
+# Gates the tiny models can pass: their cards have no monitoring reference, and latency is not
+# what these tests are about.
+TINY_GATES = {"min_requests": 5, "max_p99_ratio": None, "max_drift_vs_reference": None}
+HOSTILE = """<img src=x onerror="document.body.dataset.injected='yes'"> & <b>bold</b>"""
+
+
+@pytest.fixture(scope="module")
+def rollout_artifacts(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny models in a folder of their own: the tests write tiny-text's policy beside them."""
+    root = tmp_path_factory.mktemp("rollout") / "artifacts"
+    shutil.copytree(artifacts_dir, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def rollout_service(rollout_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    log = tmp_path_factory.mktemp("rollout-service-log") / "service.log"
+    # Policies are read, and gates judged, on the reload tick: every half second here.
+    with running_service(rollout_artifacts, log, default_sentiment_model="tiny-text",
+                         reload_interval_s="0.5") as running:
+        yield running
+
+
+def write_policy(service: RunningService, artifacts: Path, **fields: Any) -> Policy:
+    """Write tiny-text's policy as the next revision, then wait until the service has read it."""
+    store = PolicyStore(artifacts)
+    current = store.read(ROLLED_OUT)
+    written = store.write(Policy(model=ROLLED_OUT, **fields), current.revision if current else None)
+    wait_until(lambda: rollout_of(service)["policy"] == written.model_dump(mode="json"), "the policy to be read")
+    return written
+
+
+def rollout_of(service: RunningService, model: str = ROLLED_OUT) -> dict[str, Any]:
+    response = api(service, "GET", f"/models/{model}/rollout")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def rollout_section(driver: Driver, model: str, state: str) -> WebElement:
+    section = panel(driver, model).find_element(By.CSS_SELECTOR, ".rollout")
+    wait_for(driver, lambda _: section.get_attribute("data-state") == state, f"{model}'s rollout to show {state!r}")
+    return section
+
+
+def facts(section: WebElement) -> dict[str, str]:
+    terms = section.find_elements(By.CSS_SELECTOR, ".rollout-facts dt")
+    values = section.find_elements(By.CSS_SELECTOR, ".rollout-facts dd")
+    return {term.text: value.text for term, value in zip(terms, values, strict=True)}
+
+
+def rows(section: WebElement, table: str) -> list[list[str]]:
+    return [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")]
+            for row in section.find_elements(By.CSS_SELECTOR, f"table.{table} tbody tr")]
+
+
+def test_the_rollout_panel_shows_a_shadow_rollout_as_the_api_describes_it(
+    browser: Driver, rollout_service: RunningService, rollout_artifacts: Path
+) -> None:
+    write_policy(rollout_service, rollout_artifacts, stable=1, candidate=2, mode="shadow", weight=1.0, gates=TINY_GATES)
+    texts = ["good film", "bad film", "good good cast", "bad, bad plot", "good music", "fine", "good", "bad"]
+    for text in texts:
+        answered = api(rollout_service, "POST", "/sentiment", json={"text": text})
+        assert answered.status_code == 200 and answered.json()["version"] == 1  # stable answers; 2 gets copies
+
+    def judged() -> bool:
+        rollout = rollout_of(rollout_service)
+        return rollout["shadow"]["copies"] == len(texts) and all(g["status"] != "unknown" for g in rollout["gates"])
+    wait_until(judged, "the copies to be compared and the gates judged")
+    # The gates may have been judged before the last copy was counted: a few more reload ticks
+    # judge them on every copy, and the figures stay as they are from then on.
+    time.sleep(1.5)
+    expected = rollout_of(rollout_service)
+    # Version 2 gives version 1's labels, with steeper probabilities.
+    assert [(g["gate"], g["status"]) for g in expected["gates"]] == [
+        ("agreement", "pass"), ("error_rate", "pass"), ("p99_ratio", "off"), ("drift_vs_stable", "pass"),
+        ("drift_vs_reference", "off")]
+
+    open_page(browser, rollout_service)
+    section = rollout_section(browser, ROLLED_OUT, "shadow")
+    shown = facts(section)
+    difference = expected["shadow"]["mean_top1_difference"]
+    assert shown == {
+        "State": "shadow", "Serving version": "1", "Candidate": "2",
+        "Mode and share": "shadow: gets a copy of 100.0 % of unpinned requests",
+        "Shadow agreement": f"100.0 % of {len(texts)} inputs; top-1 probabilities differ by {difference:.3f} "
+                            "on average",
+        "Shadow copies": f"{len(texts)} answered, 0 dropped because the shadow queue was full",
+    }
+    # Each status in words (and a sign), not only in colour.
+    assert rows(section, "gates") == [
+        ["Agreement with stable", "✓ pass", "100.0 %", "at least 95.0 %"],
+        ["Error rate", "✓ pass", "0.0 %", "at most 1.0 %"],
+        ["p99 latency against stable's", "– off: turned off in the policy", f"{expected['gates'][2]['value']:.2f}×",
+         "none"],
+        ["Label drift against stable (PSI)", "✓ pass", "0.000", "at most 0.250"],
+        ["Label drift against the card's reference (PSI)", "– off: turned off in the policy", "none", "none"],
+    ]
+    figures = expected["versions"]
+    assert rows(section, "versions") == [
+        [f"{version} ({role})", str(len(texts)), "0", f"{figures[version]['p99_ms']:.1f}"]
+        for version, role in (("1", "stable"), ("2", "candidate"))]
+    assert f"process {expected['process']}" in section.find_element(By.CSS_SELECTOR, "table.versions caption").text
+    # A model without a policy says so.
+    assert facts(rollout_section(browser, "tiny-image", "no policy")) == {"State": "no policy", "Serving version": "1"}
+    screenshot(browser, "10-rollout-shadow")
+    assert accessibility_violations(browser) == []  # the gate colours, the tables, the refresh buttons
+    assert errors_other_than(console(browser), None) == []
+
+    # The long gate names and details wrap at phone width rather than widen the page.
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 360, "height": 780, "deviceScaleFactor": 1, "mobile": True})
+    wait_for(browser, lambda d: d.execute_script("return window.innerWidth") == 360, "the phone width")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 360
+    screenshot(browser, "11-rollout-shadow-phone-width")
+
+
+def test_a_rollback_shows_its_gate_and_reason_as_text_after_a_refresh(
+    browser: Driver, rollout_service: RunningService, rollout_artifacts: Path
+) -> None:
+    open_page(browser, rollout_service)
+    section = panel(browser, ROLLED_OUT).find_element(By.CSS_SELECTOR, ".rollout")
+    wait_for(browser, lambda _: section.get_attribute("data-state") in ("shadow", "no policy"), "the rollout")
+
+    at = now()
+    write_policy(rollout_service, rollout_artifacts, stable=1, candidate=2, mode="off", gates=TINY_GATES,
+                 rollback=Rollback(candidate=2, gate="agreement", reason=HOSTILE, at=at, by="browser-test"))
+    assert rollout_of(rollout_service)["state"] == "rolled back"
+    # The page does not poll: the button asks again.
+    section.find_element(By.CSS_SELECTOR, ".rollout-refresh").click()
+    section = rollout_section(browser, ROLLED_OUT, "rolled back")
+    shown = facts(section)
+    assert (shown["State"], shown["Candidate"], shown["Mode and share"]) == ("rolled back", "2",
+                                                                             "off: takes no traffic")
+    # The reason is shown as the characters it is: no element made of it, nothing run.
+    assert shown["Rolled back"] == f"candidate 2, gate agreement: {HOSTILE}; at {at} by browser-test"
+    assert section.find_elements(By.CSS_SELECTOR, "img, b") == []
+    assert browser.execute_script("return document.body.dataset.injected") is None
+    assert section.find_element(By.CSS_SELECTOR, "time").get_attribute("datetime") == at
+    screenshot(browser, "12-rollout-rolled-back")
+    assert accessibility_violations(browser) == []
+    assert errors_other_than(console(browser), None) == []

@@ -1,6 +1,7 @@
-// The page's client of the service's public API: GET /models, POST /classify-image,
-// POST /sentiment, and a loaded version's card files. It doubles as an example client, so it
-// uses nothing a script of one's own could not (no private routes, no build step).
+// The page's client of the service's public API: GET /models, each model's rollout,
+// POST /classify-image, POST /sentiment, and a loaded version's card files. It doubles as an
+// example client, so it uses nothing a script of one's own could not (no private routes, no
+// build step).
 
 // The API key, when the service asks for one. Kept in this variable only (never in storage),
 // so it is gone when the page is closed or reloaded.
@@ -78,6 +79,41 @@ function percent(value) {
   return `${(value * 100).toFixed(1)} %`;
 }
 
+// A table with a caption and column headings, each row headed by its first cell. Cells are
+// text, or a <td> built by the caller.
+function table(className, caption, headings, rows) {
+  const node = element("table", className);
+  const head = element("tr");
+  head.append(...headings.map((text) => {
+    const cell = element("th", "", text);
+    cell.scope = "col";
+    return cell;
+  }));
+  const thead = element("thead");
+  thead.append(head);
+  const tbody = element("tbody");
+  for (const [first, ...rest] of rows) {
+    const row = element("tr");
+    const header = element("th", "", first);
+    header.scope = "row";
+    row.append(header, ...rest.map((cell) => (cell instanceof Node ? cell : element("td", "", cell))));
+    tbody.append(row);
+  }
+  node.append(element("caption", "", caption), thead, tbody);
+  return node;
+}
+
+// A <dl> of [term, value] pairs; a value is text or nodes.
+function definitions(className, pairs) {
+  const list = element("dl", className);
+  for (const [term, ...value] of pairs) {
+    const definition = element("dd");
+    definition.append(...value);
+    list.append(element("dt", "", term), definition);
+  }
+  return list;
+}
+
 function setStatus(text, isError = false) {
   const status = document.getElementById("status");
   status.textContent = text;
@@ -120,6 +156,96 @@ function showMessage(results, text) {
   results.dataset.state = "error";
 }
 
+// --- A model's rollout (GET /models/{name}/rollout) ------------------------------------------
+
+// Each gate status as a sign and a word, so that it never rests on colour alone.
+const GATE_STATUS = { pass: "✓ pass", fail: "✗ fail", unknown: "? unknown", off: "– off" };
+const ratio = (value) => `${value.toFixed(2)}×`;
+const psi = (value) => value.toFixed(3);
+// What each gate measures, which side of its limit passes (service/rollout/gates.py), and how
+// its figures read. A gate this page does not know yet is shown by its own name.
+const GATES = {
+  agreement: { name: "Agreement with stable", side: "at least", format: percent },
+  error_rate: { name: "Error rate", side: "at most", format: percent },
+  p99_ratio: { name: "p99 latency against stable's", side: "at most", format: ratio },
+  drift_vs_stable: { name: "Label drift against stable (PSI)", side: "at most", format: psi },
+  drift_vs_reference: { name: "Label drift against the card's reference (PSI)", side: "at most", format: psi },
+};
+
+function describeMode(policy) {
+  if (policy.mode === "shadow") return `shadow: gets a copy of ${percent(policy.weight)} of unpinned requests`;
+  if (policy.mode === "canary") return `canary: answers ${percent(policy.weight)} of unpinned requests`;
+  return "off: takes no traffic";
+}
+
+function rollbackRecord(rollback) {
+  const when = element("time", "", rollback.at);
+  when.dateTime = rollback.at;
+  return [`candidate ${rollback.candidate}, gate ${rollback.gate}: ${rollback.reason}; at `, when, ` by ${rollback.by}`];
+}
+
+// Four columns, the detail beside the status, so that the table fits a phone's width.
+function gateTable(gates) {
+  return table("rollout-table gates", "Gates, judged on the candidate's recent requests",
+    ["Gate", "Status", "Value", "Limit"],
+    gates.map((gate) => {
+      const known = GATES[gate.gate] || { name: gate.gate, side: "", format: String };
+      const status = element("td");
+      status.append(element("span", `gate-status status-${gate.status}`, GATE_STATUS[gate.status] || gate.status),
+        gate.detail ? `: ${gate.detail}` : "");
+      return [known.name, status, gate.value === null ? "none" : known.format(gate.value),
+        gate.limit === null ? "none" : `${known.side} ${known.format(gate.limit)}`.trim()];
+    }));
+}
+
+// The figures are kept for the policy's versions only: stable and the candidate.
+function versionTable(rollout) {
+  const policy = rollout.policy;
+  return table("rollout-table versions", `Live figures of process ${rollout.process} (each serving process keeps its own)`,
+    ["Version", "Requests", "Errors", "p99 (ms)"],
+    Object.entries(rollout.versions).map(([version, figures]) => [
+      `${version} (${Number(version) === policy.stable ? "stable" : "candidate"}${figures.loaded ? "" : ", not loaded"})`,
+      String(figures.requests), String(figures.errors), figures.p99_ms === null ? "none" : figures.p99_ms.toFixed(1)]));
+}
+
+function renderRollout(section, rollout) {
+  const policy = rollout.policy;
+  const facts = [["State", rollout.state],
+    ["Serving version", rollout.serving === null ? "none loaded" : String(rollout.serving)]];
+  if (policy) {
+    if (policy.stable !== rollout.serving) facts.push(["Stable version", `${policy.stable} (not loaded)`]);
+    facts.push(["Candidate", policy.candidate === null ? "none" : String(policy.candidate)],
+      ["Mode and share", describeMode(policy)]);
+    if (policy.rollback) facts.push(["Rolled back", ...rollbackRecord(policy.rollback)]);
+  }
+  const shadow = rollout.shadow;
+  if (shadow) {
+    facts.push(["Shadow agreement", shadow.agreement === null ? "no copy compared yet" :
+      `${percent(shadow.agreement)} of ${shadow.compared_inputs} inputs; top-1 probabilities differ by ` +
+      `${shadow.mean_top1_difference.toFixed(3)} on average`],
+    ["Shadow copies", `${shadow.copies} answered, ${shadow.dropped} dropped because the shadow queue was full`]);
+  }
+  const parts = [definitions("rollout-facts", facts)];
+  if (rollout.policy_error) {
+    parts.push(element("p", "message error",
+      `The policy file cannot be used, so the last good policy stays in force: ${sentence(rollout.policy_error)}`));
+  }
+  if (rollout.gates.length) parts.push(gateTable(rollout.gates));
+  if (policy && Object.keys(rollout.versions).length) parts.push(versionTable(rollout));
+  section.querySelector(".rollout-body").replaceChildren(...parts);
+  section.dataset.state = rollout.state;
+}
+
+async function loadRollout(section, model) {
+  try {
+    const rollout = await (await callApi(`/models/${encodeURIComponent(model.name)}/rollout`)).json();
+    renderRollout(section, rollout);
+  } catch (error) {
+    section.querySelector(".rollout-body").replaceChildren(element("p", "message error", describeError(error)));
+    section.dataset.state = "error";
+  }
+}
+
 // --- One model's panel -----------------------------------------------------------------------
 
 function loadedVersions(model) {
@@ -145,28 +271,9 @@ function renderFigures(panel, card) {
     baselines.replaceChildren();
     return;
   }
-  const table = element("table", "baseline-table");
-  table.append(element("caption", "", "Baselines on the same split"));
-  const head = element("tr");
-  head.append(...["Model", "Accuracy", "Macro F1"].map((text) => {
-    const cell = element("th", "", text);
-    cell.scope = "col";
-    return cell;
-  }));
-  const thead = element("thead");
-  thead.append(head);
-  table.append(thead);
-  const body = element("tbody");
-  for (const [name, figuresOf] of compared) {
-    const row = element("tr");
-    const nameCell = element("th", "", name.replaceAll("_", " "));
-    nameCell.scope = "row";
-    row.append(nameCell, element("td", "", percent(figuresOf.accuracy)),
-      element("td", "", typeof figuresOf.macro_f1 === "number" ? figuresOf.macro_f1.toFixed(3) : "–"));
-    body.append(row);
-  }
-  table.append(body);
-  baselines.replaceChildren(table);
+  baselines.replaceChildren(table("baseline-table", "Baselines on the same split", ["Model", "Accuracy", "Macro F1"],
+    compared.map(([name, figuresOf]) => [name.replaceAll("_", " "), percent(figuresOf.accuracy),
+      typeof figuresOf.macro_f1 === "number" ? figuresOf.macro_f1.toFixed(3) : "–"])));
 }
 
 // The plots are fetched (with the key, which an <img src> could not send) only when opened.
@@ -365,6 +472,11 @@ function modelPanel(model, index) {
     }
   });
   showVersion();
+
+  // Loaded with the model list, and again on request: the page does not poll.
+  const rollout = panel.querySelector(".rollout");
+  rollout.querySelector(".rollout-refresh").addEventListener("click", () => loadRollout(rollout, model));
+  loadRollout(rollout, model);
 
   const tryArea = panel.querySelector(".try");
   if (isImage) tryArea.append(imageForm(panel, model, idPrefix));

@@ -76,6 +76,16 @@ def test_the_page_has_no_inline_script_or_style_and_no_external_reference(page_c
         assert "@import" not in text and "eval(" not in text, name
 
 
+def test_the_script_builds_the_page_from_text_never_from_markup() -> None:
+    # Model names, labels, error messages and a rollback's reason come from the server (and from
+    # whoever wrote a card or a policy): the script only ever sets them as text, so none of it
+    # can become an element.
+    script = (PAGE_DIR / "page.js").read_text()
+    for parses_markup in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser",
+                          "createContextualFragment"):
+        assert parses_markup not in script, parses_markup
+
+
 @pytest.mark.parametrize(("path", "media_type"), [
     ("/page/page.js", "text/javascript"),
     ("/page/page.css", "text/css"),
