@@ -66,3 +66,38 @@ async def test_a_full_shadow_queue_refuses_the_copy() -> None:
     copy = ShadowCopy(None, None, np.array([1]), None, np.zeros((1, 2)), lambda o, s: None)  # type: ignore[arg-type]
     assert [shadows.offer(copy) for _ in range(3)] == [True, True, False]
     assert shadows.waiting == 2
+
+
+async def test_copies_go_to_the_candidate_in_batches_a_full_one_at_once_a_part_one_after_the_fill_wait() -> None:
+    calls: list[tuple[str, list[int]]] = []
+    executor = ThreadPoolExecutor(1)
+    stable = _version("stable", calls, executor, delay_s=0.0)
+    candidate = _version("candidate", calls, executor, delay_s=0.0)
+    done: list[object] = []
+
+    def offer(shadows: ShadowQueue, *values: int) -> None:
+        for value in values:
+            shadows.offer(ShadowCopy(stable, candidate, np.array([value]), None, np.zeros((1, 2)),  # type: ignore[arg-type]
+                                     lambda outputs, seconds: done.append(outputs)))
+
+    async def until_done(count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(done) < count:
+                await asyncio.sleep(0.005)
+
+    patient = ShadowQueue(limit=64, fill_wait_s=600)
+    patient.start()
+    offer(patient, *range(8))  # a full batch (the candidate's max_batch_size) goes without waiting
+    await until_done(8)
+    offer(patient, 20, 21, 22)  # a part batch waits for more copies ...
+    await asyncio.sleep(0.3)
+    assert patient.waiting == 3
+    await patient.close()
+    hurried = ShadowQueue(limit=64, fill_wait_s=0.05)
+    hurried.start()
+    offer(hurried, 30, 31, 32)  # ... until the oldest has waited the fill wait: then it goes as it is
+    await until_done(11)
+    assert calls == [("candidate", list(range(8))), ("candidate", [30, 31, 32])]
+    await hurried.close()
+    for version in (stable, candidate):
+        await version.batcher.close()
