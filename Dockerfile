@@ -9,6 +9,8 @@
 #   ... --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt
 # Models can be mounted instead of the baked-in ones:
 #   docker run -v "$PWD/models:/models:ro" -e SERVICE_ARTIFACTS_DIR=/models ...
+# Rollout policies go in a volume shared by every replica (docker-compose.yml):
+#   docker run -v rollouts:/app/rollouts -e SERVICE_ROLLOUT_DIR=/app/rollouts ...
 
 # Any Debian-based Python 3.11+ image with `python -m venv` works (the same base is used for both stages,
 # so the virtual environment's interpreter links stay valid).
@@ -69,6 +71,10 @@ WORKDIR /app
 COPY --from=build /src/contract /app/contract
 COPY --from=build /src/service /app/service
 COPY --from=build /src/artifacts /app/artifacts
+# The rollout policies (service.rollout), the one folder the service's user writes: a rollout command and
+# the replicas' automatic rollbacks. Made here, owned by that user, because an empty named volume mounted
+# over it takes this folder's owner; mounted anywhere else, a fresh volume would be root's and unwritable.
+RUN install -d -o app -g app -m 0755 /app/rollouts
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -120,7 +120,8 @@ def test_every_metric_an_alert_reads_is_one_the_service_exposes() -> None:
     # And the parsing found what the alerts are about (an empty set would pass the check above).
     read = set().union(*(metric_names(e) for e in expressions))
     assert {"service_requests_total", "service_request_duration_seconds_bucket", "service_batch_queue_depth",
-            "service_model_load_failures_total", "up", QUEUE_LIMIT_RECORD, "service_prediction_drift"} <= read
+            "service_model_load_failures_total", "up", QUEUE_LIMIT_RECORD, "service_prediction_drift",
+            "service_rollout_rolled_back", "service_rollout_shadow_copies_total"} <= read
 
 
 def test_the_drift_alert_fires_above_the_service_default_threshold() -> None:

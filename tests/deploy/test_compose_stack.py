@@ -306,6 +306,153 @@ def test_every_dashboard_metric_exists_and_every_dashboard_query_runs(stack: Sta
         assert _prometheus(query)["status"] == "success", query
 
 
+# -- rollouts: one policy folder (the `rollouts` volume) shared by the three replicas ------------------------
+
+ROLLOUT_MODEL = "sentiment-imdb"
+# How often each replica re-reads the policies; the stack passes the shell's value through, else the default.
+RELOAD_INTERVAL_S = float(os.environ.get("SERVICE_RELOAD_INTERVAL_S") or 2.0)
+NEGATIVE_REVIEWS = ["Dreadful. A boring, stupid waste of two hours, the worst film I have seen this year.",
+                    "Terrible acting, an awful script and a plot that makes no sense. Avoid it."]
+
+
+def _rollout_command(stack: Stack, replica: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m service.rollout` inside one replica's container, as an operator would run it (-T: no terminal)."""
+    return stack.run("exec", "-T", replica, "python", "-m", "service.rollout", ROLLOUT_MODEL, *args, check=False,
+                     timeout=120)
+
+
+def _rollout_versions() -> tuple[int, int]:
+    """The newest loaded version of the model (stable) and the one before it (the candidate)."""
+    info = http("GET", f"{LB}/models/{ROLLOUT_MODEL}").json()
+    loaded = sorted(v["version"] for v in info["versions"] if v["state"] in ("serving", "loaded"))
+    if len(loaded) < 2:
+        pytest.skip(f"{ROLLOUT_MODEL} has {len(loaded)} loaded version(s) here; a rollout needs two")
+    assert info["serving_version"] == loaded[-1]
+    return loaded[-1], loaded[-2]
+
+
+def _replica_rollout(port: int) -> dict:
+    return http("GET", f"http://127.0.0.1:{port}/models/{ROLLOUT_MODEL}/rollout").json()
+
+
+def _unpinned_version(base: str, texts: list[str] | None = None) -> Answer:
+    payload = json.dumps({"texts": texts or ["a fine film"], "model": ROLLOUT_MODEL}).encode()
+    answer = http("POST", f"{base}/sentiment", payload, "application/json")
+    assert answer.status == 200, answer.body
+    return answer
+
+
+def _wait_for_every_replica(state: str, revision: int | None, version: int | None, what: str) -> float:
+    """Seconds until each replica reports the policy `state` at `revision` and answers unpinned requests with
+    `version` (None: sends no request, which a rollout would count); fails after a few reload intervals."""
+    started = time.monotonic()
+
+    def agrees(port: int) -> bool:
+        rollout = _replica_rollout(port)
+        seen = rollout["policy"]["revision"] if rollout["policy"] else None
+        return (rollout["state"], seen) == (state, revision) and \
+            (version is None or _unpinned_version(f"http://127.0.0.1:{port}").json()["version"] == version)
+
+    _wait_for(lambda: all(agrees(port) for port in REPLICAS.values()), 5 * RELOAD_INTERVAL_S + 5, what)
+    return time.monotonic() - started
+
+
+def _remove_policy_left_behind(stack: Stack) -> None:
+    if any(_replica_rollout(port)["policy"] for port in REPLICAS.values()):
+        _rollout_command(stack, "service-1", "--remove")
+
+
+def test_a_rollout_written_in_one_replica_reaches_all_three_through_the_shared_volume(stack: Stack) -> None:
+    stable, candidate = _rollout_versions()
+    for port in REPLICAS.values():
+        assert _replica_rollout(port)["state"] == "no policy"
+    # The command checks versions against the models baked into the image (SERVICE_ARTIFACTS_DIR), not the volume.
+    refused = _rollout_command(stack, "service-1", "--candidate", "999", "--mode", "canary")
+    assert refused.returncode == 2 and "version 999 of 'sentiment-imdb' is not on disk" in refused.stderr
+    try:
+        # Canary at weight 1.0: every unpinned request goes to the candidate. The default gates need 200
+        # candidate requests before judging, far more than this test sends, so nothing rolls back.
+        written = _rollout_command(stack, "service-1", "--candidate", str(candidate), "--mode", "canary",
+                                   "--weight", "1.0")
+        assert written.returncode == 0, written.stderr
+        assert f"wrote /app/rollouts/{ROLLOUT_MODEL}/rollout.json (revision 1)" in written.stdout
+        seconds = _wait_for_every_replica("canary", 1, candidate, "every replica to answer with the candidate")
+        print(f"\ncanary reached all three replicas {seconds:.1f} s after the command returned")
+        assert all(_unpinned_version(f"http://127.0.0.1:{port}").json()["version"] == candidate
+                   for port in REPLICAS.values() for _ in range(3))
+        answers = [_unpinned_version(LB) for _ in range(6)]
+        assert {a.json()["version"] for a in answers} == {candidate}
+        assert {a.headers["x-upstream-addr"] for a in answers} == {f"127.0.0.1:{p}" for p in REPLICAS.values()}
+        for port in REPLICAS.values():
+            assert _replica_rollout(port)["file"] == f"/app/rollouts/{ROLLOUT_MODEL}/rollout.json"
+
+        # Any replica can write the next decision: the folder and its lock file are shared.
+        promoted = _rollout_command(stack, "service-2", "--promote")
+        assert promoted.returncode == 0, promoted.stderr
+        seconds = _wait_for_every_replica("stable only", 2, candidate, "every replica to serve the promoted version")
+        print(f"promotion reached all three in {seconds:.1f} s")
+        assert all(_replica_rollout(port)["policy"]["stable"] == candidate for port in REPLICAS.values())
+
+        removed = _rollout_command(stack, "service-3", "--remove")
+        assert removed.returncode == 0, removed.stderr
+        seconds = _wait_for_every_replica("no policy", None, stable, "every replica to serve the newest version again")
+        print(f"removal reached all three in {seconds:.1f} s")
+        assert {_unpinned_version(LB).json()["version"] for _ in range(6)} == {stable}
+    finally:
+        _remove_policy_left_behind(stack)
+
+
+def test_a_rollback_decided_by_one_replica_reaches_the_others_and_prometheus(stack: Stack) -> None:
+    stable, candidate = _rollout_versions()
+    try:
+        # A gate the candidate must fail: its predicted labels against its card's reference (about half
+        # negative), judged after 5 requests, on requests that are all negative reviews.
+        written = _rollout_command(stack, "service-1", "--candidate", str(candidate), "--mode", "canary",
+                                   "--weight", "1.0", "--gate", "min_requests=5",
+                                   "--gate", "max_drift_vs_reference=0.05")
+        assert written.returncode == 0, written.stderr
+        # No request while waiting: every candidate answer counts toward the gate, so only service-1 gets
+        # any (the reviews), only it can see the gate fail, and the others learn of the rollback from the
+        # file service-1 writes into the volume.
+        _wait_for_every_replica("canary", 1, None, "every replica to read the canary policy")
+        service_1 = f"http://127.0.0.1:{REPLICAS['service-1']}"
+        for _ in range(6):
+            _unpinned_version(service_1, NEGATIVE_REVIEWS)
+        # Again without requests until each has read the rollback: one still in canary would count them.
+        seconds = _wait_for_every_replica("rolled back", 2, None, "every replica to see the rollback")
+        print(f"\nrollback by service-1 reached all three {seconds:.1f} s after its last canary request")
+        assert {_unpinned_version(f"http://127.0.0.1:{port}").json()["version"] for port in REPLICAS.values()} \
+            == {stable}
+        decider = _replica_rollout(REPLICAS["service-1"])["process"]
+        for port in REPLICAS.values():
+            rollback = _replica_rollout(port)["policy"]["rollback"]
+            assert rollback["candidate"] == candidate and rollback["gate"] == "drift_vs_reference", rollback
+            assert rollback["by"].endswith(f":{decider}"), rollback  # written by service-1's server process
+
+        # Prometheus sees the rollback from every replica, and the alert rule picks it up.
+        def rolled_back_everywhere() -> bool:
+            result = _prometheus(f'service_rollout_rolled_back{{model="{ROLLOUT_MODEL}"}} == 1')["data"]["result"]
+            return {r["metric"]["replica"] for r in result} == set(REPLICAS)
+
+        started = time.monotonic()
+        _wait_for(rolled_back_everywhere, 60, "Prometheus to scrape service_rollout_rolled_back 1 from every replica")
+        print(f"Prometheus had the gauge at 1 from all three after {time.monotonic() - started:.1f} s")
+        counted = _prometheus(f'service_rollout_rollbacks_total{{model="{ROLLOUT_MODEL}"}}')["data"]["result"]
+        assert [(r["metric"]["replica"], r["metric"]["gate"], r["value"][1]) for r in counted] == \
+            [("service-1", "drift_vs_reference", "1")]
+        _wait_for(lambda: _prometheus('ALERTS{alertname="ServiceRolloutRolledBack"}')["data"]["result"], 60,
+                  "the ServiceRolloutRolledBack alert to be pending or firing")
+
+        # Deciding again clears the record; each replica's gauge goes back to 0.
+        assert _rollout_command(stack, "service-2", "--remove").returncode == 0
+        _wait_for_every_replica("no policy", None, stable, "every replica to drop the policy")
+        for port in REPLICAS.values():
+            metrics = http("GET", f"http://127.0.0.1:{port}/metrics").body.decode()
+            assert f'service_rollout_rolled_back{{model="{ROLLOUT_MODEL}"}} 0.0' in metrics, port
+    finally:
+        _remove_policy_left_behind(stack)
+
+
 def test_a_stopped_replica_drains_and_the_others_keep_answering(stack: Stack) -> None:
     text_model = _models()["text-classification"][0]
     payload = json.dumps({"texts": ["good"] * 8, "model": text_model}).encode()

@@ -123,3 +123,28 @@ def test_the_tracing_profile_sends_spans_to_jaeger_and_tracing_is_off_unless_ask
     assert all(port.startswith("127.0.0.1:") for port in published), "Jaeger's UI is for this machine only"
     # The image carries the exporter, so the profile needs no other build.
     assert re.search(r"^ARG EXTRAS=otel$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+
+
+def test_every_replica_shares_one_writable_rollouts_volume_the_image_prepares() -> None:
+    compose = _compose(REPO / "docker-compose.yml")
+    folders = set()
+    for replica in _replicas(compose):
+        service = compose["services"][replica]
+        folder = service["environment"]["SERVICE_ROLLOUT_DIR"]
+        assert folder != service["environment"]["SERVICE_ARTIFACTS_DIR"], "the models stay baked in, apart"
+        # A named volume (declared below), read-write: the replicas write their rollbacks into it too.
+        assert f"rollouts:{folder}" in service["volumes"], replica
+        folders.add(folder)
+    assert len(folders) == 1 and "rollouts" in compose["volumes"]
+    (folder,) = folders
+    # A fresh named volume takes the owner of the image's folder at its mount point: the service's user.
+    dockerfile = (REPO / "Dockerfile").read_text()
+    user = re.search(r"^USER (\S+)$", dockerfile, re.MULTILINE)
+    assert user is not None
+    assert re.search(rf"^RUN install -d -o {user.group(1)} -g {user.group(1)} -m 0755 {folder}$", dockerfile,
+                     re.MULTILINE)
+    # The other compose files change where the models come from, never where the policies are.
+    for overlay in ("docker-compose.host.yml", "docker-compose.models.yml"):
+        for replica, service in _compose(DEPLOY / overlay)["services"].items():
+            assert "SERVICE_ROLLOUT_DIR" not in service.get("environment", {}), (overlay, replica)
+            assert not [v for v in service.get("volumes", []) if f":{folder}" in v], (overlay, replica)

@@ -46,6 +46,7 @@ VALUE_SETS = {
     "default": [],
     "volume-keda": ["--values", str(CHART / "ci" / "volume-keda-values.yaml")],
     "keys-adapter": ["--values", str(CHART / "ci" / "keys-adapter-values.yaml")],
+    "rollouts": ["--values", str(CHART / "ci" / "rollouts-values.yaml")],
 }
 # Kinds with no schema in kubernetes-validate (custom resources): checked by structure below.
 CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "RayService"}
@@ -313,6 +314,53 @@ def test_models_are_baked_in_or_mounted_read_only(rendered: dict[str, list[dict[
     volumes = _one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
     volume = next(v for v in volumes if v["name"] == "models")
     assert volume["persistentVolumeClaim"]["claimName"] == "models"
+
+
+def _mounts(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {mount["name"]: mount for mount in _container(objects)["volumeMounts"]}
+
+
+def _volumes(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {volume["name"]: volume for volume in _one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_the_rollouts_claim_is_mounted_read_write_where_every_pod_reads_its_policies(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objects = rendered["rollouts"]
+    assert _kinds(objects) == {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
+    env, mounts, volumes = _env(objects), _mounts(objects), _volumes(objects)
+    # One claim in the pod template, so every pod the Deployment makes shares the same folder.
+    assert volumes["rollouts"] == {"name": "rollouts", "persistentVolumeClaim": {"claimName": "model-rollouts"}}
+    # Read-write: a pod whose gate fails writes the rollback there for the others to read.
+    assert mounts["rollouts"] == {"name": "rollouts", "mountPath": "/app/rollouts"}
+    assert env["SERVICE_ROLLOUT_DIR"] == mounts["rollouts"]["mountPath"]
+    # The models stay where they were, read-only, and apart from the policies.
+    assert mounts["models"]["readOnly"] is True and env["SERVICE_ARTIFACTS_DIR"] == mounts["models"]["mountPath"]
+    settings = Settings(rollout_dir=env["SERVICE_ROLLOUT_DIR"], artifacts_dir=env["SERVICE_ARTIFACTS_DIR"])
+    assert settings.rollout_dir is not None and settings.rollout_dir != settings.artifacts_dir
+
+
+@pytest.mark.parametrize("value_set", ["default", "volume-keda", "keys-adapter"])
+def test_without_a_rollouts_claim_there_is_no_rollout_folder(
+    rendered: dict[str, list[dict[str, Any]]], value_set: str
+) -> None:
+    objects = rendered[value_set]
+    assert "SERVICE_ROLLOUT_DIR" not in _env(objects)
+    assert "rollouts" not in _mounts(objects) and "rollouts" not in _volumes(objects)
+
+
+def test_rendering_refuses_a_second_rollout_folder_or_one_on_the_models(helm: str) -> None:
+    twice = _helm_template(helm, "--set", "settings.SERVICE_ROLLOUT_DIR=/policies")
+    assert twice.returncode != 0 and "settings.SERVICE_ROLLOUT_DIR is set by the chart" in twice.stderr
+    claim = ("--set", "rollouts.existingClaim=model-rollouts")
+    baked = _helm_template(helm, *claim, "--set", "rollouts.mountPath=/app/artifacts")
+    assert baked.returncode != 0 and "rollouts.mountPath (/app/artifacts) must be a folder of its own" in baked.stderr
+    mounted = _helm_template(helm, *claim, "--values", str(CHART / "ci" / "rollouts-values.yaml"),
+                             "--set", "rollouts.mountPath=/models")
+    assert mounted.returncode != 0 and "not the models' (/models)" in mounted.stderr
+    # The same path is fine once the models are not there.
+    assert _helm_template(helm, *claim, "--set", "rollouts.mountPath=/models").returncode == 0
 
 
 def test_api_keys_come_from_a_secret(helm: str, rendered: dict[str, list[dict[str, Any]]]) -> None:

@@ -70,8 +70,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (hasPrefix "SERVICE_" $key) -}}
 {{- fail (printf "settings.%s: only the service's SERVICE_* settings belong here" $key) -}}
 {{- end -}}
-{{- if has $key (list "SERVICE_HOST" "SERVICE_PORT" "SERVICE_ARTIFACTS_DIR" "SERVICE_API_KEYS") -}}
-{{- fail (printf "settings.%s is set by the chart (containerPort, models, apiKeys): remove it" $key) -}}
+{{- if has $key (list "SERVICE_HOST" "SERVICE_PORT" "SERVICE_ARTIFACTS_DIR" "SERVICE_ROLLOUT_DIR" "SERVICE_API_KEYS") -}}
+{{- fail (printf "settings.%s is set by the chart (containerPort, models, rollouts, apiKeys): remove it" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.rollouts.existingClaim -}}
+{{- $modelsDir := ternary .Values.models.mountPath "/app/artifacts" (not (empty .Values.models.volume)) -}}
+{{- if or (eq .Values.rollouts.mountPath $modelsDir) (eq .Values.rollouts.mountPath "/tmp") -}}
+{{- fail (printf "rollouts.mountPath (%s) must be a folder of its own, not the models' (%s) or /tmp" .Values.rollouts.mountPath $modelsDir) -}}
 {{- end -}}
 {{- end -}}
 {{- if .Values.apiKeys.enabled -}}
