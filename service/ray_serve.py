@@ -62,6 +62,8 @@ NODE_HEADER = "X-Replica-Node"
 # batches, then unloading); this margin is for the unloading.
 SHUTDOWN_MARGIN_S = 5.0
 SETTING_NAMES = {f"SERVICE_{name.upper()}" for name in Settings.model_fields}
+# Folders the replicas must find from Ray's worker folders on every node: made absolute.
+FOLDER_SETTINGS = ("SERVICE_ARTIFACTS_DIR", "SERVICE_ROLLOUT_DIR", "SERVICE_PAYLOAD_LOG_DIR")
 
 
 class ServeOptions(BaseModel):
@@ -103,12 +105,13 @@ class ServeOptions(BaseModel):
             raise ValueError(
                 f"unknown settings {unknown}: use the service's SERVICE_* names (docs/reference/settings.md)"
             )
-        artifacts = value.get("SERVICE_ARTIFACTS_DIR")
-        if artifacts is None or not Path(artifacts).is_absolute():
-            raise ValueError(
-                f"settings.SERVICE_ARTIFACTS_DIR must be an absolute path (got {artifacts!r}): replicas run "
-                "in Ray's worker folders on every node, so a relative path would point somewhere else"
-            )
+        for name in FOLDER_SETTINGS:
+            folder = value.get(name)
+            if (folder is None and name == "SERVICE_ARTIFACTS_DIR") or (folder and not Path(folder).is_absolute()):
+                raise ValueError(
+                    f"settings.{name} must be an absolute path (got {folder!r}): replicas run in Ray's worker "
+                    "folders on every node, so a relative path would point somewhere else"
+                )
         return value
 
     @model_validator(mode="after")
@@ -254,13 +257,15 @@ def app_builder(args: dict[str, Any]) -> Application:
 
 
 def _settings_from_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """This process's SERVICE_* settings, for the replicas, with the artifacts folder made absolute."""
+    """This process's SERVICE_* settings, for the replicas, with the folders made absolute."""
     settings = {name: value for name, value in environ.items() if name in SETTING_NAMES}
     # The serving address is Ray's proxy's, not the app's; the replicas listen on nothing themselves.
     settings.pop("SERVICE_HOST", None)
     settings.pop("SERVICE_PORT", None)
-    artifacts = Path(settings.get("SERVICE_ARTIFACTS_DIR", str(Settings.model_fields["artifacts_dir"].default)))
-    settings["SERVICE_ARTIFACTS_DIR"] = str(artifacts.resolve())
+    settings.setdefault("SERVICE_ARTIFACTS_DIR", str(Settings.model_fields["artifacts_dir"].default))
+    for name in FOLDER_SETTINGS:
+        if settings.get(name):  # an empty payload log folder means "off", not "here"
+            settings[name] = str(Path(settings[name]).resolve())
     return settings
 
 

@@ -57,6 +57,8 @@ def test_ray_options_are_derived_from_the_services_settings(rs: Any) -> None:
     [
         ({"settings": {"SERVICE_ARTIFACTS_DIR": "models"}}, "must be an absolute path"),
         ({"settings": {}}, "must be an absolute path"),
+        ({"settings": {"SERVICE_ARTIFACTS_DIR": "/m", "SERVICE_ROLLOUT_DIR": "rollouts"}},
+         "settings.SERVICE_ROLLOUT_DIR must be an absolute path"),
         ({"settings": {"SERVICE_ARTIFACTS_DIR": "/m", "SERVICE_MAX_BATCHSIZE": "8"}}, "unknown settings"),
         ({"settings": {"SERVICE_ARTIFACTS_DIR": "/m"}, "min_replicas": 3, "max_replicas": 2}, "min (3) <= initial"),
         ({"settings": {"SERVICE_ARTIFACTS_DIR": "/m"}, "replicas": 2}, "Extra inputs"),
@@ -73,13 +75,15 @@ def test_bad_service_settings_fail_the_build_not_the_replicas(rs: Any) -> None:
     rs.app_builder({"settings": {"SERVICE_ARTIFACTS_DIR": "/m", "SERVICE_MAX_BATCH_SIZE": 8}})  # YAML numbers
 
 
-def test_the_cli_passes_this_process_settings_with_an_absolute_artifacts_folder(
+def test_the_cli_passes_this_process_settings_with_absolute_folders(
     rs: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
     settings = rs._settings_from_environment({"SERVICE_ARTIFACTS_DIR": "models", "SERVICE_PORT": "9000",
-                                              "SERVICE_HOST": "0.0.0.0", "SERVICE_LOG_LEVEL": "debug", "HOME": "/"})
-    assert settings == {"SERVICE_ARTIFACTS_DIR": str(tmp_path / "models"), "SERVICE_LOG_LEVEL": "debug"}
+                                              "SERVICE_HOST": "0.0.0.0", "SERVICE_LOG_LEVEL": "debug", "HOME": "/",
+                                              "SERVICE_ROLLOUT_DIR": "rollouts", "SERVICE_PAYLOAD_LOG_DIR": ""})
+    assert settings == {"SERVICE_ARTIFACTS_DIR": str(tmp_path / "models"), "SERVICE_LOG_LEVEL": "debug",
+                        "SERVICE_ROLLOUT_DIR": str(tmp_path / "rollouts"), "SERVICE_PAYLOAD_LOG_DIR": ""}
 
 
 def test_answers_name_the_replica_and_carry_one_request_id(rs: Any, artifacts_dir: Path) -> None:
