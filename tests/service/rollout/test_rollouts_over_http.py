@@ -19,7 +19,7 @@ import httpx2 as httpx
 import pytest
 
 from service.app import create_app
-from service.rollout.policy import PolicyStore
+from service.rollout.policy import Policy, PolicyStore
 from tests.service.conftest import serving
 from tests.service.rollout.conftest import LENIENT, MODEL, settings_for, until, write_policy
 from tests.tiny_models import build_text_model
@@ -269,3 +269,59 @@ async def test_a_promotion_under_load_fails_no_request(artifacts: Path) -> None:
     assert statuses and set(statuses) == {200}
     assert set(versions[at_change + 16 :]) == {2}
     assert (rollout["state"], rollout["policy"]["candidate"], rollout["serving"]) == ("stable only", None, 2)
+
+
+async def _judged_after_a_newer_write(artifacts: Path, **change: Any) -> Any:
+    """The hostile candidate in canary with answers on both sides; then someone writes `change` into the
+    file after this process last read it, and the process judges the gates (its rollback is then stale)."""
+    write_policy(artifacts, stable=1, candidate=3, mode="canary", weight=0.5, gates=LENIENT)
+    app = create_app(settings_for(artifacts))
+    store = PolicyStore(artifacts)
+    async with serving(app) as http:
+        sides = {await _version(http, {"text": f"good {i}"}, {"X-Routing-Key": f"key-{i}"}) for i in range(60)}
+        assert sides == {1, 3}
+        current = store.read(MODEL)
+        assert current is not None
+        store.write(current.model_copy(update=change), current.revision)
+        registry = app.state.registry
+        registry.rollouts.check({model.name: model for model in registry.models()})
+    return store.read(MODEL)
+
+
+async def test_a_rollback_refused_as_stale_is_written_on_top_of_the_newer_policy_when_it_keeps_the_candidate(
+    artifacts: Path,
+) -> None:
+    policy = await _judged_after_a_newer_write(artifacts, weight=0.9)  # a person raised the share
+    assert policy is not None and (policy.revision, policy.weight, policy.mode) == (3, 0.9, "off")
+    assert policy.rollback is not None and (policy.rollback.candidate, policy.rollback.gate) == (3, "drift_vs_stable")
+
+
+async def test_a_stale_rollback_leaves_a_newer_policy_alone_when_it_names_another_candidate(artifacts: Path) -> None:
+    policy = await _judged_after_a_newer_write(artifacts, candidate=2)  # a person moved on to version 2
+    assert policy is not None and (policy.revision, policy.candidate, policy.mode, policy.rollback) == \
+        (2, 2, "canary", None)
+
+
+async def test_a_candidate_taking_images_of_another_size_is_not_shadowed_and_the_log_says_why_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.service.images import solid
+    from tests.tiny_models import build_image_model
+
+    root = tmp_path / "artifacts"
+    build_image_model(root / "tiny-image" / "1", size=8)
+    build_image_model(root / "tiny-image" / "2", size=12)
+    store = PolicyStore(root)
+    store.write(Policy(model="tiny-image", stable=1, candidate=2, mode="shadow", weight=1.0), None)
+    app = create_app(settings_for(root))
+    async with serving(app) as http:
+        with caplog.at_level(logging.WARNING, logger="service.rollout"):
+            for _ in range(3):
+                response = await http.post("/classify-image", content=solid("red"),
+                                           headers={"Content-Type": "image/png"})
+                assert response.status_code == 200 and response.json()["version"] == 1
+        rollout = (await http.get("/models/tiny-image/rollout")).json()
+    assert rollout["shadow"]["copies"] == 0 and rollout["shadow"]["dropped"] == 0
+    warnings = [r.getMessage() for r in caplog.records if "cannot be shadowed" in r.getMessage()]
+    assert warnings == ["tiny-image: candidate 2 takes rows of shape [12, 12, 3], stable 1 of [8, 8, 3]: it cannot "
+                        "be shadowed (try it in canary mode)"]
