@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,16 +49,28 @@ class Loader(Protocol):
         """After every version is unloaded: stop the model threads."""
 
 
-def open_version(version_dir: Path, settings: Settings) -> tuple[SavedModel, Handler]:
-    """A version folder's checked SavedModel and its kind's handler: what every way of running a
-    version shares (the batcher here, offline scoring in service.score); ArtifactError naming the folder."""
+@dataclass(frozen=True)
+class OpenedVersion:
+    """A version folder opened: its checked SavedModel, its kind's handler, and its model calls on the
+    runtime chosen for it (`runtime` says which and why)."""
+
+    saved_model: SavedModel
+    handler: Handler
+    predict: Predict
+    runtime: Runtime
+
+
+def open_version(version_dir: Path, settings: Settings) -> OpenedVersion:
+    """What every way of running a version shares (the batcher here, offline scoring in service.score):
+    the checks, the handler and the runtime; ArtifactError naming the folder."""
     saved_model = load_model(version_dir)
     card = saved_model.card
     try:
         handler = handler_for(card.task)(card, settings)
     except LookupError as exc:
         raise ArtifactError(f"{version_dir}: {exc}") from None
-    return saved_model, handler
+    predict, runtime = choose_runtime(saved_model, settings)
+    return OpenedVersion(saved_model, handler, predict, runtime)
 
 
 class VersionLoader:
@@ -71,18 +84,14 @@ class VersionLoader:
                  "sample: %s); bf16 in this process: %s", settings.runtime,
                  ", ".join(candidates_for(settings.runtime)) or "none", "yes" if bf16 is None else f"no ({bf16})")
 
-    def _open(self, version_dir: Path) -> tuple[SavedModel, Handler, Predict, Runtime]:
-        saved_model, handler = open_version(version_dir, self._settings)
-        predict, runtime = choose_runtime(saved_model, self._settings)
-        return saved_model, handler, predict, runtime
-
     async def load(self, version_dir: Path) -> ModelVersion:
         # Off the event loop: reading the SavedModel, and running the verification sample on a candidate runtime.
-        saved_model, handler, predict, runtime = await asyncio.to_thread(self._open, version_dir)
+        opened = await asyncio.to_thread(open_version, version_dir, self._settings)
+        saved_model, handler, runtime = opened.saved_model, opened.handler, opened.runtime
         card = saved_model.card
         settings = self._settings
         batcher: Batcher[Any] = Batcher(
-            predict,
+            opened.predict,
             handler.concat,
             executor=self._model_threads,
             concurrency=settings.model_threads,

@@ -207,3 +207,17 @@ def test_the_cpu_check_reads_the_flags_line(tmp_path: Path, flags: str, found: t
 
 def test_make_settings_keeps_other_tests_in_float32(make_settings: Callable[..., Settings]) -> None:
     assert make_settings().runtime == "tensorflow"  # tests/conftest.py: exact answers outside this file
+
+
+@needs_bf16
+def test_offline_scoring_runs_a_version_on_the_runtime_the_service_would(root: Path) -> None:
+    from service.core.handlers import EncodedImage
+    from service.score.scorer import BatchScorer
+
+    images, _ = colour_images(4, seed=3)
+    scorer = BatchScorer(root / "conv-image" / "1", _settings(root), warm_up_rows=2)
+    prepared = scorer.prepare([EncodedImage(_png(image), f"{i}.png") for i, image in enumerate(images)])
+    scored = scorer.predict(prepared).probabilities
+    float32 = _model(root, "conv-image").predict(images)
+    assert scorer.runtime.name == "tensorflow-bf16"
+    assert scored is not None and 0 < np.abs(scored - float32).max() < 0.02
