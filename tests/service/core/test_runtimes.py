@@ -6,6 +6,7 @@ The tests that need the CPU's bf16 say so: elsewhere oneDNN has nothing to rewri
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -111,6 +112,22 @@ async def test_a_new_version_hot_reloads_on_its_own_runtime_and_the_old_ones_inf
     assert answer.status_code == 200 and answer.headers["x-model-version"] == "2"
     assert 'service_model_runtime_info{model="conv-image",runtime="tensorflow",version="2"} 1.0' in metrics
     assert 'version="1"' not in "".join(line for line in metrics.splitlines() if "runtime_info{" in line)
+
+
+@needs_bf16
+async def test_concurrent_requests_to_a_bf16_version_share_one_model_call(root: Path) -> None:
+    images, _ = colour_images(4, seed=5)
+    float32 = _model(root, "conv-image").predict(images)
+    app = create_app(_settings(root, max_batch_delay_ms=200))  # long enough for all four to join one batch
+    async with serving(app) as http:
+        responses = await asyncio.gather(*(
+            http.post("/v2/models/conv-image/infer", json={"inputs": [
+                {"name": "images", "datatype": "UINT8", "shape": [1, *image.shape], "data": image.ravel().tolist()}]})
+            for image in images))
+    assert [r.headers["x-batch-size"] for r in responses] == ["4"] * 4
+    served = np.array([r.json()["outputs"][0]["data"] for r in responses], dtype=np.float32)
+    assert 0 < np.abs(served - float32).max() < 0.02  # bf16's answers, each to its own caller
+    assert (served.argmax(axis=1) == float32.argmax(axis=1)).all()
 
 
 def _png(image: np.ndarray) -> bytes:
