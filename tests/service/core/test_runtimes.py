@@ -194,6 +194,24 @@ def test_a_version_without_a_sample_is_served_in_float32_as_not_verified(root: P
 
 
 @needs_bf16
+def test_a_sample_that_does_not_match_its_card_costs_only_the_faster_runtime(
+    root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    version_dir = shutil.copytree(root / "conv-image" / "1", tmp_path / "conv-image" / "1")
+    (version_dir / "verification.npz").write_bytes(b"not the sample the card's sha256 names")
+    model = load_model(version_dir)
+    predict, runtime = choose_runtime(model, _settings(root))
+    assert runtime.name == "tensorflow"
+    assert runtime.reason.startswith("float32, since tensorflow-bf16: not verified: the sample cannot be read (")
+    assert "verification.npz has sha256" in runtime.reason
+    images, _ = colour_images(4)
+    np.testing.assert_array_equal(predict(images), model.predict(images))
+    assert any(r.levelno == logging.WARNING and "verification.npz has sha256" in r.getMessage() for r in caplog.records)
+
+
+@needs_bf16
 def test_a_model_without_a_convolution_stays_float32_without_running_its_sample(root: Path) -> None:
     # Like the committed LSTMs, which bf16 slows down: the tiny text model has no convolution.
     _, runtime = choose_runtime(_model(root, "tiny-text"), _settings(root))
