@@ -37,6 +37,14 @@ class SavedModel:
         result: np.ndarray = self._function(**{kind.input_name: tensor})[OUTPUT_NAME].numpy()
         return result
 
+    def op_types(self) -> frozenset[str]:
+        """Every op type in `serving_default`'s graph, the functions it calls (layers, loops) included."""
+        graph = self._function.graph.as_graph_def()
+        ops = {node.op for node in graph.node}
+        for function in graph.library.function:
+            ops.update(node.op for node in function.node_def)
+        return frozenset(ops)
+
 
 def load_model(version_dir: Path, name: str | None = None, version: int | None = None) -> SavedModel:
     """Load one version folder and check that its SavedModel matches its card.

@@ -45,6 +45,19 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Threads decoding large images and v2 request bodies off the event loop."
     )
 
+    # The runtime each model version runs on (service.core.runtimes; docs/runtimes.md).
+    runtime: Literal["auto", "tensorflow", "tensorflow-bf16"] = Field(
+        "auto",
+        description="`auto`: per version, the first runtime in the order tensorflow-bf16, tensorflow that this CPU "
+        "supports and that passes the version's verification sample; `tensorflow`: float32 only, as trained; "
+        "`tensorflow-bf16`: oneDNN bf16 mixed precision where it verifies. A version without a sample runs in float32.",
+    )
+    cpu_bf16: Literal["detect", "off"] = Field(
+        "detect",
+        description="`detect`: the CPU has bf16 if /proc/cpuinfo lists avx512_bf16 or amx_bf16; `off`: treat it as "
+        "without (a host whose flags overstate it, or a test of a machine without bf16).",
+    )
+
     # Input limits.
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_image_pixels: int = Field(

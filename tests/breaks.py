@@ -28,6 +28,7 @@ BATCHING = "tests/service/api/test_batching_over_http.py"
 STARTUP = "tests/service/core/test_startup_and_settings.py"
 REGISTRY = "tests/service/core/test_registry.py"
 ROLLOUTS = "tests/service/rollout/test_rollouts_over_http.py"
+RUNTIMES = "tests/service/core/test_runtimes.py"
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,17 @@ BREAKS = [
           "service/__main__.py", "            timeout_graceful_shutdown=settings.shutdown_grace_s,",
           "            timeout_graceful_shutdown=None,",
           (f"{SHUTDOWN}::test_requests_still_queued_as_the_grace_period_runs_out_are_refused_with_a_retryable_503_and_the_process_exits",)),
+    Break("verification-ignored", "a faster runtime is used although its sample's figures fail the thresholds",
+          "service/core/runtimes.py", "    if failures:\n", "    if False:\n",
+          (f"{RUNTIMES}::test_a_reference_the_fast_runtime_disagrees_with_keeps_the_version_in_float32",)),
+    Break("bf16-leaks-to-the-thread", "a bf16 call leaves its rewrite options on the thread for the calls after it",
+          "service/shims/tensorflow_call_options.py", "            eager.function_call_options = previous\n",
+          "            pass\n",
+          ("tests/service/shims/test_tensorflow_call_options.py::"
+           "test_a_wrapped_call_runs_in_bf16_and_the_next_plain_call_in_float32",)),
+    Break("cpu-check-ignored", "SERVICE_CPU_BF16=off does not keep auto from trying bf16",
+          "service/core/runtimes.py", '    if settings.cpu_bf16 == "off":\n        return "SERVICE_CPU_BF16=off"\n', "",
+          (f"{RUNTIMES}::test_with_bf16_forced_off_auto_serves_float32_without_trying_it",)),
 ]
 
 

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Float32 for every test, and every service a test starts, unless it asks for another runtime: a faster
+# runtime rounds, and the tests compare answers exactly (tests/service/core/test_runtimes.py sets its own).
+os.environ["SERVICE_RUNTIME"] = "tensorflow"
 
 import pytest  # noqa: E402
 

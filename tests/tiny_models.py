@@ -11,6 +11,11 @@ The version number scales the answers, so that version 2 answers differently fro
 and a test can tell, from an answer alone, which version gave it (`expected_positive`,
 `expected_image_probabilities`). `build_mismatched_model` makes folders that break the
 contract in one named way each, and a version whose warm-up call fails.
+
+- conv image: the image model's colour rule plus a small convolution and dense layer, which
+  oneDNN's bf16 rewrite converts (the plain image model has neither), so that a test can see a
+  bf16 runtime change its outputs slightly; `add_verification_sample` gives a version the
+  sample the runtime is checked on.
 """
 
 from __future__ import annotations
@@ -99,6 +104,57 @@ def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool 
     card = _card(version_dir.parent.name, int(version_dir.name), "text-classification", labels,
                  {"max_tokens": max_tokens})
     return _save(module, serve, version_dir, card)
+
+
+def build_conv_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
+    """An image model with a convolution and a matmul: its colour means decide the class, and the
+    learned-looking layers (fixed random weights) add a term that bf16 arithmetic rounds."""
+    module = tf.Module()
+    rng = np.random.default_rng(int(version_dir.name))
+    module.kernel = tf.Variable(rng.normal(0, 0.5, (3, 3, 3, 16)).astype(np.float32))
+    module.dense = tf.Variable(rng.normal(0, 0.5, (16, 3)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+    def serve(images):
+        pixels = tf.cast(images, tf.float32) / 255.0
+        features = tf.nn.relu(tf.nn.conv2d(pixels, module.kernel, 1, "SAME"))
+        learned = tf.matmul(tf.reduce_mean(features, axis=[1, 2]), module.dense)
+        logits = 8.0 * tf.reduce_mean(pixels, axis=[1, 2]) + learned
+        return {"probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    module.serve = serve
+    card = _card(version_dir.parent.name, int(version_dir.name), "image-classification", IMAGE_LABELS,
+                 {"height": size, "width": size})
+    return _save(module, serve, version_dir, card)
+
+
+def colour_images(count: int, size: int = IMAGE_SIZE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` noisy images, each with one colour channel raised, and that channel as its label."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, count)
+    images = rng.integers(0, 160, (count, size, size, 3))
+    images[np.arange(count), :, :, labels] += 96
+    return images.astype(np.uint8), labels
+
+
+def add_verification_sample(version_dir: Path, inputs: np.ndarray | list[str], labels: np.ndarray,
+                            perturb: float = 0.0) -> Path:
+    """Give a built version a verification sample: its own float32 outputs on `inputs` as the reference,
+    as training writes one. `perturb`: the share of rows whose reference is moved to another class (a
+    reference no faster runtime can agree with), to test that verification refuses one."""
+    from contract.savedmodel import load_model
+    from contract.verification import write_sample
+
+    model = load_model(version_dir)
+    batch = inputs if isinstance(inputs, np.ndarray) else [text.encode("utf-8") for text in inputs]
+    reference = model.predict(batch)
+    moved = int(round(perturb * len(reference)))
+    reference[:moved] = np.roll(reference[:moved], 1, axis=1)  # each moved row's top-1 is another class
+    section = write_sample(version_dir, inputs, labels, reference, split="test",
+                           source="made by tests/tiny_models.py" + (f", {moved} references moved" if moved else ""))
+    card = json.loads((version_dir / "model.json").read_text())
+    (version_dir / "model.json").write_text(json.dumps({**card, "verification": section}, indent=2))
+    return version_dir
 
 
 MISMATCHES = ("input name", "input dtype", "no serving_default", "image size")

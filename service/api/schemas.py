@@ -110,6 +110,17 @@ class MonitoringInfo(BaseModel):
     drifting: list[str] = Field(description="The signals whose score is above the threshold.")
 
 
+class RuntimeInfo(BaseModel):
+    """What a loaded version's model calls run on, and why (docs/runtimes.md)."""
+
+    name: str = Field(description="tensorflow (float32, as trained) or a faster runtime, e.g. tensorflow-bf16.")
+    reason: str = Field(description="Why this runtime: what verified, or what each faster one lacked.")
+    verification: dict[str, dict[str, Any]] = Field(
+        description="Per candidate runtime run on the card's verification sample: its figures against the float32 "
+        "reference (top-1 agreement, accuracies, ECEs, largest difference, seconds, failed criteria)."
+    )
+
+
 class VersionInfo(BaseModel):
     version: int
     state: Literal["serving", "loaded", "failed", "available"] = Field(
@@ -119,6 +130,7 @@ class VersionInfo(BaseModel):
     card: dict[str, Any] | None = Field(None, description="The model card of a loaded version.")
     error: str | None = Field(None, description="Why a failed version could not be loaded.")
     monitoring: MonitoringInfo | None = Field(None, description="A loaded version's prediction drift.")
+    runtime: RuntimeInfo | None = Field(None, description="A loaded version's runtime.")
 
 
 class ModelInfo(BaseModel):

@@ -77,6 +77,11 @@ class Metrics:
             "service_model_version_loaded", "1 for each model version loaded and serving.", version_labels,
             registry=self.registry, multiprocess_mode="livemax",
         )
+        # An info metric: which runtime (service.core.runtimes) runs each loaded version, 1 while it does.
+        self.model_runtime = Gauge(
+            "service_model_runtime_info", "1 for the runtime each loaded model version runs on.",
+            [*version_labels, "runtime"], registry=self.registry, multiprocess_mode="livemax",
+        )
 
         # Prediction monitoring (service.core.monitoring): what each version predicts, and on what.
         self.predictions = Counter(
@@ -141,14 +146,16 @@ class Metrics:
             registry=self.registry,
         )
 
-    def version_retired(self, model: str, version: int, drift_signals: tuple[str, ...] = ()) -> None:
+    def version_retired(self, model: str, version: int, runtime: str, drift_signals: tuple[str, ...] = ()) -> None:
         """A retired version's gauges go (a stale drift score would go on alerting); counters stay."""
         if shared_dir() is None:
             self.model_loaded.remove(model, str(version))
+            self.model_runtime.remove(model, str(version), runtime)
             for signal in drift_signals:
                 self.prediction_drift.remove(model, str(version), signal)
         else:  # a process's file keeps every series it wrote: say 0 instead
             self.model_loaded.labels(model, str(version)).set(0)
+            self.model_runtime.labels(model, str(version), runtime).set(0)
             for signal in drift_signals:
                 self.prediction_drift.labels(model, str(version), signal).set(0)
 

@@ -1,9 +1,9 @@
 """A loaded model version, and what the service knows of one model's versions.
 
 `ModelVersion` is the one name for "a version the service can answer with": its SavedModel
-(contract.savedmodel), its kind's handler, the batcher in front of it and, with monitoring
-on, its monitor. `ModelVersions` is one model: the versions loaded, those that failed to
-load, and those on disk.
+(contract.savedmodel), its kind's handler, the batcher in front of it, the runtime its model
+calls run on (service.core.runtimes) and, with monitoring on, its monitor. `ModelVersions` is
+one model: the versions loaded, those that failed to load, and those on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from contract.savedmodel import SavedModel
 from service.core.batcher import Batcher
 from service.core.handlers import Handler
 from service.core.monitoring import VersionMonitor
+from service.core.runtimes import Runtime
 
 
 @dataclass(eq=False)
@@ -24,6 +25,7 @@ class ModelVersion:
     saved_model: SavedModel
     handler: Handler
     batcher: Batcher[Any]
+    runtime: Runtime
     monitor: VersionMonitor | None = None  # None with SERVICE_MONITORING=false
 
     def __post_init__(self) -> None:

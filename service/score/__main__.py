@@ -159,7 +159,7 @@ def run(job: Job, settings: Settings, scorer: BatchScorer | None = None) -> int:
         return 130
     resumed = f", continuing from row {first}" if first else ""
     progress.close(f"scored {summary.rows:,} rows ({summary.errors:,} with an error{resumed}) with {card.name} "
-                   f"version {card.version} ({job.chosen}) in {summary.seconds:.1f} s, "
+                   f"version {card.version} ({job.chosen}) on {scorer.runtime.name} in {summary.seconds:.1f} s, "
                    f"{summary.rows_per_s:,.0f} rows/s -> {checkpoint.output}")
     job.summary = summary
     return 0

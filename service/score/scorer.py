@@ -58,7 +58,9 @@ class BatchScorer:
     def __init__(self, version_dir: Path, settings: Settings | None = None, *, warm_up_rows: int = 64,
                  text_column: str = "text") -> None:
         self.settings = settings or Settings()
-        self.model, self.handler = open_version(version_dir, self.settings)
+        opened = open_version(version_dir, self.settings)
+        self.model, self.handler, self.runtime = opened.saved_model, opened.handler, opened.runtime
+        self._model_call = opened.predict  # on the version's runtime, as the service runs it
         card = self.model.card
         self.name, self.version, self.labels = card.name, card.version, list(card.labels)
         self._label_index = {label: index for index, label in enumerate(self.labels)}
@@ -66,7 +68,7 @@ class BatchScorer:
         self.text_column = text_column  # the column `__call__` reads texts from
         self.columns = scored_columns(self.labels)
         try:  # as the service does before a version takes traffic: builds the kernels, proves it answers
-            self.model.predict(self.handler.warm_up_rows(warm_up_rows))
+            self._model_call(self.handler.warm_up_rows(warm_up_rows))
         except Exception as exc:
             raise ArtifactError(f"{version_dir}: the warm-up batch failed ({exc})") from exc
 
@@ -91,7 +93,7 @@ class BatchScorer:
         if not prepared.kept:
             return Outputs(None)
         try:
-            return Outputs(self.model.predict(prepared.rows))
+            return Outputs(self._model_call(prepared.rows))
         except Exception as exc:
             if len(prepared.kept) == 1:
                 return Outputs(None, {0: self._failure(first_row + prepared.kept[0], exc)})
@@ -99,7 +101,7 @@ class BatchScorer:
         failed = {}
         for index, position in enumerate(prepared.kept):
             try:
-                outputs[index] = self.model.predict(prepared.rows[index : index + 1])[0]
+                outputs[index] = self._model_call(prepared.rows[index : index + 1])[0]
             except Exception as exc:
                 failed[index] = self._failure(first_row + position, exc)
         return Outputs(outputs, failed)

@@ -10,4 +10,6 @@ taken on purpose (`make lock`), with this package's tests (tests/service/shims/)
   machinery (docs/decisions/0002-lean-route.md).
 - `prometheus_bulk_observe`: a histogram's observations for a whole batch in one update per
   bucket (docs/decisions/0008-bulk-histogram-observe.md).
+- `tensorflow_call_options`: one version's model calls under oneDNN's bf16 rewrite while the
+  process stays float32 (docs/decisions/0011-bf16-per-version-call-options.md).
 """

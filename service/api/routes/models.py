@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api.dependencies import RegistryDep
 from service.api.errors import error_responses
-from service.api.schemas import ModelInfo, ModelList, MonitoringInfo, RolloutInfo, VersionInfo
+from service.api.schemas import ModelInfo, ModelList, MonitoringInfo, RolloutInfo, RuntimeInfo, VersionInfo
 from service.core.registry import ModelRegistry
 from service.core.versions import ModelVersions
 
@@ -38,7 +38,8 @@ def _describe(registry: ModelRegistry, model: ModelVersions) -> ModelInfo:
             monitor = loaded.monitor
             return VersionInfo(version=version, state="serving" if version == serving.version else "loaded",
                                card=loaded.card.to_json(),
-                               monitoring=MonitoringInfo(**monitor.describe()) if monitor is not None else None)
+                               monitoring=MonitoringInfo(**monitor.describe()) if monitor is not None else None,
+                               runtime=RuntimeInfo(**loaded.runtime.to_json()))
         if version in model.failed:
             return VersionInfo(version=version, state="failed", error=model.failed[version])
         return VersionInfo(version=version, state="available")

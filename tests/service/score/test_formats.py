@@ -40,7 +40,7 @@ def test_every_input_format_into_every_output_format(score: Callable, tmp_path: 
     out = tmp_path / f"out.{output_format}"
     run = score("tiny-text", source, "--output", out, "--id-column", "id", "--batch-size", 2)
     assert run.status == 0, run.stderr
-    assert "scored 5 rows (0 with an error) with tiny-text version 2 (newest)" in run.stderr
+    assert "scored 5 rows (0 with an error) with tiny-text version 2 (newest) on tensorflow in " in run.stderr
     check_texts(read_rows(out), TEXTS, [f"t{i}" for i in range(len(TEXTS))])
     assert not (tmp_path / f"out.{output_format}.partial").exists()  # joined and cleaned up
 
