@@ -43,7 +43,7 @@ async def test_a_client_request_arriving_while_copies_wait_goes_to_the_model_ahe
     executor = ThreadPoolExecutor(1)  # one model thread, shared, as in the service
     stable = _version("stable", calls, executor, delay_s=0.2)
     candidate = _version("candidate", calls, executor, delay_s=0.0)
-    shadows = ShadowQueue(limit=8)
+    shadows = ShadowQueue(limit=8, fill_wait_s=0)  # no wait to fill a batch: only idleness holds copies back
     shadows.start()
     done: list[object] = []
     first = asyncio.create_task(stable.batcher.submit(np.array([1])))
