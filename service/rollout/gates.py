@@ -129,40 +129,32 @@ def judge(mode: Mode, gates: Gates, stable: VersionFigures, candidate: VersionFi
     enough = candidate.in_window >= gates.min_requests
     short = f"{candidate.in_window} of the {gates.min_requests} candidate requests needed"
 
-    def gate(name: str, limit: float | None, value: float | None, passes: bool, missing: str = "") -> GateResult:
+    def gate(name: str, limit: float | None, value: float | None, missing: str = "",
+             at_least: bool = False) -> GateResult:
+        """A figure against its limit: at most the limit, or at least it (`at_least`)."""
         if limit is None:
             return GateResult(name, "off", value, None, "turned off in the policy")
         if not enough:
             return GateResult(name, "unknown", value, limit, short)
         if value is None:
             return GateResult(name, "unknown", None, limit, missing)
+        passes = value >= limit if at_least else value <= limit
         return GateResult(name, "pass" if passes else "fail", value, limit, "")
 
+    no_stable = "stable has answered no request in this process yet"
     results = []
     if mode == "shadow":
         agreement = shadow.agreement if shadow is not None else None
-        results.append(gate("agreement", gates.min_agreement, agreement,
-                            agreement is not None and gates.min_agreement is not None
-                            and agreement >= gates.min_agreement, "no shadow copy compared yet"))
-    error_rate = candidate.error_rate
-    results.append(gate("error_rate", gates.max_error_rate, error_rate,
-                        error_rate is not None and gates.max_error_rate is not None
-                        and error_rate <= gates.max_error_rate))
+        results.append(gate("agreement", gates.min_agreement, agreement, "no shadow copy compared yet",
+                            at_least=True))
+    results.append(gate("error_rate", gates.max_error_rate, candidate.error_rate))
     if mode == "canary":
-        ratio = _ratio(candidate.p99_s, stable.p99_s)
-        results.append(gate("p99_ratio", gates.max_p99_ratio, ratio,
-                            ratio is not None and gates.max_p99_ratio is not None and ratio <= gates.max_p99_ratio,
-                            "stable has answered no request in this process yet"))
-    live = _label_psi(candidate.label_counts(), stable.label_counts())
-    results.append(gate("drift_vs_stable", gates.max_drift_vs_stable, live,
-                        live is not None and gates.max_drift_vs_stable is not None
-                        and live <= gates.max_drift_vs_stable,
-                        "stable has answered no request in this process yet"))
+        results.append(gate("p99_ratio", gates.max_p99_ratio, _ratio(candidate.p99_s, stable.p99_s), no_stable))
+    results.append(gate("drift_vs_stable", gates.max_drift_vs_stable,
+                        _label_psi(candidate.label_counts(), stable.label_counts()), no_stable))
     against_card = (_label_psi(candidate.label_counts(), reference_shares)
                     if reference_shares is not None else None)
     results.append(gate("drift_vs_reference", gates.max_drift_vs_reference, against_card,
-                        against_card is not None and gates.max_drift_vs_reference is not None
-                        and against_card <= gates.max_drift_vs_reference,
                         "the candidate's card has no monitoring reference"))
     return results
 

@@ -59,6 +59,7 @@ class ModelRollout:
         self._metrics = metrics
         self._shadows = shadows
         self._reset()
+        self.publish_rollback()
 
     def _reset(self) -> None:
         window = self.policy.gates.window
@@ -77,7 +78,11 @@ class ModelRollout:
             self._reset()
         elif previous.mode != policy.mode and policy.candidate is not None:
             self._mode_began_at = self.figures[policy.candidate].requests
-        self._metrics.rolled_back.labels(self.name).set(1 if policy.rollback is not None else 0)
+        self.publish_rollback()
+
+    def publish_rollback(self) -> None:
+        """The gauge every process sets from the policy: 1 while it records a rolled-back candidate."""
+        self._metrics.rolled_back.labels(self.name).set(1 if self.policy.rollback is not None else 0)
 
     @property
     def requests_in_mode(self) -> int:
@@ -220,15 +225,13 @@ class Rollouts:
                     log.info("%s: rollout policy removed; the newest version serves", name)
                     self._metrics.rolled_back.labels(name).set(0)
                     del self._models[name]
-            elif current is None:
+            elif current is None or policy != current.read:  # a file written anew may repeat a revision
                 log.info("%s: rollout policy revision %d: stable %d, candidate %s, mode %s", name, policy.revision,
                          policy.stable, policy.candidate, policy.mode)
-                self._models[name] = ModelRollout(name, policy, self._metrics, self._shadows)
-                self._metrics.rolled_back.labels(name).set(1 if policy.rollback is not None else 0)
-            elif policy != current.read:  # a file removed and written anew may repeat a revision
-                log.info("%s: rollout policy revision %d: stable %d, candidate %s, mode %s", name, policy.revision,
-                         policy.stable, policy.candidate, policy.mode)
-                current.adopt(policy)
+                if current is None:
+                    self._models[name] = ModelRollout(name, policy, self._metrics, self._shadows)
+                else:
+                    current.adopt(policy)
 
     def policy(self, name: str) -> Policy | None:
         rollout = self._models.get(name)
@@ -283,7 +286,7 @@ class Rollouts:
         # Out of traffic here at once, whatever happens to the write: the file carries it to the others.
         rollout.policy = rolled_back
         self._metrics.rollbacks.labels(rollout.name, str(candidate), gate.gate).inc()
-        self._metrics.rolled_back.labels(rollout.name).set(1)
+        rollout.publish_rollback()
         if self._write(rollout, rolled_back):
             return
         # Someone wrote first. If their policy still has this candidate in traffic, roll back on top of it.
