@@ -218,6 +218,16 @@ def test_the_image_runs_as_a_user_and_holds_no_build_or_training_tools(stack: St
     assert stack.inspect(container, "{{json .Config.Entrypoint}}").startswith('["/usr/bin/tini"')
 
 
+def test_on_the_host_network_every_server_of_the_stack_listens_on_loopback_only(stack: Stack) -> None:
+    """Host networking shares the machine's interfaces: the replicas, nginx and Prometheus bind 127.0.0.1."""
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True, timeout=30).stdout
+    ports = {"8001", "8002", "8003", "8080", "9090"}
+    bound = {local.rpartition(":")[2]: local.rpartition(":")[0]
+             for local in (line.split()[3] for line in listening.splitlines()) if local.rpartition(":")[2] in ports}
+    assert set(bound) == ports, listening
+    assert set(bound.values()) == {"127.0.0.1"}, bound
+
+
 def test_both_endpoints_answer_through_the_load_balancer_from_every_replica(stack: Stack) -> None:
     models = _models()
     assert models.get("image-classification") and models.get("text-classification"), models
