@@ -2,8 +2,9 @@
 
 - image: labels red/green/blue; the probabilities are softmax(20 * version * mean of each
   colour channel), so a solid red image is "red" and a swapped answer fails a test.
-- text: labels negative/positive; P(positive) = sigmoid(version * (#"good" - #"bad")), so
-  texts with different counts get different answers. A text equal to "boom" makes the model
+- text: labels negative/positive; P(positive) = sigmoid(version * (#"good" - #"bad")), counting
+  the words the real models' rules make (contract.tokens; the card declares them), so texts with
+  different counts get different answers. A text equal to "boom" makes the model
   call fail (a real TensorFlow error), and each text equal to "slow" makes the call spin for
   about a second more.
 
@@ -25,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from contract.tokens import TokenizerSpec
+from training.text_preprocessing import normalize
 
 IMAGE_SIZE = 8
 IMAGE_LABELS = ["red", "green", "blue"]
@@ -94,7 +98,7 @@ def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool 
         tf.debugging.Assert(tf.constant(not fail_always), ["this version always fails"])
         spins = 1_000_000 * tf.reduce_sum(tf.cast(tf.equal(text, "slow"), tf.int32))
         spin = tf.while_loop(lambda i: i < spins, lambda i: i + 1, [0])[0]
-        tokens = tf.strings.split(tf.strings.lower(text))[:, :max_tokens]
+        tokens = tf.strings.split(normalize(text, social=False))[:, :max_tokens]
         count = lambda word: tf.reduce_sum(tf.cast(tf.equal(tokens, word), tf.float32), axis=1)  # noqa: E731
         score = count("good") - count("bad") + tf.cast(spin, tf.float32) * 0.0
         positive = tf.sigmoid(score * scale)
@@ -102,7 +106,7 @@ def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool 
 
     module.serve = serve
     card = _card(version_dir.parent.name, int(version_dir.name), "text-classification", labels,
-                 {"max_tokens": max_tokens})
+                 {"max_tokens": max_tokens, "tokenizer": TokenizerSpec(keep="head").model_dump()})
     return _save(module, serve, version_dir, card)
 
 
