@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from contract.tokens import TokenizerSpec
+from contract.tokens import Tokenizer, TokenizerSpec
 from training.text_preprocessing import normalize
 
 IMAGE_SIZE = 8
@@ -58,7 +58,7 @@ def _save(module: tf.Module, function, version_dir: Path, card: dict) -> Path:
 
 def expected_positive(text: str, version: int) -> float:
     """What tiny-text `version` answers as P(positive) for `text` (up to float32 rounding)."""
-    words = text.lower().split()
+    words = [token.text for token in Tokenizer(TokenizerSpec(), max_tokens=64).tokens(text)]
     return float(1 / (1 + np.exp(-version * (words.count("good") - words.count("bad")))))
 
 
@@ -85,10 +85,11 @@ def build_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
 
 
 def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool = False, fails_on: str = "boom",
-                     labels: list[str] = TEXT_LABELS) -> Path:
+                     labels: list[str] = TEXT_LABELS, declare_tokenizer: bool = True) -> Path:
     """`fail_always`: a version that loads and matches its card, but whose every call fails (its warm-up too).
     `fails_on`: the text that makes a call fail. `labels`: the card's names for the two outputs (a card
-    that swaps them makes a version whose answers are inverted while its output indices are the same)."""
+    that swaps them makes a version whose answers are inverted while its output indices are the same).
+    `declare_tokenizer` False: a card without input.tokenizer, as older cards are (it cannot explain)."""
     module = tf.Module()
     scale = float(version_dir.name)
 
@@ -106,7 +107,24 @@ def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool 
 
     module.serve = serve
     card = _card(version_dir.parent.name, int(version_dir.name), "text-classification", labels,
-                 {"max_tokens": max_tokens, "tokenizer": TokenizerSpec(keep="head").model_dump()})
+                 {"max_tokens": max_tokens}
+                 | ({"tokenizer": TokenizerSpec(keep="head").model_dump()} if declare_tokenizer else {}))
+    return _save(module, serve, version_dir, card)
+
+
+def build_quadrant_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
+    """An image model that looks only at the top-left quadrant: the tiny image model's colour rule on it alone."""
+    module = tf.Module()
+    half = size // 2
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+    def serve(images):
+        means = tf.reduce_mean(tf.cast(images[:, :half, :half], tf.float32) / 255.0, axis=[1, 2])
+        return {"probabilities": tf.nn.softmax(means * 20.0, axis=-1)}
+
+    module.serve = serve
+    card = _card(version_dir.parent.name, int(version_dir.name), "image-classification", IMAGE_LABELS,
+                 {"height": size, "width": size})
     return _save(module, serve, version_dir, card)
 
 
