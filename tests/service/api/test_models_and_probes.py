@@ -26,8 +26,9 @@ def test_models_lists_each_model_its_versions_and_the_served_card(client: TestCl
     assert text["serving_version"] == 2 and text["default"] is True
     assert [(v["version"], v["state"]) for v in text["versions"]] == [(1, "loaded"), (2, "serving")]
     served_card = text["versions"][1]["card"]
-    assert served_card["labels"] == ["negative", "positive"] and served_card["input"] == {
-        "max_tokens": 64, "tokenizer": {"rules": "glove-words", "social": False, "split_hashtags": False, "keep": "head"}}
+    tokenizer = {"rules": "glove-words", "social": False, "split_hashtags": False, "keep": "head"}
+    assert served_card["labels"] == ["negative", "positive"]
+    assert served_card["input"] == {"max_tokens": 64, "tokenizer": tokenizer}
     for version in text["versions"]:  # every loaded version is monitored, with the configured window
         monitoring = version["monitoring"]
         assert (monitoring["window"], monitoring["threshold"], monitoring["reference_split"]) == (1000, 0.25, None)
