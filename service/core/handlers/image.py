@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from contract import kinds
+from contract import kinds, occlusion
 from contract.card import ModelCard
 from contract.kinds import ImageInput
 from service.core.errors import ServiceError
@@ -95,20 +95,12 @@ class ImageHandler(Handler):
         return {"saliency": np.array([e["saliency"] for e in explanations], dtype=np.float32)
                 .reshape(len(explanations), self.grid, self.grid)}
 
-    def occlusions(self, item: EncodedImage, decoded: Decoded) -> Occlusion:
-        image = decoded.rows[0]
-        rows_at, columns_at = (np.linspace(0, size, self.grid + 1).round().astype(int)
-                               for size in (self.height, self.width))
-        variants = np.repeat(image[np.newaxis], self.grid * self.grid, axis=0)
-        for i in range(self.grid):
-            for j in range(self.grid):
-                variants[i * self.grid + j, rows_at[i] : rows_at[i + 1], columns_at[j] : columns_at[j + 1]] = GREY
+    def occlusions(self, item: EncodedImage | None, decoded: Decoded) -> Occlusion:
+        """A variant per grid cell, filled with grey (contract.occlusion)."""
+        variants = occlusion.image_variants(decoded.rows[0], self.grid)
         return Occlusion(variants, len(variants), self.grid)
 
-    def explanation(self, output: np.ndarray, variants: np.ndarray, occlusion: Occlusion) -> dict[str, Any]:
-        top = int(output.argmax())
-        saliency = (output[top] - variants[:, top]).reshape(self.grid, self.grid)
-        return {"label": self.labels[top], "method": "occlusion", "fill": GREY, "saliency": saliency.tolist()}
-
-
-GREY = 128  # what a left-out cell is filled with: mid-grey, the same in every channel
+    def explanation(self, output: np.ndarray, variants: np.ndarray, plan: Occlusion) -> dict[str, Any]:
+        top, drops = occlusion.weights(output, variants)
+        saliency = drops.reshape(self.grid, self.grid).tolist()
+        return {"label": self.labels[top], "method": "occlusion", "fill": occlusion.GREY, "saliency": saliency}

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from contract import kinds
+from contract import kinds, occlusion
 from contract.card import ModelCard
 from contract.kinds import TextInput
-from contract.tokens import Token, Tokenizer
+from contract.tokens import Tokenizer
 from service.core.errors import InvalidInput
 from service.core.handlers.base import Decoded, Handler, Occlusion, Prepared
 from service.core.monitoring import TEXT_LENGTH
@@ -94,41 +94,21 @@ class TextHandler(Handler):
         return len(item) * 8  # the tokenizer's per-character work is several passes over the text
 
     def occlusions(self, item: str, decoded: Decoded) -> Occlusion:
+        """A variant per word (or span of words), blanked (contract.occlusion)."""
         assert self.tokenizer is not None  # explain_refusal was asked first
         tokens = self.tokenizer.tokens(item)
-        parts = _parts(len(tokens), self.max_parts)
-        rows = [_blanked(item, tokens[first:end]).encode("utf-8") for first, end in parts]
-        return Occlusion(rows, len(rows), (tokens, parts))
+        runs = occlusion.parts(len(tokens), self.max_parts)
+        rows = [variant.encode("utf-8") for variant in occlusion.text_variants(item, tokens, runs)]
+        return Occlusion(rows, len(rows), (tokens, runs))
 
-    def explanation(self, output: np.ndarray, variants: np.ndarray, occlusion: Occlusion) -> dict[str, Any]:
-        tokens, parts = occlusion.parts
-        top = int(output.argmax())
-        drops = (output[top] - variants[:, top]).tolist()
+    def explanation(self, output: np.ndarray, variants: np.ndarray, plan: Occlusion) -> dict[str, Any]:
+        tokens, runs = plan.parts
+        top, drops = occlusion.weights(output, variants)
         weighted = [
             {"text": token.text, "start": token.start, "end": token.end, "weight": drop}
-            for (first, end), drop in zip(parts, drops, strict=True)
+            for (first, end), drop in zip(runs, drops.tolist(), strict=True)
             for token in tokens[first:end]
         ]
-        spans = len(parts) if len(parts) < len(tokens) else None
+        spans = len(runs) if len(runs) < len(tokens) else None
         return {"label": self.labels[top], "method": "occlusion", "spans": spans, "tokens": weighted}
 
-
-def _parts(count: int, most: int) -> list[tuple[int, int]]:
-    """`count` words as at most `most` runs [first, end) of consecutive words, as even in length as can be."""
-    if count <= most:
-        return [(i, i + 1) for i in range(count)]
-    bounds = [round(i * count / most) for i in range(most + 1)]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
-
-
-def _blanked(text: str, tokens: list[Token]) -> str:
-    """`text` with the characters of `tokens` (in text order) replaced by spaces: the model no longer sees them."""
-    pieces = []
-    done = 0
-    for token in tokens:
-        start = max(token.start, done)
-        pieces.append(text[done:start])
-        pieces.append(" " * (token.end - start))
-        done = max(done, token.end)
-    pieces.append(text[done:])
-    return "".join(pieces)
