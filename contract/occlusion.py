@@ -21,6 +21,10 @@ import numpy as np
 from contract.tokens import Token
 
 GREY = 128
+# The service's defaults (SERVICE_EXPLAIN_MAX_WORDS, SERVICE_EXPLAIN_GRID), which a card's faithfulness
+# figures are measured with.
+MAX_WORDS = 48
+GRID = 8
 
 
 def parts(count: int, most: int) -> list[tuple[int, int]]:

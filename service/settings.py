@@ -13,6 +13,8 @@ from annotated_types import Ge, Gt, Le
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract import occlusion
+
 
 class Settings(BaseSettings):
     """Every knob of the service; docs/reference/settings.md is generated from this class."""
@@ -72,12 +74,12 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Most texts or images one request may ask to explain."
     )
     explain_max_words: int = Field(
-        48, ge=1, le=512,
+        occlusion.MAX_WORDS, ge=1, le=512,
         description="Most words a text's explanation leaves out one at a time; a text with more is explained in "
         "that many spans of consecutive words.",
     )
     explain_grid: int = Field(
-        8, ge=2, le=32, description="Cells per side of an image's saliency grid (each cell one variant)."
+        occlusion.GRID, ge=2, le=32, description="Cells per side of an image's saliency grid (each cell one variant)."
     )
 
     # Versions and updates.
