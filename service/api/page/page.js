@@ -1,7 +1,7 @@
 // The page's client of the service's public API: GET /models, each model's rollout,
-// POST /classify-image and POST /sentiment (with their explanations), and a loaded version's card files. It doubles as an
-// example client, so it uses nothing a script of one's own could not (no private routes, no
-// build step).
+// POST /classify-image and POST /sentiment (with their explanations, on request), and a loaded
+// version's card files. It doubles as an example client, so it uses nothing a script of one's own
+// could not (no private routes, no build step).
 
 // The API key, when the service asks for one. Kept in this variable only (never in storage),
 // so it is gone when the page is closed or reloaded.
@@ -310,8 +310,9 @@ function shadedText(text, explanation) {
   const largest = largestMagnitude(explanation.tokens.map((token) => token.weight));
   let shown = 0;
   for (const token of explanation.tokens) {
-    // A rule that writes words (an entity, a split clitic) could give two of them the same
-    // characters: those are shaded once, by the first, and the second keeps its weight in words.
+    // Nothing in the API promises that two words never share characters: a word that starts inside
+    // the one before it is shaded from where that one ends (perhaps on nothing), and keeps its
+    // weight in words all the same.
     const start = Math.max(offsets[token.start], shown);
     const end = Math.max(offsets[token.end], start);
     const way = direction(token.weight);
@@ -632,7 +633,8 @@ function textForm(panel, model, idPrefix) {
       const items = element("ul", "text-results");
       body.results.forEach((result, index) => {
         const item = element("li", "text-result");
-        // An explained text is shown whole, since its weights may lie anywhere in it.
+        // A plain answer quotes the text's start; an explained text is shown whole, since its
+        // weights may lie anywhere in it.
         const shown = texts[index].length > 160 ? `${texts[index].slice(0, 160)}…` : texts[index];
         item.append(...(result.explanation ? textExplanation(texts[index], result.explanation) :
           [element("blockquote", "", shown)]), element("h3", "", `${result.label}`),
