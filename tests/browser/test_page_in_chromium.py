@@ -582,10 +582,11 @@ def explain_box(block: WebElement) -> WebElement:
 
 
 def quadrant_image(folder: Path) -> Path:
-    """Blue, but for a reddish top-left quadrant: the only part quadrant-image looks at. Not a saturated
-    red, so that greying one of its cells lowers P(red) by far more than float32 rounding."""
-    image = Image.new("RGB", (32, 32), (40, 60, 200))
-    image.paste((160, 120, 120), (0, 0, 16, 16))
+    """A wide image (3:2, so the page letterboxes it), blue but for a reddish top-left quadrant: the only
+    part quadrant-image looks at, once the service has resized the image to the model's square. Not a
+    saturated red, so that greying one of its cells lowers P(red) by far more than float32 rounding."""
+    image = Image.new("RGB", (48, 32), (40, 60, 200))
+    image.paste((160, 120, 120), (0, 0, 24, 16))
     path = folder / "quadrant.png"
     image.save(path, format="PNG")
     return path
@@ -680,10 +681,12 @@ def test_an_explained_image_shows_a_heatmap_over_the_quadrant_the_model_looks_at
     assert strongest[0] < 4 and strongest[1] < 4
     assert canvas.get_attribute("aria-label") == (
         "Heatmap over quadrant.png: what supports red is centred on the top left of the image.")
-    # Laid exactly over the picture (a square image fills its square box).
+    # Laid exactly over the picture, which the square preview shows full width, centred between bands.
     preview = results.find_element(By.CSS_SELECTOR, "img.preview")
     box_of = "const r = arguments[0].getBoundingClientRect(); return [r.x, r.y, r.width, r.height];"
-    assert browser.execute_script(box_of, canvas) == pytest.approx(browser.execute_script(box_of, preview), abs=0.5)
+    x, y, width, height = browser.execute_script(box_of, preview)
+    picture = [x, y + (height - width / 1.5) / 2, width, width / 1.5]
+    assert browser.execute_script(box_of, canvas) == pytest.approx(picture, abs=0.5)
     assert results.find_element(By.CSS_SELECTOR, ".legend").text.splitlines() == [
         "pushes toward red", "pushes away from red"]
     screenshot(browser, "14-explained-image")
