@@ -191,6 +191,14 @@ def test_more_texts_to_explain_than_the_limit_are_refused(client: TestClient) ->
     assert error["message"] == "3 inputs to explain; one request explains at most 2"
 
 
+def test_more_images_to_explain_than_the_limit_are_refused(client: TestClient) -> None:
+    image = png(np.zeros((8, 8, 3), dtype=np.uint8))
+    files = [("file", (f"{i}.png", image, "image/png")) for i in range(3)]
+    error = assert_error(client.post("/classify-image?explain=true", files=files), 422, "invalid_input")
+    assert error["message"] == "3 inputs to explain; one request explains at most 2"
+    assert client.post("/classify-image", files=files).status_code == 200
+
+
 def test_a_too_long_text_is_refused_with_explain_as_without(client: TestClient, artifacts: Path) -> None:
     limit = settings(artifacts).max_text_chars
     response = client.post("/sentiment", json={"text": "good " * (limit // 5 + 1), "explain": True})
