@@ -1,6 +1,6 @@
 """Benchmark the service on the committed models: batching on, batching off, and the ceiling.
 
-    python -m loadtests.bench [--rounds 3] [--only tweets] [--compare-tree ../other-checkout] [--rollouts]
+    python -m loadtests.bench [--rounds 3] [--only tweets] [--compare-tree ../other-checkout] [--runtimes] [--rollouts]
 
 For each endpoint it starts the real service (`python -m service`), drives it with wrk at a
 fixed concurrency with real inputs (CIFAR-10 test JPEGs, IMDB test reviews, GOP tweets), and
@@ -8,7 +8,8 @@ prints requests/s and p50/p95/p99 latency for:
   - batching on: the default settings;
   - batching off: SERVICE_MAX_BATCH_SIZE=1, one model call per request;
   - the ceiling: the newest version called in-process with batches of 64 of the same inputs,
-    no HTTP (through the `contract` package: the benchmark reaches the service only over HTTP);
+    no HTTP, on the runtime the service run used (`python -m service.measure_runtimes` in a
+    process of its own: the benchmark reaches the service only through its commands and HTTP);
   - the same at the service's largest batch (SERVICE_MAX_BATCH_SIZE's default, 32): at
     concurrency 32 no batch can be larger, so "share of batch-32 rate" is the share of what the
     model itself could do with the batches it was given, the rest being the cost of serving.
@@ -17,13 +18,15 @@ the mean batch size, and the share of the run's time a model call was running ("
 Below 1.0 the model waited for the service (HTTP, queueing); near 1.0 only the model limits.
 
 This machine's speed drifts by more than the differences worth measuring, so every endpoint is
-measured in rounds: each round runs every service configuration once, then the ceilings, and
-a row's shares are of its own round's ceilings; the table gives, per configuration, the round
-with the median share. With `--compare-tree`, each service run is followed by one of another
-checkout's service (an older commit, say); `--variant` does the same for this build under other
-environment variables. `--rollouts` adds the cost of a rollout (docs/rollouts.md): batching on with
-10% and with 100% of requests shadowed to the model's previous version, and with the payload log
-keeping every request. wrk (Debian's `wrk` package) generates the load: a Python client on the
+measured in rounds: each round runs every service configuration once (every other round in
+reverse order), then the ceilings, and a row's shares are of its own round's ceilings; the table
+gives, per configuration, the round with the median share. With `--compare-tree`, each service
+run is followed by one of another checkout's service (an older commit, say); `--variant` does
+the same for this build under other environment variables. `--runtimes` compares float32
+(`SERVICE_RUNTIME=tensorflow`) with the default runtime choice (`auto`), served and in-process,
+in place of batching off. `--rollouts` adds the cost of a rollout (docs/rollouts.md): batching
+on with 10% and with 100% of requests shadowed to the model's previous version, and with the
+payload log keeping every request. wrk (Debian's `wrk` package) generates the load: a Python client on the
 same two cores would measure itself more than the service.
 """
 
