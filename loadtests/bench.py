@@ -1,6 +1,6 @@
 """Benchmark the service on the committed models: batching on, batching off, and the ceiling.
 
-    python -m loadtests.bench [--rounds 3] [--only tweets] [--compare-tree ../other-checkout] [--rollouts]
+    python -m loadtests.bench [--rounds 3] [--only tweets] [--compare-tree ../other-checkout] [--runtimes] [--rollouts]
 
 For each endpoint it starts the real service (`python -m service`), drives it with wrk at a
 fixed concurrency with real inputs (CIFAR-10 test JPEGs, IMDB test reviews, GOP tweets), and
@@ -8,7 +8,8 @@ prints requests/s and p50/p95/p99 latency for:
   - batching on: the default settings;
   - batching off: SERVICE_MAX_BATCH_SIZE=1, one model call per request;
   - the ceiling: the newest version called in-process with batches of 64 of the same inputs,
-    no HTTP (through the `contract` package: the benchmark reaches the service only over HTTP);
+    no HTTP, on the runtime the service run used (`python -m service.measure_runtimes` in a
+    process of its own: the benchmark reaches the service only through its commands and HTTP);
   - the same at the service's largest batch (SERVICE_MAX_BATCH_SIZE's default, 32): at
     concurrency 32 no batch can be larger, so "share of batch-32 rate" is the share of what the
     model itself could do with the batches it was given, the rest being the cost of serving.
@@ -17,13 +18,15 @@ the mean batch size, and the share of the run's time a model call was running ("
 Below 1.0 the model waited for the service (HTTP, queueing); near 1.0 only the model limits.
 
 This machine's speed drifts by more than the differences worth measuring, so every endpoint is
-measured in rounds: each round runs every service configuration once, then the ceilings, and
-a row's shares are of its own round's ceilings; the table gives, per configuration, the round
-with the median share. With `--compare-tree`, each service run is followed by one of another
-checkout's service (an older commit, say); `--variant` does the same for this build under other
-environment variables. `--rollouts` adds the cost of a rollout (docs/rollouts.md): batching on with
-10% and with 100% of requests shadowed to the model's previous version, and with the payload log
-keeping every request. wrk (Debian's `wrk` package) generates the load: a Python client on the
+measured in rounds: each round runs every service configuration once (every other round in
+reverse order), then the ceilings, and a row's shares are of its own round's ceilings; the table
+gives, per configuration, the round with the median share. With `--compare-tree`, each service
+run is followed by one of another checkout's service (an older commit, say); `--variant` does
+the same for this build under other environment variables. `--runtimes` compares float32
+(`SERVICE_RUNTIME=tensorflow`) with the default runtime choice (`auto`), served and in-process,
+in place of batching off. `--rollouts` adds the cost of a rollout (docs/rollouts.md): batching
+on with 10% and with 100% of requests shadowed to the model's previous version, and with the
+payload log keeping every request. wrk (Debian's `wrk` package) generates the load: a Python client on the
 same two cores would measure itself more than the service.
 """
 
@@ -36,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -52,8 +56,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contract.card import read_card
 from contract.layout import newest_version_dir
-from contract.savedmodel import SavedModel, load_model
-from contract.speed import machine_description, measure_throughput
+from contract.speed import machine_description
 from loadtests.server import REPO, running_service
 
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -118,6 +121,7 @@ class Row:
     model_busy: float | None = None  # share of the run's time a model call was running (service rows)
     ceiling: float | None = None  # in-process items/s at CEILING_BATCH, measured in this run's round
     batch_rate: float | None = None  # in-process items/s at SERVED_BATCH, measured in this run's round
+    runtime: str | None = None  # the runtime the model ran on (auto's choice under its own name)
 
     @property
     def items_per_s(self) -> float:
@@ -258,16 +262,39 @@ def measure_service(base_url: str, scenario: Scenario, workdir: Path, concurrenc
     return row
 
 
-def in_process_rates(model: SavedModel, scenario: Scenario, batch_sizes: tuple[int, ...],
-                     seconds: float) -> list[Row]:
-    """One row per batch size: items/s of `model` cycling through the scenario's inputs in batches of that size."""
+def in_process_rates(artifacts: Path, scenario: Scenario, runtimes: list[str], batch_sizes: tuple[int, ...],
+                     seconds: float, workdir: Path) -> dict[str, list[Row]]:
+    """Per runtime, one row per batch size: items/s of the newest version cycling through the scenario's
+    inputs in batches of that size, the runtimes in the order given ('auto': the one the service's auto
+    would choose, under its own name).
+
+    Measured by `python -m service.measure_runtimes` in a process of its own: the runtimes are the
+    service's, and the benchmark reaches the service only through its commands and HTTP."""
     inputs: Any = scenario.model_inputs
-    rows = []
-    for size in batch_sizes:
-        batches = [inputs[start : start + size] for start in range(0, len(inputs) - size + 1, size)]
-        rate = measure_throughput(model.predict, batches, seconds)
-        rows.append(Row(scenario.name, f"in-process {scenario.model}, batch {size}", rate, None, None, None, 0))
+    if isinstance(inputs, np.ndarray):
+        path = workdir / "inputs.npy"
+        np.save(path, inputs)
+    else:
+        path = workdir / "inputs.json"
+        path.write_text(json.dumps([text.decode() for text in inputs]), encoding="utf-8")
+    command = [sys.executable, "-m", "service.measure_runtimes", str(newest_version_dir(artifacts / scenario.model)),
+               "--inputs", str(path), "--rounds", "1", "--seconds", str(seconds),
+               *(f"--batch-size={size}" for size in batch_sizes), *(f"--runtime={name}" for name in runtimes)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO,
+                            env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}).stdout
+    result = json.loads(next(line for line in output.splitlines() if line.startswith("{")))
+    rows: dict[str, list[Row]] = {}
+    for key, rate in result["items_per_second"].items():
+        name, _, size = key.partition("@")
+        mode = f"in-process {scenario.model}, batch {size}, {name}"
+        rows.setdefault(name, []).append(Row(scenario.name, mode, rate, None, None, None, 0, runtime=name))
+    rows["auto"] = rows[result["chosen"]["name"]]
     return rows
+
+
+def runtime_of(env: dict[str, str]) -> str:
+    """The SERVICE_RUNTIME a service run with `env` added has."""
+    return env.get("SERVICE_RUNTIME", os.environ.get("SERVICE_RUNTIME", "auto"))
 
 
 def main() -> None:
@@ -289,6 +316,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds per endpoint, each with its own ceiling; the median round is reported")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
+    parser.add_argument("--runtimes", action="store_true",
+                        help="compare SERVICE_RUNTIME=tensorflow (float32) with the default (auto), batching on, "
+                             "served and in-process, instead of batching on and off; one JPEG, one review and "
+                             "one tweet per request unless --only says otherwise")
     parser.add_argument("--rollouts", action="store_true",
                         help="also measure shadowing 10%% and 100%% of requests to the previous version, "
                              "and the payload log at 100%%")
@@ -297,22 +328,26 @@ def main() -> None:
         parser.error("wrk is not installed: apt-get install wrk (or your system's package)")
 
     trees = {"": REPO} | ({f" [{args.compare_tree.name}]": args.compare_tree.resolve()} if args.compare_tree else {})
-    modes: list[tuple[str, dict[str, str]]] = [(ON, {}), (OFF, {"SERVICE_MAX_BATCH_SIZE": "1"})]
+    modes: list[tuple[str, dict[str, str]]] = [(ON, {})]
+    modes.append((FLOAT32, {"SERVICE_RUNTIME": "tensorflow"}) if args.runtimes
+                 else (OFF, {"SERVICE_MAX_BATCH_SIZE": "1"}))
     if args.workers > 1:
         modes.append((f"batching on, {args.workers} worker processes", {"SERVICE_WORKERS": str(args.workers)}))
     modes += [(f"batching on, {label}", env) for label, env in args.variant]
     runs: dict[tuple[str, str], list[Row]] = {}  # (scenario, mode) -> one row per round, in-process rows too
-    chosen = [s for s in scenarios(args.artifacts, args.datasets) if not args.only or args.only in s.name]
+    chosen = [s for s in scenarios(args.artifacts, args.datasets)
+              if (args.only in s.name if args.only else not args.runtimes or s.items_per_request == 1)]
     args.out.mkdir(parents=True, exist_ok=True)
-    loaded: dict[str, SavedModel] = {}  # the image scenarios share one model: load it once
-    workspace = Path(tempfile.mkdtemp(prefix="bench-"))  # rollout policies and payload logs
+    workspace = Path(tempfile.mkdtemp(prefix="bench-"))  # rollout policies, payload logs, in-process inputs
     for scenario in chosen:
-        if scenario.model not in loaded:
-            loaded[scenario.model] = load_model(newest_version_dir(args.artifacts / scenario.model))
         extra = rollout_modes(args.artifacts, scenario.model, workspace) if args.rollouts else []
+        runtimes = list(dict.fromkeys(runtime_of(env) for _, env in modes + extra))
         for turn in range(args.rounds):
             served = []
-            for mode, env in modes + extra:
+            # Every other round runs the configurations in the reverse order, so that what runs first
+            # (after a pause, or on a machine speeding up or slowing down) is not always the same.
+            order = modes + extra if turn % 2 == 0 else (modes + extra)[::-1]
+            for mode, env in order:
                 for suffix, tree in trees.items():
                     with tempfile.TemporaryDirectory() as tmp, running_service(
                         args.artifacts, args.out / "service.log", 120, tree, extra_env=env, log_level="warning"
@@ -322,13 +357,17 @@ def main() -> None:
                         if "SERVICE_ROLLOUT_DIR" in env:
                             print(f"  {mode}: {shadow_outcomes(service.base_url, scenario.model)}", flush=True)
                     row.mode = mode + suffix
-                    served.append(row)
-            # The ceiling right after the round's service runs: this machine's speed drifts over minutes.
-            ceiling, batch_rate = in_process_rates(loaded[scenario.model], scenario, (CEILING_BATCH, SERVED_BATCH),
-                                                   args.duration / 2)
-            for row in served:
+                    served.append((row, runtime_of(env)))
+            # The ceilings right after the round's service runs: this machine's speed drifts over minutes.
+            # Each run is judged by the rates of the runtime it served on.
+            rates = in_process_rates(args.artifacts, scenario, runtimes if turn % 2 == 0 else runtimes[::-1],
+                                     (CEILING_BATCH, SERVED_BATCH), args.duration / 2, workspace)
+            for row, runtime in served:
+                ceiling, batch_rate = rates[runtime]
                 row.ceiling, row.batch_rate = ceiling.requests_per_s, batch_rate.requests_per_s
-            for row in [*served, ceiling, batch_rate]:
+                row.runtime = ceiling.runtime
+            measured = {id(row): row for group in rates.values() for row in group}
+            for row in [row for row, _ in served] + sorted(measured.values(), key=lambda r: r.mode):
                 runs.setdefault((scenario.name, row.mode), []).append(row)
                 print(_format(row), f"round {turn + 1}" if args.rounds > 1 else "", flush=True)
 
@@ -344,11 +383,39 @@ def main() -> None:
     print()
     for scenario in chosen:
         for suffix in trees:
-            on, off = (medians[scenario.name, mode + suffix] for mode in (ON, OFF))
-            print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
+            if (scenario.name, OFF + suffix) in medians:
+                on, off = (medians[scenario.name, mode + suffix] for mode in (ON, OFF))
+                print(f"{scenario.name}{suffix}: batching on / off = {on.requests_per_s / off.requests_per_s:.1f}x")
+        if args.runtimes:
+            print(runtime_comparison(scenario.name, runs))
     results = [asdict(row) | {"items_per_s": row.items_per_s} for rows in runs.values() for row in rows]
     (args.out / "bench.json").write_text(json.dumps(results, indent=2))
     shutil.rmtree(workspace, ignore_errors=True)
+
+
+def runtime_comparison(scenario: str, runs: dict[tuple[str, str], list[Row]]) -> str:
+    """The default runtime (auto) over float32, round by round: served items/s with each side's p99, and
+    the in-process rate at the ceiling's batch size; the median ratio and its spread."""
+    def line(what: str, auto: list[Row], float32: list[Row], p99: bool) -> str:
+        ratios = [a.items_per_s / f.items_per_s for a, f in zip(auto, float32, strict=True)]
+        rounds = " ".join(f"{r:.2f}" for r in ratios)
+        latency = ("; p99 ms auto / float32 per round: "
+                   + " ".join(f"{a.p99_ms:.0f}/{f.p99_ms:.0f}" for a, f in zip(auto, float32, strict=True))
+                   if p99 else "")
+        return (f"{scenario}, {what}: auto / float32 = {statistics.median(ratios):.2f}x median "
+                f"({min(ratios):.2f}-{max(ratios):.2f}; rounds {rounds}){latency}")
+
+    def ceilings(runtime: str | None) -> list[Row]:
+        return next(rows for (name, mode), rows in runs.items()
+                    if name == scenario and mode.startswith("in-process") and rows[0].runtime == runtime
+                    and mode.endswith(f"batch {CEILING_BATCH}, {runtime}"))
+
+    auto = runs[scenario, ON][0].runtime
+    return "\n".join([
+        line("served", runs[scenario, ON], runs[scenario, FLOAT32], p99=True),
+        line(f"in-process at batch {CEILING_BATCH} ({auto} / tensorflow)", ceilings(auto), ceilings("tensorflow"),
+             p99=False),
+    ])
 
 
 def rollout_modes(artifacts: Path, model: str, workspace: Path) -> list[tuple[str, dict[str, str]]]:
@@ -398,6 +465,7 @@ def _median(rows: list[Row]) -> Row:
 
 
 ON, OFF = "batching on (defaults)", "batching off (max batch 1)"
+FLOAT32 = "batching on, SERVICE_RUNTIME=tensorflow"
 
 
 def _format(row: Row) -> str:

@@ -167,6 +167,12 @@ def _find_root(names: list[str]) -> str:
     )
 
 
+def split_files(names: list[str], split: str) -> dict[str, list[str]]:
+    """class name -> sorted image paths of one split of an image-folder tree, from its file names
+    (a zip's or a folder's); for a reader that wants the files, not decoded pixels."""
+    return _split_files(names, _find_root(names), split)
+
+
 def _split_files(names: list[str], prefix: str, split: str) -> dict[str, list[str]]:
     """class name -> sorted image paths, for one split; class folders without images included."""
     classes: dict[str, list[str]] = {}

@@ -47,6 +47,8 @@ VALUE_SETS = {
     "volume-keda": ["--values", str(CHART / "ci" / "volume-keda-values.yaml")],
     "keys-adapter": ["--values", str(CHART / "ci" / "keys-adapter-values.yaml")],
     "rollouts": ["--values", str(CHART / "ci" / "rollouts-values.yaml")],
+    # An operator forcing float32 on nodes whose CPU is to be treated as without bf16 (docs/runtimes.md).
+    "float32": ["--set", "settings.SERVICE_RUNTIME=tensorflow", "--set", "settings.SERVICE_CPU_BF16=off"],
 }
 # Kinds with no schema in kubernetes-validate (custom resources): checked by structure below.
 CUSTOM_KINDS = {"ServiceMonitor", "ScaledObject", "RayService"}
@@ -171,6 +173,31 @@ def test_the_rayservice_serves_the_committed_serve_config() -> None:
     rayservice = yaml.safe_load(RAYSERVICE.read_text())
     assert rayservice["apiVersion"] == "ray.io/v1" and rayservice["kind"] == "RayService"
     assert yaml.safe_load(rayservice["spec"]["serveConfigV2"]) == yaml.safe_load(SERVE_CONFIG.read_text())
+
+
+def test_the_runtime_choice_reaches_the_pods_and_an_operator_can_force_float32(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    default, forced = _env(rendered["default"]), _env(rendered["float32"])
+    # The chart's values are the service's defaults, written out so that an operator sees what to change.
+    assert (default["SERVICE_RUNTIME"], default["SERVICE_CPU_BF16"]) == (
+        DEFAULTS["runtime"].default, DEFAULTS["cpu_bf16"].default)
+    assert (forced["SERVICE_RUNTIME"], forced["SERVICE_CPU_BF16"]) == ("tensorflow", "off")
+    settings = Settings(runtime=forced["SERVICE_RUNTIME"], cpu_bf16=forced["SERVICE_CPU_BF16"])
+    assert (settings.runtime, settings.cpu_bf16) == ("tensorflow", "off")
+
+
+def test_every_ray_node_passes_the_runtime_choice_to_its_replicas() -> None:
+    rayservice = yaml.safe_load(RAYSERVICE.read_text())
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]["template"], *(group["template"] for group in cluster["workerGroupSpecs"])]
+    for pod in pods:
+        env = {var["name"]: var["value"] for var in pod["spec"]["containers"][0]["env"]}
+        Settings(runtime=env["SERVICE_RUNTIME"], cpu_bf16=env["SERVICE_CPU_BF16"])  # values the service takes
+        assert (env["SERVICE_RUNTIME"], env["SERVICE_CPU_BF16"]) == ("auto", "detect")
+    # The serve config's settings would override the pods' environment in every replica: it leaves them alone.
+    settings = yaml.safe_load(rayservice["spec"]["serveConfigV2"])["applications"][0]["args"]["settings"]
+    assert not {"SERVICE_RUNTIME", "SERVICE_CPU_BF16"} & set(settings)
 
 
 def test_the_serve_config_passes_ray_serves_own_schema_and_builds() -> None:

@@ -21,7 +21,7 @@ from contract.verification import read_sample
 from service.app import create_app
 from service.core import runtimes
 from service.core.runtimes import FLOAT32, Candidate, choose_runtime, cpu_bf16_flags
-from service.measure_runtimes import explanation_differences
+from service.measure_runtimes import explanation_differences, measure
 from service.settings import Settings
 from service.shims.tensorflow_call_options import with_options
 from tests.service.conftest import serving
@@ -277,3 +277,19 @@ def test_measure_runtimes_compares_each_runtimes_explanations_with_float32s(root
     assert text_sample is not None
     same = explanation_differences(texts, text_sample, {FLOAT32: texts.predict, "again": texts.predict}, count=5)
     assert same["vs_float32"]["again"] == {"mean_abs_difference": 0.0, "max_abs_difference": 0.0, "same_top_part": 1.0}
+
+
+@needs_bf16
+def test_measure_runtimes_times_the_runtimes_asked_for_on_the_inputs_given(root: Path) -> None:
+    # What `make bench --runtimes` asks for: auto's choice (under its own name) and float32, at two batch
+    # sizes, on the benchmark's own inputs rather than the sample.
+    images, _ = colour_images(64, seed=1)
+    found = measure(root / "conv-image" / "1", [32, 16], rounds=2, seconds=0.05, runtimes=["auto", FLOAT32],
+                    inputs=images)
+    assert found["chosen"]["name"] == "tensorflow-bf16"
+    keys = ["tensorflow-bf16@32", f"{FLOAT32}@32", "tensorflow-bf16@16", f"{FLOAT32}@16"]
+    assert list(found["items_per_second"]) == keys and all(found["items_per_second"][key] > 0 for key in keys)
+    assert all(len(found["rounds"][key]) == 2 for key in keys)
+    assert found["vs_float32"][f"{FLOAT32}@16"] == 1.0
+    with pytest.raises(SystemExit, match="unknown runtime"):
+        measure(root / "conv-image" / "1", [16], rounds=1, seconds=0.05, runtimes=["openvino"], inputs=images)
