@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from contract.layout import list_versions, model_dirs
 from service.core.workers import tensorflow_threads
+from service.rollout.policy import PolicyError, PolicyStore
 from service.score.checkpoint import Checkpoint
 from service.score.errors import Refused
 from service.score.inputs import INPUT_FORMATS, Source, open_source
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--id-column", help="a column copied to the output with each row (an image's id is its path)")
     parser.add_argument("--encoding", default="utf-8",
                         help="the encoding of a CSV or JSON Lines input (default: utf-8)")
-    parser.add_argument("--version", type=_positive, help="score with this version (default: the newest)")
+    parser.add_argument("--version", type=_positive, help="score with this version (default: the rollout policy's stable version, else the newest)")
     parser.add_argument("--batch-size", type=_batch_size, default=64, help="rows per model call (default: 64)")
     parser.add_argument("--part-rows", type=_positive, default=DEFAULT_PART_ROWS,
                         help="rows written and committed at a time, rounded up to a multiple of --batch-size: "
@@ -90,7 +91,7 @@ class Job:
     checkpoint: Checkpoint
     version_dir: Path
     card: ModelCard
-    chosen: str  # "newest" or "pinned"
+    chosen: str  # "newest", "stable" (the rollout policy's) or "pinned"
     batch_size: int
     part_rows: int
     manifest: dict[str, Any]
@@ -106,7 +107,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> Job:
     extension = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[output_name]
     checkpoint = Checkpoint(args.output, extension)
     checkpoint.check_start(args.resume)
-    version_dir, chosen = choose_version(settings.artifacts_dir, args.model, args.version)
+    version_dir, chosen = choose_version(settings, args.model, args.version)
 
     from contract.card import read_card
 
@@ -165,12 +166,14 @@ def run(job: Job, settings: Settings, scorer: BatchScorer | None = None) -> int:
     return 0
 
 
-def choose_version(artifacts: Path, model: str, pinned: int | None) -> tuple[Path, str]:
-    """The version folder that scores, and why: the one --version pins, else the newest.
+def choose_version(settings: Settings, model: str, pinned: int | None) -> tuple[Path, str]:
+    """The version folder that scores, and why: the one --version pins, else the rollout policy's
+    stable version where the model has a policy, else the newest.
 
-    The newest is the version the service answers with when a request pins none; once rollout
-    policies exist, a model's stable version will come first here, as it will there.
+    These are the versions the service answers an unpinned request with, but for a candidate's
+    canary share: a bulk job scores with the version the policy vouches for, never a candidate.
     """
+    artifacts = settings.artifacts_dir
     if not artifacts.is_dir():
         raise Refused(f"artifacts folder {str(artifacts)!r} does not exist (set SERVICE_ARTIFACTS_DIR)")
     names = [folder.name for folder in model_dirs(artifacts)]
@@ -179,12 +182,24 @@ def choose_version(artifacts: Path, model: str, pinned: int | None) -> tuple[Pat
     versions = list_versions(artifacts / model)
     if not versions:
         raise Refused(f"model {model!r} has no version folders in {str(artifacts / model)!r}")
-    if pinned is None:
+    if pinned is not None:
+        if pinned not in versions:
+            raise Refused(f"version {pinned} of {model!r} does not exist (--version); its versions: "
+                          f"{', '.join(map(str, versions))}")
+        return artifacts / model / str(pinned), "pinned"
+    store = PolicyStore(settings.rollout_dir or artifacts)
+    try:
+        policy = store.read(model)
+    except PolicyError as exc:
+        # A serving process keeps its last good policy; a job has none, and guessing could score a
+        # whole file with the wrong version.
+        raise Refused(f"{exc}; fix the policy, or name the version with --version") from None
+    if policy is None:
         return artifacts / model / str(versions[-1]), "newest"
-    if pinned not in versions:
-        raise Refused(f"version {pinned} of {model!r} does not exist (--version); its versions: "
-                      f"{', '.join(map(str, versions))}")
-    return artifacts / model / str(pinned), "pinned"
+    if policy.stable not in versions:
+        raise Refused(f"{store.path(model)}: the rollout policy's stable version {policy.stable} of {model!r} "
+                      f"does not exist; its versions: {', '.join(map(str, versions))} (name one with --version)")
+    return artifacts / model / str(policy.stable), "stable"
 
 
 def _manifest(args: argparse.Namespace, source: Source, model: str, version: int, output_format: str,
