@@ -63,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
                              f"at most this many are scored again after an interruption (default: {DEFAULT_PART_ROWS})")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run of the same job where it stopped")
+    ray = parser.add_argument_group("on a Ray cluster (docs/scoring.md, \"On Ray\")")
+    ray.add_argument("--ray", metavar="ADDRESS",
+                     help="run on the Ray cluster whose head is ADDRESS (HOST:PORT) through Ray Data; the input, "
+                          "the model and --output (then a folder of shards) must be on storage every node reaches")
+    ray.add_argument("--actors", type=_positive,
+                     help="model copies scoring at once, one actor each (default: one per node of the cluster)")
+    ray.add_argument("--cpus-per-actor", type=_cpus, default=1.0,
+                     help="CPUs each actor claims, and TensorFlow's intra-op threads in it (default: 1)")
+    ray.add_argument("--ray-node-ip", metavar="IP",
+                     help="this machine's address in the cluster (default: Ray's guess; on loopback clusters "
+                          "the node's own 127.0.0.x, never 127.0.0.1)")
     return parser
 
 
@@ -79,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(str(exc))
     except Exception as exc:  # the card or the SavedModel is broken (contract.errors.ArtifactError)
         return _failed(exc)
+    if args.ray is not None:
+        from service.score.on_ray import run_on_ray
+
+        return run_on_ray(job, settings, args.ray, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
+                          node_ip=args.ray_node_ip)
     return run(job, settings)
 
 
@@ -106,7 +122,17 @@ def plan(args: argparse.Namespace, settings: Settings) -> Job:
     output_name = infer_format(args.output, args.format)
     extension = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[output_name]
     checkpoint = Checkpoint(args.output, extension)
-    checkpoint.check_start(args.resume)
+    if args.ray is not None:
+        if args.resume:
+            raise Refused("--resume continues a local run; a --ray run starts again (its ranges are retried "
+                          "by Ray while it runs)")
+        from service.score.on_ray import check_output_folder
+
+        check_output_folder(args.output)
+    else:
+        if args.actors is not None:
+            raise Refused("--actors needs --ray")
+        checkpoint.check_start(args.resume)
     version_dir, chosen = choose_version(settings, args.model, args.version)
 
     from contract.card import read_card
@@ -238,6 +264,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _cpus(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of CPUs")
     return value
 
 
