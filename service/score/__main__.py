@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--id-column", help="a column copied to the output with each row (an image's id is its path)")
     parser.add_argument("--encoding", default="utf-8",
                         help="the encoding of a CSV or JSON Lines input (default: utf-8)")
-    parser.add_argument("--version", type=_positive, help="score with this version (default: the rollout policy's stable version, else the newest)")
+    parser.add_argument("--version", type=_positive,
+                        help="score with this version (default: the rollout policy's stable version, else the newest)")
     parser.add_argument("--batch-size", type=_batch_size, default=64, help="rows per model call (default: 64)")
     parser.add_argument("--part-rows", type=_positive, default=DEFAULT_PART_ROWS,
                         help="rows written and committed at a time, rounded up to a multiple of --batch-size: "
@@ -93,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray is not None:
         from service.score.on_ray import run_on_ray
 
-        return run_on_ray(job, settings, args.ray, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
-                          node_ip=args.ray_node_ip)
+        try:
+            return run_on_ray(job, settings, args.ray, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
+                              node_ip=args.ray_node_ip)
+        except Refused as exc:
+            return _refuse(str(exc))
     return run(job, settings)
 
 

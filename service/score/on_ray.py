@@ -21,6 +21,7 @@ the progress lines and the last line.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -138,14 +139,20 @@ def run_on_ray(job: Job, settings: Settings, address: str, *, actors: int | None
     ranges = job.source.ranges(job.part_rows)
     rows = sum(part.count for part in ranges)
 
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    ray.init(address=address, _node_ip_address=node_ip, log_to_driver=False, logging_level="WARNING")
+    try:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    except ImportError:
+        raise Refused("--ray needs Ray Data, which is not installed here (the ray extra: make deps, or "
+                      "uv sync --locked --extra ray)") from None
+    try:
+        ray.init(address=address, _node_ip_address=node_ip, log_to_driver=False, logging_level=logging.WARNING)
+    except Exception as exc:  # ConnectionError, or a timeout, with Ray's own words
+        raise Refused(f"cannot join the Ray cluster at {address!r} (--ray): {exc}") from None
     try:
         alive = [node for node in ray.nodes() if node["Alive"]]
         pool = actors or len(alive)
-        tally = ray.remote(num_cpus=0)(Tally).options(
+        tally: Any = ray.remote(num_cpus=0)(Tally).options(
             # On the driver's node, which outlives the job, unlike any other node.
             scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False),
         ).remote()
@@ -165,9 +172,16 @@ def run_on_ray(job: Job, settings: Settings, address: str, *, actors: int | None
 
         if ranges:
             threading.Thread(target=write, name="ray-data-write", daemon=True).start()
-            _report_progress(ray, tally, rows, done)
+            try:
+                _report_progress(ray, tally, rows, done)
+            except KeyboardInterrupt:
+                print(f"interrupted: the shards written so far are in {str(partial)!r}; delete it and run "
+                      "the command again", file=sys.stderr)
+                return 130
         if failure:
-            raise failure[0]
+            print(f"the job failed on Ray; the shards written so far are in {str(partial)!r}: "
+                  f"{type(failure[0]).__name__}: {failure[0]}", file=sys.stderr)
+            return 1
         partial.rename(output)
         by_node, errors = ray.get(tally.read.remote())
     finally:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import suppress
@@ -35,13 +37,12 @@ PROBABILITIES = {"probability", "probability_negative", "probability_positive", 
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     logs = tmp_path_factory.mktemp("logs")
     # Short: Ray's socket paths under its temp folder must fit in 107 bytes.
-    temp_dir = Path(f"/tmp/rs-{os.getpid()}")
-    temp_dir.mkdir()
+    temp_dir = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))
     try:
         with two_node_cluster(temp_dir, logs) as running:
             yield running
     finally:
-        subprocess.run(["rm", "-rf", str(temp_dir)], check=False)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
