@@ -102,6 +102,8 @@ def test_a_text_file_scored_on_ray_equals_the_local_run_row_for_row(cluster: Clu
     finished(local)
     last_line = finished(on_ray).strip().splitlines()[-1]
     assert "scored 1,501 rows (502 with an error) with tiny-text version 1 (newest)" in last_line
+    per_node = last_line.split("rows scored per node: ")[1]
+    assert f"{HEAD_IP} " in per_node and f"{WORKER_IP} " in per_node  # one model copy on each node
     rows = shards(tmp_path / "ray.parquet")
     assert_same_rows(read_rows(tmp_path / "local.parquet"), rows)
     assert [row["row"] for row in rows] == list(range(1501))
