@@ -72,27 +72,19 @@ class RangeScorer:
     def __call__(self, batch: dict[str, Any]) -> Any:
         import pyarrow as pa
 
-        from service.score.job import _prepare
+        from service.score.job import _Part, _prepare
 
         tables = []
         for start, count, offset in zip(batch["start"], batch["count"], batch["offset"], strict=True):
             part = Range(int(start), int(count), int(offset))
-            columns: dict[str, list[Any]] = {name: [] for name in self.job["columns"]}
-            id_name = self.job["id_name"]
+            rows = _Part(self.job["columns"], self.job["id_name"], part.start)  # as the local job collects them
             errors = 0
             for chunk in self.source.read_range(part, self.job["batch_size"]):
                 prepared = _prepare(self.scorer, chunk)  # image files read here, as the local job's decode pool does
                 scored = self.scorer.results(prepared, self.scorer.predict(prepared, chunk.first_row))
-                size = len(chunk.items)
-                for name, values in scored.items():
-                    columns[name].extend(values)
                 errors += sum(message is not None for message in scored["error"])
-                columns["row"].extend(range(chunk.first_row, chunk.first_row + size))
-                columns["model"].extend([self.scorer.name] * size)
-                columns["version"].extend([self.scorer.version] * size)
-                if id_name is not None:
-                    columns[id_name].extend(chunk.ids if chunk.ids is not None else [None] * size)
-            tables.append(self._table(pa, columns))
+                rows.add(chunk, scored, self.scorer)
+            tables.append(self._table(pa, rows.columns))
             # Fire and forget: the count is for people watching, and must never hold up or fail a range.
             self.tally.add.remote(self.node, part.start, part.count, errors)
         return pa.concat_tables(tables)
