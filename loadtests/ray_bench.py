@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from loadtests.bench import DATASETS, INPUTS, Row, Scenario, _tweets, run_wrk
+from loadtests.bench import DATASETS, INPUTS, Row, Scenario, run_wrk, tweets
 from loadtests.server import REPO, free_port, running_service, supervised
 
 MODEL = "sentiment-tweets"
@@ -58,7 +58,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install wrk")
     args.out.mkdir(parents=True, exist_ok=True)
-    texts = _tweets(args.datasets / "gop-debate" / "Sentiment.csv", INPUTS)
+    texts = tweets(args.datasets / "gop-debate" / "Sentiment.csv", INPUTS)
     bodies = [json.dumps({"text": text, "model": MODEL}).encode() for text in texts]
     scenario = Scenario(f"sentiment ({MODEL})", MODEL, "/sentiment", "application/json", bodies, texts)
 
