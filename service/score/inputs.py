@@ -50,6 +50,16 @@ class Chunk:
     items: list[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Range:
+    """Rows `start` to `start + count - 1` of an input, and where the first one begins in the file when a
+    reader can seek there (`offset`, in bytes; -1: read from the start and skip): one task's share on Ray."""
+
+    start: int
+    count: int
+    offset: int = -1
+
+
 class Source(ABC):
     """An opened, checked input."""
 
@@ -74,6 +84,20 @@ class Source(ABC):
     def fraction_read(self) -> float | None:
         """How much of the input has been read, when rows cannot be counted ahead (from bytes)."""
         return None
+
+    def ranges(self, rows: int) -> list[Range]:
+        """The input cut into ranges of `rows` rows (the last may be shorter), for readers on other machines."""
+        assert self.total_rows is not None, f"{type(self).__name__} counts its rows in ranges()"
+        return [Range(start, min(rows, self.total_rows - start)) for start in range(0, self.total_rows, rows)]
+
+    def read_range(self, part: Range, size: int) -> Iterator[Chunk]:
+        """The rows of `part`, `size` at a time, as `chunks` gives them."""
+        stop = part.start + part.count
+        for chunk in self.chunks(part.start, size):
+            if chunk.first_row >= stop:
+                return
+            keep = stop - chunk.first_row
+            yield Chunk(chunk.first_row, None if chunk.ids is None else chunk.ids[:keep], chunk.items[:keep])
 
 
 def infer_format(path: Path, named: str | None) -> str:
@@ -194,6 +218,46 @@ class CsvSource(_TextFile):
             if fields:
                 yield fields
 
+    def ranges(self, rows: int) -> list[Range]:
+        """Ranges that start at a byte offset, found by reading the file once with the csv module, so that
+        a quoted field's newlines are not taken for the end of a row."""
+        if not _splits_at_newlines(self.encoding):  # UTF-16 and the like: one range, read from the start
+            with self._open() as text:
+                total = sum(1 for _ in self._rows(csv.reader(text))) - 1
+            return [Range(0, total)] if total > 0 else []
+        consumed = 0
+
+        def lines(handle: BinaryIO) -> Iterator[str]:
+            # The csv module asks for one line at a time and no more than a row needs, so after each row
+            # `consumed` is the offset of the next one.
+            nonlocal consumed
+            for line in handle:
+                consumed += len(line)
+                yield line.decode(self.encoding, "surrogateescape")
+
+        found: list[Range] = []
+        with open(self.path, "rb") as handle:
+            records = self._rows(csv.reader(lines(handle)))
+            next(records, None)  # the header
+            start, offset, row = 0, consumed, 0
+            for row, _ in enumerate(records, 1):
+                if row % rows == 0:
+                    found.append(Range(start, row - start, offset))
+                    start, offset = row, consumed
+            if row > start:
+                found.append(Range(start, row - start, offset))
+        return found
+
+    def read_range(self, part: Range, size: int) -> Iterator[Chunk]:
+        if part.offset < 0:
+            yield from super().read_range(part, size)
+            return
+        raw = open(self.path, "rb")  # noqa: SIM115  (closed by the wrapper)
+        raw.seek(part.offset)
+        with io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="") as text:
+            rows = itertools.islice(self._rows(csv.reader(text)), part.count)
+            yield from _chunked(rows, part.start, size, self._split)
+
     def _split(self, row: int, fields: list[str] | BadRow) -> tuple[Any, Any]:
         if isinstance(fields, BadRow):
             return None, BadRow(f"row {row}: {fields.message}")
@@ -244,6 +308,32 @@ class JsonLinesSource(_TextFile):
         with self._raw as handle:
             lines = itertools.islice((line for line in handle if line.strip()), start_row, None)
             yield from _chunked(lines, start_row, size, self._split)
+
+    def ranges(self, rows: int) -> list[Range]:
+        """Ranges that start at a byte offset: a row is a line, so the offsets are found without parsing."""
+        if not _splits_at_newlines(self.encoding):
+            with open(self.path, "rb") as handle:
+                total = sum(1 for line in handle if line.strip())
+            return [Range(0, total)] if total else []
+        found: list[Range] = []
+        row, offset = 0, 0
+        with open(self.path, "rb") as handle:
+            for line in handle:
+                if line.strip():
+                    if row % rows == 0:
+                        found.append(Range(row, 0, offset))
+                    row += 1
+                offset += len(line)
+        return [Range(part.start, min(rows, row - part.start), part.offset) for part in found]
+
+    def read_range(self, part: Range, size: int) -> Iterator[Chunk]:
+        if part.offset < 0:
+            yield from super().read_range(part, size)
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(part.offset)
+            lines = itertools.islice((line for line in handle if line.strip()), part.count)
+            yield from _chunked(lines, part.start, size, self._split)
 
     def _split(self, row: int, line: bytes) -> tuple[Any, Any]:
         record = self._parse(line)
@@ -348,6 +438,15 @@ def _chunked(rows: Iterator[Any], start_row: int, size: int, split: Any) -> Iter
             items.append(item)
         yield Chunk(row, ids, items)
         row += len(batch)
+
+
+def _splits_at_newlines(encoding: str) -> bool:
+    """Whether a file in `encoding` can be cut at its b"\\n" bytes into lines that decode on their own
+    (UTF-8 and the one-byte codecs: yes; UTF-16, UTF-32 or a byte order mark: no)."""
+    try:
+        return "a\n".encode(encoding) == b"a\n" and "\n".encode(encoding) == b"\n"
+    except (UnicodeError, LookupError):
+        return False
 
 
 def _pyarrow() -> tuple[Any, Any]:

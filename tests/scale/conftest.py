@@ -1,4 +1,5 @@
-"""The scale tests run only under `make test-scale` (SCALE_TESTS=1): they start a two-node Ray cluster.
+"""The scale tests run only under `make test-scale` (SCALE_TESTS=1), and offline scoring on Ray only under
+`make test-score-ray` (SCORE_RAY_TESTS=1): they start a two-node Ray cluster.
 
 Under a plain `pytest` (make test) they are deselected, not skipped: they are a separate suite.
 The figures they measure go to bench-results/scale/report.json and into the terminal summary.
@@ -17,11 +18,19 @@ REPORT = Path(__file__).resolve().parents[2] / "bench-results" / "scale" / "repo
 FIGURES: dict[str, Any] = {}
 
 
+# Offline scoring on Ray is a suite of its own (make test-score-ray, SCORE_RAY_TESTS=1), with its own time
+# limit in CI, so that make test-scale keeps its budget.
+SCORE_ON_RAY = "test_score_on_ray.py"
+
+
+def _selected(path: Path) -> bool:
+    variable = "SCORE_RAY_TESTS" if path.name == SCORE_ON_RAY else "SCALE_TESTS"
+    return os.environ.get(variable) == "1"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("SCALE_TESTS") == "1":
-        return
     here = Path(__file__).parent
-    deselected = [item for item in items if here in Path(item.path).parents]
+    deselected = [item for item in items if here in Path(item.path).parents and not _selected(Path(item.path))]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
