@@ -159,7 +159,7 @@ BREAKS = [
     Break("weights-of-the-wrong-label", "a text's weights are taken on the first label, not the predicted one",
           "contract/occlusion.py", "    top = int(output.argmax())", "    top = 0",
           (f"{EXPLAIN}::test_the_word_that_decides_gets_the_weight_and_the_others_none",)),
-    Break("offsets-of-the-rewritten-text", "a word's offsets point into the normalised text, not the request's",
+    Break("offsets-of-the-rewritten-text", "a word's offsets point into the normalised text, not the request",
           "contract/tokens.py", "            words.append(Token(word, min(s for s, _ in spans), max(e for _, e in spans)))",
           "            words.append(Token(word, position, position + len(word)))",
           ("tests/contract/test_tokens.py::test_each_word_points_at_the_characters_it_came_from",)),
