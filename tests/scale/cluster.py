@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,10 +108,16 @@ class Node:
         return session_processes(self.process.pid)
 
     def replica_pids(self) -> list[int]:
+        return self._pids(lambda title: title.startswith("ray::ServeReplica:"))
+
+    def haproxy_pids(self) -> list[int]:
+        return self._pids(lambda title: Path(title.split(" ", 1)[0]).name == "haproxy")
+
+    def _pids(self, wanted: Callable[[str], bool]) -> list[int]:
         pids = []
         for pid in self.processes():
             try:
-                if process_title(pid).startswith("ray::ServeReplica:"):
+                if wanted(process_title(pid)):
                     pids.append(pid)
             except OSError:
                 continue
