@@ -12,10 +12,15 @@ request per input of each payload:
 Each round starts every server once, in the same order, and runs every payload on it, so that
 a change in the machine's load hits all of them; per payload, the table has every run, and the
 summary the Ray path's requests/s and p99 as ratios of the direct service's in the same round
-(median, and the lowest and highest round). After each HAProxy run, HAProxy's own statistics
-for the replicas' backend (average queue, connect, response and total time of its last 1,024
-requests) say how much of a request's time HAProxy saw outside the replica. Needs wrk and the
-ray extra.
+(median, and the lowest and highest round).
+
+Where the time goes: during each measured run, the CPU time of every process the server started
+(by process name: the service, or HAProxy, the replica and Ray's own processes) is read from
+/proc, per request, beside the machine's idle share; on a machine the load saturates, requests/s
+is the cores over the CPU time a request costs all processes together. After each HAProxy run,
+HAProxy's own statistics for the replicas' backend (average queue, connect, response and total
+time of its last 1,024 requests) say how much of a request's time HAProxy saw outside the replica.
+Needs wrk and the ray extra.
 """
 
 from __future__ import annotations
@@ -42,10 +47,37 @@ DIRECT = "python -m service"
 PROXY_NAMES = {"haproxy": "Ray Serve, HAProxy", "classic": "Ray Serve, classic proxy"}
 
 
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class RayServer:
     url: str
+    session: int  # the session every process of its local Ray node is in
     stats_url: str | None  # HAProxy's statistics page (CSV), when HAProxy is the ingress
+
+
+def session_cpu_s(session: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each process of `session`, added up by process name."""
+    used: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:  # gone meanwhile
+            continue
+        if not stat:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()  # from the state on: field 3 of proc(5) is fields[0]
+        if int(fields[3]) == session:
+            used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+    return used
+
+
+def machine_idle_ticks() -> tuple[int, int]:
+    """(idle, total) clock ticks of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[3] + values[4], sum(values)  # idle and iowait
 
 
 @contextmanager
@@ -60,8 +92,8 @@ def running_ray_serve(artifacts: Path, log_path: Path, proxy: str, start_timeout
     url = f"http://127.0.0.1:{port}"
     # service.ray_serve waits for the deployment itself (--start-timeout-s); the margin covers Ray's start.
     with supervised(f"Ray Serve ({proxy})", command, cwd=REPO, env=env, log_path=log_path,
-                    ready_url=f"{url}/readyz", start_timeout_s=start_timeout_s + 30, stop_timeout_s=90):
-        yield RayServer(url, f"http://127.0.0.1:{stats_port}/stats;csv" if proxy == "haproxy" else None)
+                    ready_url=f"{url}/readyz", start_timeout_s=start_timeout_s + 30, stop_timeout_s=90) as process:
+        yield RayServer(url, process.pid, f"http://127.0.0.1:{stats_port}/stats;csv" if proxy == "haproxy" else None)
 
 
 def haproxy_backend_times(stats_url: str) -> dict[str, float]:
@@ -118,16 +150,28 @@ def main() -> None:
 
     rows: list[Row] = []
     haproxy_times: list[dict[str, object]] = []
+    cpu_costs: list[dict[str, object]] = []
 
-    def measure(url: str, mode: str, stats_url: str | None = None) -> None:
+    def measure(url: str, mode: str, session: int, stats_url: str | None = None) -> None:
         for scenario in scenarios:
             with tempfile.TemporaryDirectory() as tmp:
                 run_wrk(url + scenario.path, scenario, Path(tmp), args.concurrency, args.warm_up, 1)
+                cpu_before, idle_before = session_cpu_s(session), machine_idle_ticks()
                 row = run_wrk(url + scenario.path, scenario, Path(tmp), args.concurrency, args.duration, 1)
+                cpu_after, idle = session_cpu_s(session), machine_idle_ticks()
+            cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in cpu_after.items()}
             row.mode = mode
             rows.append(row)
+            requests = row.requests_per_s * (row.load_s or args.duration)
+            per_request = {name: round(1000 * seconds / requests, 3)
+                           for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]) if seconds > 0}
+            idle_share = (idle[0] - idle_before[0]) / max(1, idle[1] - idle_before[1])
+            cpu_costs.append({"scenario": scenario.name, "mode": mode, "cpu ms per request": per_request,
+                              "total cpu ms per request": round(sum(per_request.values()), 3),
+                              "machine idle": round(idle_share, 3)})
             print(f"{scenario.name}, {mode}: {row.requests_per_s:.0f} requests/s, p99 {row.p99_ms:.1f} ms, "
-                  f"failed {row.failed}", flush=True)
+                  f"failed {row.failed}; CPU ms per request {sum(per_request.values()):.3f} {per_request}, "
+                  f"machine idle {idle_share:.0%}", flush=True)
             if stats_url is not None:
                 times = haproxy_backend_times(stats_url)
                 haproxy_times.append({"scenario": scenario.name, **times})
@@ -135,10 +179,10 @@ def main() -> None:
 
     for round_ in range(args.rounds):
         with running_service(args.artifacts, args.out / f"service-{round_}.log") as service:
-            measure(service.base_url, DIRECT)
+            measure(service.base_url, DIRECT, service.process.pid)
         for proxy in proxies:
             with running_ray_serve(args.artifacts, args.out / f"ray-serve-{proxy}-{round_}.log", proxy) as ray:
-                measure(ray.url, PROXY_NAMES[proxy], ray.stats_url)
+                measure(ray.url, PROXY_NAMES[proxy], ray.session, ray.stats_url)
 
     load = os.getloadavg()
     print(f"\nwrk -t1 -c{args.concurrency}, {args.duration} s per run after {args.warm_up} s of warm-up, one input "
@@ -155,7 +199,7 @@ def main() -> None:
               f"{figures['throughput high']:.2f}), p99 {figures['p99']:.2f}x ({figures['p99 low']:.2f}-"
               f"{figures['p99 high']:.2f})")
     (args.out / "ray-bench.json").write_text(json.dumps(
-        {"rows": [asdict(r) for r in rows], "ratios": summary, "haproxy_backend": haproxy_times,
+        {"rows": [asdict(r) for r in rows], "ratios": summary, "cpu": cpu_costs, "haproxy_backend": haproxy_times,
          "load_average": load}, indent=2))
 
 
