@@ -38,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
+import ipaddress  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import signal  # noqa: E402
@@ -350,6 +351,13 @@ def _free_port(host: str) -> int:
         return port
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return host == "localhost"
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m service.ray_serve",
@@ -418,6 +426,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"invalid settings:\n{exc}")
 
+    if args.address and args.proxy == "haproxy" and _is_loopback(args.host):
+        # Ray gives the replicas the ingress's address: HAProxy reaches replicas on other nodes at
+        # those nodes' addresses, where nothing listens.
+        log.warning("--host %s under HAProxy: replicas on other nodes will listen on loopback, out of "
+                    "HAProxy's reach; use 0.0.0.0 on a cluster of several nodes", args.host)
     if args.address:
         ray.init(address=args.address, _node_ip_address=args.node_ip, namespace="serve", log_to_driver=False)
     else:

@@ -205,8 +205,11 @@ def served(cluster: Cluster, log_path: Path, settings: dict[str, str], flags: li
     """`python -m service.ray_serve --address ...` on the cluster: deployed, serving, then shut down."""
     port = free_port(PROXY_HOST)
     env = cluster.env | settings
+    # Under HAProxy every replica listens on the ingress's address too, and the head's HAProxy reaches
+    # the worker's replicas at 127.0.0.3: only every interface serves both nodes (docs/deploy/ray.md).
+    host = "0.0.0.0" if cluster.proxy == "haproxy" else PROXY_HOST
     command = [sys.executable, "-m", "service.ray_serve", "--address", cluster.address, "--node-ip", HEAD_IP,
-               "--host", PROXY_HOST, "--port", str(port), "--proxy", cluster.proxy,
+               "--host", host, "--port", str(port), "--proxy", cluster.proxy,
                "--start-timeout-s", str(start_timeout_s), *flags]
     # service.ray_serve waits for the deployment itself (--start-timeout-s); the margin covers its start.
     with supervised("service.ray_serve", command, cwd=REPO, env=env, log_path=log_path,
