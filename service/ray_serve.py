@@ -304,7 +304,7 @@ def _bundled_haproxy() -> str:
     return str(Path(spec.origin).parent / "bin" / "haproxy")
 
 
-def haproxy_processes(node_id: str) -> list[int]:
+def _haproxy_processes(node_id: str) -> list[int]:
     """The HAProxy processes Ray started for this node: their command line names the node's config folder."""
     marker = f"/{node_id}/".encode()
     found = []
@@ -321,7 +321,7 @@ def haproxy_processes(node_id: str) -> list[int]:
 def _end_leftover_haproxy(node_id: str) -> None:
     """Ray ends its HAProxy when Serve shuts down in order; after a hurried shutdown one can outlive
     Ray, holding the serving port. This is the last word on the node this process started."""
-    for pid in haproxy_processes(node_id):
+    for pid in _haproxy_processes(node_id):
         log.warning("HAProxy (pid %d) outlived Ray; ending it", pid)
         # Ray is gone, so HAProxy has nothing left to drain to.
         with suppress(ProcessLookupError):
@@ -460,7 +460,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.proxy == "haproxy":
             log.info("HAProxy's statistics: http://127.0.0.1:%s/stats", ingress["RAY_SERVE_HAPROXY_STATS_PORT"])
         stop.wait()
-        log.info("stopping: replicas drain (up to SERVICE_SHUTDOWN_GRACE_S), then Ray shuts down")
+        log.info("stopping: replicas drain (up to SERVICE_SHUTDOWN_GRACE_S; under HAProxy at least Ray's 30 s), "
+                 "then Ray shuts down")
     finally:
         # serve.shutdown() stops every replica gracefully (the drain above) before Ray goes.
         serve.shutdown()
