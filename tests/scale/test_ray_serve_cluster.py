@@ -300,12 +300,22 @@ def test_a_killed_replica_is_replaced_and_only_its_in_flight_requests_fail(
     FIGURES["replica killed under load"] = {
         "clients": clients, "requests": len(load.answers), "failed": len(failed),
         "failed statuses": sorted({str(a.status) for a in failed}),
+        "failed, s after the kill": sorted(round(a.started - killed, 3) for a in failed),
         "replacement answering after, s": round(replaced, 1),
     }
-    # Only requests already in flight when the replica died may fail: each client has one request
-    # in flight at a time, so at most `clients`, and each one started before the kill.
-    assert all(a.started <= killed for a in failed), [(round(a.started - killed, 3), a.status) for a in failed]
-    assert len(failed) <= clients
+    # Only requests already in flight when the replica died may fail: each client has one request in
+    # flight at a time, so at most `clients`, and each one started before the kill. HAProxy, though,
+    # learns of the death from its connections to the replica: a request it had already written on a
+    # kept-alive connection to it fails too (a new connection that is refused is retried on another
+    # replica; a request already sent is not, as Ray configures HAProxy). At most one per connection
+    # HAProxy held to the victim, which is at most one per client; all before the replacement answered.
+    in_flight = [a for a in failed if a.started <= killed]
+    assert len(in_flight) <= clients
+    if cluster.proxy == "haproxy":
+        assert len(failed) <= 2 * clients
+        assert all(a.started < killed + replaced for a in failed)
+    else:
+        assert failed == in_flight, [(round(a.started - killed, 3), a.status) for a in failed]
     assert not [a for a in load.answers if a.status == "wrong answer"]
 
 
