@@ -72,8 +72,9 @@ mutate: $(VENV)/.dev-deps  ## mutmut, one module group at a time (tests/mutate.p
 breaks: $(VENV)/.dev-deps  ## apply each hand-made break to a copy of the tree and check that its tests fail
 	$(BIN)/python -m tests.breaks $(BREAKS)
 
-bench: $(VENV)/.dev-deps  ## batching on vs off vs in-process ceiling, on the committed models
+bench: $(VENV)/.dev-deps  ## batching on vs off vs in-process ceiling, then what explanations cost, on the committed models
 	$(BIN)/python -m loadtests.bench
+	$(BIN)/python -m loadtests.explain_bench
 
 # --- Deployment: the image, the compose stack, load tests (docs/deploy/compose.md) ---
 DOCKER ?= $(shell [ -x /usr/bin/docker ] && echo /usr/bin/docker || echo docker)

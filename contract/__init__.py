@@ -11,6 +11,8 @@ depend on it and on nothing of each other:
 - `publish`: the one atomic way to publish a new version (stage, check, rename);
 - `pixels`: an opened image -> the image model's input, the same in training and serving;
 - `speed`: in-process throughput of a loaded version, and the machine it was measured on.
+- `tokens`: the text models' normalisation rules, and the same words in Python with their offsets;
+- `occlusion`: the explanation method (the parts left out, and what a weight is);
 - `verification`: a version's verification sample (held-out inputs, labels, the float32 outputs),
   reading and writing it, and comparing a runtime's outputs with it (agreement, accuracy, ECE).
 """

@@ -112,7 +112,7 @@ class ModelCard(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The card as JSON-ready data, input section included."""
         data = self.model_dump(mode="json")
-        data["input"] = self.input.model_dump(mode="json")
+        data["input"] = self.input.model_dump(mode="json", exclude_unset=True)  # no `tokenizer: null` added
         for optional in ("verification", "republished_from"):  # absent stays absent, as in the file
             if data.get(optional) is None:
                 data.pop(optional, None)

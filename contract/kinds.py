@@ -14,6 +14,8 @@ from typing import Any
 import tensorflow as tf
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.tokens import TokenizerSpec
+
 
 class ImageInput(BaseModel):
     """An image model's input: RGB pixels resized to height x width."""
@@ -24,10 +26,12 @@ class ImageInput(BaseModel):
 
 
 class TextInput(BaseModel):
-    """A text model's input: raw UTF-8, tokenised inside the graph, at most `max_tokens` kept."""
+    """A text model's input: raw UTF-8, tokenised inside the graph, at most `max_tokens` kept; `tokenizer`
+    (optional) declares which words the graph sees, so that answers can be explained word by word."""
 
     model_config = ConfigDict(extra="allow")
     max_tokens: int = Field(gt=0)
+    tokenizer: TokenizerSpec | None = None
 
 
 @dataclass(frozen=True)

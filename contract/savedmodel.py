@@ -1,7 +1,8 @@
 """Loading a version folder: its card, its SavedModel, and the checks that tie the two together.
 
 The signature is `serving_default`, with the one input its kind names (contract.kinds) and
-one output, `probabilities`, float32 [batch, len(labels)]. A folder that breaks any of this
+one output, `probabilities`, float32 [batch, len(labels)]; a text card's declared tokenizer is the
+one the graph runs. A folder that breaks any of this
 is an ArtifactError naming the folder, never a half-loaded model.
 """
 
@@ -16,6 +17,7 @@ import tensorflow as tf
 
 from contract.card import ModelCard, read_card
 from contract.errors import ArtifactError
+from contract.tokens import rules_in_graph
 
 SIGNATURE_KEY = "serving_default"
 OUTPUT_NAME = "probabilities"
@@ -62,6 +64,7 @@ def load_model(version_dir: Path, name: str | None = None, version: int | None =
     if function is None:
         raise ArtifactError(f"{version_dir}: no {SIGNATURE_KEY!r} signature")
     _check_signature(version_dir, card, function)
+    _check_tokenizer(version_dir, card, function)
     return SavedModel(path=version_dir, card=card, _function=function, _module=module)
 
 
@@ -84,4 +87,19 @@ def _check_signature(version_dir: Path, card: ModelCard, function: Any) -> None:
         raise ArtifactError(
             f"{version_dir}: output {OUTPUT_NAME!r} must have {len(card.labels)} classes "
             f"(one per label) in float32, signature has {function.structured_outputs}"
+        )
+
+
+def _check_tokenizer(version_dir: Path, card: ModelCard, function: Any) -> None:
+    """A card that declares its tokenizer must describe the rules its graph really runs: explanations
+    place their weights on the words those rules make (contract.tokens)."""
+    spec = getattr(card.input, "tokenizer", None)
+    if spec is None:
+        return
+    found = rules_in_graph(function.graph.as_graph_def())
+    if found != spec.rule_set():
+        missing, extra = spec.rule_set() - found, found - spec.rule_set()
+        raise ArtifactError(
+            f"{version_dir}: the card's input.tokenizer {spec.model_dump()} does not match the graph's rules "
+            f"(declared but not in the graph: {sorted(missing)}; in the graph but not declared: {sorted(extra)})"
         )

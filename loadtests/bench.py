@@ -129,14 +129,14 @@ class Row:
         return None if self.ceiling is None else self.items_per_s / self.ceiling
 
 
-def _cifar_jpegs(path: Path, count: int) -> list[bytes]:
+def cifar_jpegs(path: Path, count: int) -> list[bytes]:
     with zipfile.ZipFile(path) as archive:
         names = sorted(n for n in archive.namelist() if "/test/" in n and n.lower().endswith(".jpg"))
         step = max(1, len(names) // count)
         return [archive.read(name) for name in names[::step][:count]]
 
 
-def _imdb_reviews(path: Path, count: int) -> list[str]:
+def imdb_reviews(path: Path, count: int) -> list[str]:
     reviews = []
     with tarfile.open(path) as archive:
         for member in archive:
@@ -149,7 +149,7 @@ def _imdb_reviews(path: Path, count: int) -> list[str]:
     return reviews
 
 
-def _tweets(path: Path, count: int) -> list[str]:
+def tweets(path: Path, count: int) -> list[str]:
     with open(path, newline="", encoding="utf-8") as handle:
         return [row["text"] for row in csv.DictReader(handle)][:count]
 
@@ -167,7 +167,7 @@ def _multipart(jpegs: list[bytes]) -> bytes:
 
 def scenarios(artifacts: Path, datasets: Path) -> list[Scenario]:
     found = []
-    images = _cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
+    images = cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
     card = read_card(newest_version_dir(artifacts / "cifar10-cnn"))
     height, width = card.input.height, card.input.width  # type: ignore[attr-defined]
     decoded = np.stack([_pixels(b, height, width) for b in images])
@@ -184,8 +184,8 @@ def scenarios(artifacts: Path, datasets: Path) -> list[Scenario]:
                           "application/octet-stream", v2_bodies, decoded, V2_IMAGES,
                           ("Inference-Header-Content-Length", str(len(head)))))
     for model, texts in (
-        ("sentiment-imdb", _imdb_reviews(datasets / "aclImdb_v1_labelled.tar.gz", INPUTS)),
-        ("sentiment-tweets", _tweets(datasets / "gop-debate" / "Sentiment.csv", INPUTS)),
+        ("sentiment-imdb", imdb_reviews(datasets / "aclImdb_v1_labelled.tar.gz", INPUTS)),
+        ("sentiment-tweets", tweets(datasets / "gop-debate" / "Sentiment.csv", INPUTS)),
     ):
         bodies = [json.dumps({"text": text, "model": model}).encode() for text in texts]
         found.append(Scenario(f"sentiment ({model})", model, "/sentiment", "application/json", bodies,

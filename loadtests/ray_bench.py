@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loadtests.bench import DATASETS, INPUTS, Row, Scenario, _cifar_jpegs, _tweets, run_wrk
+from loadtests.bench import DATASETS, INPUTS, Row, Scenario, cifar_jpegs, run_wrk, tweets
 from loadtests.server import REPO, free_port, running_service, supervised
 
 DIRECT = "python -m service"
@@ -107,11 +107,11 @@ def haproxy_backend_times(stats_url: str) -> dict[str, float]:
 
 
 def payloads(datasets: Path) -> list[Scenario]:
-    texts = _tweets(datasets / "gop-debate" / "Sentiment.csv", INPUTS)
-    tweets = [json.dumps({"text": text, "model": "sentiment-tweets"}).encode() for text in texts]
-    jpegs = _cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
+    texts = tweets(datasets / "gop-debate" / "Sentiment.csv", INPUTS)
+    text_bodies = [json.dumps({"text": text, "model": "sentiment-tweets"}).encode() for text in texts]
+    jpegs = cifar_jpegs(datasets / "cifar10-jpeg.zip", INPUTS)
     return [
-        Scenario("tweets", "sentiment-tweets", "/sentiment", "application/json", tweets, texts),
+        Scenario("tweets", "sentiment-tweets", "/sentiment", "application/json", text_bodies, texts),
         Scenario("jpegs", "cifar10-cnn", "/classify-image?model=cifar10-cnn", "image/jpeg", jpegs, None),
     ]
 

@@ -8,6 +8,11 @@ machine whose speed drifts drifts for all of them; the figure is the median of t
 inputs are the first eight batches of the version's verification sample, cycled (a version
 without one is refused). Every runtime is measured, verified or not: the figures say what each would give.
 
+With `--explanations N`, also what each runtime does to explanations (docs/explanations.md): the
+first N sample inputs explained by occlusion (contract.occlusion, the service's defaults) on every
+runtime, and each one's weights against float32's: the mean and largest absolute difference, and
+the share of inputs whose most-weighted part is the same.
+
 Run it with nothing else on the machine (the load average is printed with the figures).
 """
 
@@ -21,14 +26,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from contract.savedmodel import load_model
+import numpy as np
+
+from contract import occlusion
+from contract.kinds import TextInput
+from contract.savedmodel import SavedModel, load_model
 from contract.speed import machine_description, measure_throughput
-from contract.verification import read_sample
+from contract.tokens import Tokenizer
+from contract.verification import VerificationSample, read_sample
 from service.core.runtimes import CANDIDATES, FLOAT32, Predict, choose_runtime
 from service.settings import Settings
 
 
-def measure(version_dir: Path, batch_size: int, rounds: int, seconds: float) -> dict[str, Any]:
+def measure(version_dir: Path, batch_size: int, rounds: int, seconds: float, explanations: int) -> dict[str, Any]:
     model = load_model(version_dir)
     sample = read_sample(version_dir, model.card)
     if sample is None:
@@ -46,6 +56,7 @@ def measure(version_dir: Path, batch_size: int, rounds: int, seconds: float) -> 
         for name, predict in predicts.items():
             figures[name].append(measure_throughput(predict, batches, seconds))
     medians = {name: statistics.median(values) for name, values in figures.items()}
+    explained = explanation_differences(model, sample, predicts, explanations) if explanations else None
     return {
         "version": str(version_dir),
         "chosen": chosen.to_json(),
@@ -54,7 +65,44 @@ def measure(version_dir: Path, batch_size: int, rounds: int, seconds: float) -> 
         "items_per_second": {name: round(value, 1) for name, value in medians.items()},
         "rounds": {name: [round(value, 1) for value in values] for name, values in figures.items()},
         "vs_float32": {name: round(value / medians[FLOAT32], 3) for name, value in medians.items()},
+        **({"explanations": explained} if explained is not None else {}),
     }
+
+
+def explanation_differences(model: SavedModel, sample: VerificationSample, predicts: dict[str, Predict],
+                            count: int) -> dict[str, Any]:
+    """Each runtime's occlusion weights on the first `count` sample inputs, against float32's."""
+    spec = model.card.input
+    if isinstance(spec, TextInput):
+        if spec.tokenizer is None:
+            return {"skipped": "the card declares no tokenizer"}
+        tokenizer = Tokenizer(spec.tokenizer, spec.max_tokens)
+    weights: dict[str, list[np.ndarray]] = {name: [] for name in predicts}
+    for index in range(min(count, len(sample))):
+        item = sample.inputs[index]
+        if isinstance(item, str):
+            tokens = tokenizer.tokens(item)
+            variants = occlusion.text_variants(item, tokens, occlusion.parts(len(tokens), occlusion.MAX_WORDS))
+            rows: Any = [text.encode("utf-8") for text in [item, *variants]]
+        else:
+            rows = np.concatenate([item[np.newaxis], occlusion.image_variants(item, occlusion.GRID)])
+        if len(rows) < 2:
+            continue
+        for name, predict in predicts.items():
+            outputs = predict(rows)
+            weights[name].append(occlusion.weights(outputs[0], outputs[1:])[1])
+    reference = weights[FLOAT32]
+    compared = {}
+    for name, found in weights.items():
+        if name == FLOAT32:
+            continue
+        differences = np.concatenate([np.abs(a - b) for a, b in zip(found, reference, strict=True)])
+        same_top = np.mean([a.argmax() == b.argmax() for a, b in zip(found, reference, strict=True)])
+        compared[name] = {"mean_abs_difference": round(float(differences.mean()), 5),
+                          "max_abs_difference": round(float(differences.max()), 4),
+                          "same_top_part": round(float(same_top), 3)}
+    largest = np.concatenate([np.abs(w) for w in reference]).max()
+    return {"inputs": len(reference), "largest_float32_weight": round(float(largest), 4), "vs_float32": compared}
 
 
 def main() -> None:
@@ -63,10 +111,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="rounds; each measures every runtime once")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per runtime per round")
+    parser.add_argument("--explanations", type=int, default=0, metavar="N",
+                        help="also compare each runtime's explanations of the first N sample inputs with float32's")
     args = parser.parse_args()
     print(f"# {machine_description()}; load average before: {os.getloadavg()[0]:.2f}")
     for version_dir in args.versions:
-        print(json.dumps(measure(version_dir, args.batch_size, args.rounds, args.seconds)))
+        print(json.dumps(measure(version_dir, args.batch_size, args.rounds, args.seconds, args.explanations)))
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -13,6 +13,8 @@ from annotated_types import Ge, Gt, Le
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract import occlusion
+
 
 class Settings(BaseSettings):
     """Every knob of the service; docs/reference/settings.md is generated from this class."""
@@ -66,6 +68,19 @@ class Settings(BaseSettings):
     max_files: int = Field(16, ge=1, le=1024, description="Most images in one multipart request.")
     max_texts: int = Field(64, ge=1, le=4096, description="Most texts in one /sentiment request.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text, in characters.")
+
+    # Explanations (service.core.explaining; docs/explanations.md): each asks the model about many variants.
+    explain_max_items: int = Field(
+        2, ge=1, le=64, description="Most texts or images one request may ask to explain."
+    )
+    explain_max_words: int = Field(
+        occlusion.MAX_WORDS, ge=1, le=512,
+        description="Most words a text's explanation leaves out one at a time; a text with more is explained in "
+        "that many spans of consecutive words.",
+    )
+    explain_grid: int = Field(
+        occlusion.GRID, ge=2, le=32, description="Cells per side of an image's saliency grid (each cell one variant)."
+    )
 
     # Versions and updates.
     model_versions: int = Field(

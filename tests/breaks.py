@@ -29,6 +29,8 @@ STARTUP = "tests/service/core/test_startup_and_settings.py"
 REGISTRY = "tests/service/core/test_registry.py"
 ROLLOUTS = "tests/service/rollout/test_rollouts_over_http.py"
 RUNTIMES = "tests/service/core/test_runtimes.py"
+EXPLAIN = "tests/service/api/test_explanations.py"
+BATCHER = "tests/service/core/test_batcher.py"
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,20 @@ BREAKS = [
           "            pass\n",
           ("tests/service/shims/test_tensorflow_call_options.py::"
            "test_a_wrapped_call_runs_in_bf16_and_the_next_plain_call_in_float32",)),
+    Break("explanations-ahead-of-plain", "an explanation's variants queue with plain rows, ahead of later requests",
+          "service/core/batcher.py", "        (self._low if low_priority else self._queue).extend(pieces)",
+          "        self._queue.extend(pieces)",
+          (f"{BATCHER}::test_a_plain_request_goes_into_the_next_batch_ahead_of_queued_low_priority_rows",)),
+    Break("variants-monitored", "drift monitoring counts an explanation's variants as traffic",
+          "service/core/batcher.py", "            if any(p.low_priority for p in batch):", "            if False:",
+          (f"{BATCHER}::test_monitoring_sees_only_the_normal_rows_of_a_batch_shared_with_low_priority_ones",)),
+    Break("weights-of-the-wrong-label", "a text's weights are taken on the first label, not the predicted one",
+          "contract/occlusion.py", "    top = int(output.argmax())", "    top = 0",
+          (f"{EXPLAIN}::test_the_word_that_decides_gets_the_weight_and_the_others_none",)),
+    Break("offsets-of-the-rewritten-text", "a word's offsets point into the normalised text, not the request's",
+          "contract/tokens.py", "            words.append(Token(word, min(s for s, _ in spans), max(e for _, e in spans)))",
+          "            words.append(Token(word, position, position + len(word)))",
+          ("tests/contract/test_tokens.py::test_each_word_points_at_the_characters_it_came_from",)),
     Break("cpu-check-ignored", "SERVICE_CPU_BF16=off does not keep auto from trying bf16",
           "service/core/runtimes.py", '    if settings.cpu_bf16 == "off":\n        return "SERVICE_CPU_BF16=off"\n', "",
           (f"{RUNTIMES}::test_with_bf16_forced_off_auto_serves_float32_without_trying_it",)),

@@ -49,6 +49,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
                            "tests/service/api/test_inference_protocol_errors.py",
                            "tests/service/api/test_api_keys.py", "tests/service/api/test_page.py",
                            "tests/service/api/test_tracing.py"]),
+    # Explanations: the limits and the joining of variants' answers, through the app on tiny models whose
+    # right answers are known (the method itself, contract/occlusion.py, is outside mutmut's service/ tree).
+    "explaining": (["service/core/explaining.py"], ["tests/service/api/test_explanations.py"]),
     "shutdown": (["service/__main__.py"], ["tests/service/api/test_shutdown.py"]),
     # Decoding needs no model: every way an image can be, with Pillow as the reference for the fast path.
     "imaging": (["service/core/imaging.py"], ["tests/service/core/test_imaging.py"]),

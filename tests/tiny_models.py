@@ -2,8 +2,9 @@
 
 - image: labels red/green/blue; the probabilities are softmax(20 * version * mean of each
   colour channel), so a solid red image is "red" and a swapped answer fails a test.
-- text: labels negative/positive; P(positive) = sigmoid(version * (#"good" - #"bad")), so
-  texts with different counts get different answers. A text equal to "boom" makes the model
+- text: labels negative/positive; P(positive) = sigmoid(version * (#"good" - #"bad")), counting
+  the words the real models' rules make (contract.tokens; the card declares them), so texts with
+  different counts get different answers. A text equal to "boom" makes the model
   call fail (a real TensorFlow error), and each text equal to "slow" makes the call spin for
   about a second more.
 
@@ -25,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from contract.tokens import Tokenizer, TokenizerSpec
+from training.text_preprocessing import normalize
 
 IMAGE_SIZE = 8
 IMAGE_LABELS = ["red", "green", "blue"]
@@ -54,7 +58,7 @@ def _save(module: tf.Module, function, version_dir: Path, card: dict) -> Path:
 
 def expected_positive(text: str, version: int) -> float:
     """What tiny-text `version` answers as P(positive) for `text` (up to float32 rounding)."""
-    words = text.lower().split()
+    words = [token.text for token in Tokenizer(TokenizerSpec(), max_tokens=64).tokens(text)]
     return float(1 / (1 + np.exp(-version * (words.count("good") - words.count("bad")))))
 
 
@@ -81,10 +85,11 @@ def build_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
 
 
 def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool = False, fails_on: str = "boom",
-                     labels: list[str] = TEXT_LABELS) -> Path:
+                     labels: list[str] = TEXT_LABELS, declare_tokenizer: bool = True) -> Path:
     """`fail_always`: a version that loads and matches its card, but whose every call fails (its warm-up too).
     `fails_on`: the text that makes a call fail. `labels`: the card's names for the two outputs (a card
-    that swaps them makes a version whose answers are inverted while its output indices are the same)."""
+    that swaps them makes a version whose answers are inverted while its output indices are the same).
+    `declare_tokenizer` False: a card without input.tokenizer, as older cards are (it cannot explain)."""
     module = tf.Module()
     scale = float(version_dir.name)
 
@@ -94,7 +99,7 @@ def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool 
         tf.debugging.Assert(tf.constant(not fail_always), ["this version always fails"])
         spins = 1_000_000 * tf.reduce_sum(tf.cast(tf.equal(text, "slow"), tf.int32))
         spin = tf.while_loop(lambda i: i < spins, lambda i: i + 1, [0])[0]
-        tokens = tf.strings.split(tf.strings.lower(text))[:, :max_tokens]
+        tokens = tf.strings.split(normalize(text, social=False))[:, :max_tokens]
         count = lambda word: tf.reduce_sum(tf.cast(tf.equal(tokens, word), tf.float32), axis=1)  # noqa: E731
         score = count("good") - count("bad") + tf.cast(spin, tf.float32) * 0.0
         positive = tf.sigmoid(score * scale)
@@ -102,7 +107,24 @@ def build_text_model(version_dir: Path, max_tokens: int = 64, fail_always: bool 
 
     module.serve = serve
     card = _card(version_dir.parent.name, int(version_dir.name), "text-classification", labels,
-                 {"max_tokens": max_tokens})
+                 {"max_tokens": max_tokens}
+                 | ({"tokenizer": TokenizerSpec(keep="head").model_dump()} if declare_tokenizer else {}))
+    return _save(module, serve, version_dir, card)
+
+
+def build_quadrant_image_model(version_dir: Path, size: int = IMAGE_SIZE) -> Path:
+    """An image model that looks only at the top-left quadrant: the tiny image model's colour rule on it alone."""
+    module = tf.Module()
+    half = size // 2
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+    def serve(images):
+        means = tf.reduce_mean(tf.cast(images[:, :half, :half], tf.float32) / 255.0, axis=[1, 2])
+        return {"probabilities": tf.nn.softmax(means * 20.0, axis=-1)}
+
+    module.serve = serve
+    card = _card(version_dir.parent.name, int(version_dir.name), "image-classification", IMAGE_LABELS,
+                 {"height": size, "width": size})
     return _save(module, serve, version_dir, card)
 
 

@@ -1,7 +1,8 @@
 """In-graph text processing: raw UTF-8 strings -> normalised words -> padded token ids.
 
 Everything here is TensorFlow ops inside the exported model, so the service, TF Serving
-and the training loop all see exactly the same tokens for the same text.
+and the training loop all see exactly the same tokens for the same text. The rules themselves
+are contract.tokens's, which also finds the same words in Python, with their offsets.
 """
 
 from __future__ import annotations
@@ -9,49 +10,17 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-# HTML remnants in IMDB reviews (`<br /><br />`) and entities in tweets (`&amp;`).
-_HTML_RULES = [
-    (r"<[^>]*>", " "),
-    (r"&amp;", " and "),
-    (r"&(lt|gt|quot|nbsp);", " "),
-    (r"&#0*39;|&apos;", "'"),
-    (r"&#?\w+;", " "),
-]
-# Tweets, applied before lower-casing so that "RT" (retweet) is told apart from "rt".
-_SOCIAL_RULES = [
-    (r"(?i)\b(https?://|www\.)\S*", " xxurl "),  # a link's text carries no sentiment
-    (r"(^|\s)RT\b:?", " xxrt "),  # retweet marker, kept as one token
-    (r"@(\w+)", " \\1 "),  # @realDonaldTrump -> realdonaldtrump: who is addressed matters
-    (r"#(\w+)", " \\1 "),  # #GOPDebate -> gopdebate: hashtags are words
-]
-# Hashtags split where the case changes, before the rules above drop the '#':
-# #GOPDebate -> #GOP #Debate, #DebateWithBernie -> #Debate #With #Bernie (GloVe knows the words).
-# RE2 has no look-around, so a lower->upper boundary is split once per pass.
-_HASHTAG_RULES = [(r"#(\w*?\p{Ll})(\p{Lu})", "#\\1 #\\2")] * 4 + [
-    (r"#(\p{Lu}+)(\p{Lu}\p{Ll})", "#\\1 #\\2")
-]
-# Split the clitics the way GloVe 6B was tokenised ("don't" -> "do n't", "it's" -> "it 's"),
-# after dropping quotes that are not inside a word.
-_WORD_RULES = [
-    (r"(^|[^\p{L}\p{N}])'+", "\\1 "),
-    (r"'+([^\p{L}\p{N}]|$)", " \\1"),
-    (r"n't\b", " n't"),
-    (r"'(s|re|ve|ll|d|m)\b", " '\\1"),
-    (r"([!?])", " \\1 "),  # kept: "!" and "?" carry sentiment and are in GloVe
-    (r"[^\p{L}\p{N}'!?\s]", " "),  # any other punctuation or symbol
-    (r"\s+", " "),
-]
+from contract import tokens
 
 
 def normalize(texts: tf.Tensor, social: bool, split_hashtags: bool = False) -> tf.Tensor:
     """Lower-cased, HTML-free words separated by single spaces; `social` adds the tweet rules,
     `split_hashtags` splits camel-case hashtags into their words first."""
-    rules = (_HASHTAG_RULES if split_hashtags else []) + (_SOCIAL_RULES if social else [])
-    rules += _HTML_RULES
-    for pattern, replacement in rules:
+    before, after = tokens.rules(social, split_hashtags)
+    for pattern, replacement in before:
         texts = tf.strings.regex_replace(texts, pattern, replacement)
     texts = tf.strings.lower(texts, encoding="utf-8")
-    for pattern, replacement in _WORD_RULES:
+    for pattern, replacement in after:
         texts = tf.strings.regex_replace(texts, pattern, replacement)
     return tf.strings.strip(texts)
 

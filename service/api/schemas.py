@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 
 class LabelProbability(BaseModel):
@@ -12,11 +12,26 @@ class LabelProbability(BaseModel):
     probability: float
 
 
+_WEIGHT = ("The predicted label's probability on the input minus its probability with this part left out: "
+           "positive pushes toward the label, negative away from it (docs/explanations.md).")
+
+
+class ImageExplanation(BaseModel):
+    label: str = Field(description="The label explained: the predicted one.")
+    method: Literal["occlusion"]
+    fill: int = Field(description="The grey level (all three channels) a left-out cell is filled with.")
+    saliency: list[list[float]] = Field(
+        description="Rows of cells, top to bottom, evenly covering the image as the model saw it (resized); each "
+        "cell's weight. " + _WEIGHT
+    )
+
+
 class ImageResult(BaseModel):
     filename: str | None = Field(None, description="The multipart part's file name, when it had one.")
     label: str
     probability: float
     top_k: list[LabelProbability]
+    explanation: ImageExplanation | None = Field(None, description="Only with explain=true.")
 
 
 class ImageQuery(BaseModel):
@@ -25,6 +40,9 @@ class ImageQuery(BaseModel):
     model: str | None = Field(None, max_length=200, description="Image model; the only one by default.")
     version: int | None = Field(None, ge=1, description="Pin a loaded version; the newest by default.")
     top_k: int = Field(3, ge=1, le=100, description="How many labels to list per image.")
+    explain: bool = Field(
+        False, description="Add each image's saliency grid (at most SERVICE_EXPLAIN_MAX_ITEMS images per request)."
+    )
 
 
 class ImageClassificationResponse(BaseModel):
@@ -40,7 +58,7 @@ def _no_nul(text: str) -> str:
     return text
 
 
-def sentiment_request_model(max_texts: int, max_text_chars: int) -> type[BaseModel]:
+def sentiment_request_model(max_texts: int, max_text_chars: int, max_explained: int) -> type[BaseModel]:
     """The /sentiment body, with the limits of these settings written into its schema."""
     text_type = Annotated[
         str,
@@ -55,6 +73,9 @@ def sentiment_request_model(max_texts: int, max_text_chars: int) -> type[BaseMod
             extra="forbid",
             json_schema_extra={
                 "oneOf": [{"required": ["text"]}, {"required": ["texts"]}],
+                # With explain, fewer texts (service.core.explaining checks it for every protocol).
+                "if": {"properties": {"explain": {"const": True}}, "required": ["explain"]},
+                "then": {"properties": {"texts": {"maxItems": max_explained}}},
                 "examples": [{"text": "A moving film."}, {"texts": ["Loved it", "Dull."], "model": "sentiment-tweets"}],
             },
         )
@@ -72,6 +93,9 @@ def sentiment_request_model(max_texts: int, max_text_chars: int) -> type[BaseMod
         version: int = Field(  # type: ignore[assignment]
             None, ge=1, description="Pin a loaded version of the model; the newest by default."
         )
+        explain: StrictBool = Field(
+            False, description=f"Add each text's word weights (at most {max_explained} texts per request)."
+        )
 
         @model_validator(mode="after")
         def _exactly_one(self) -> SentimentRequest:
@@ -86,9 +110,28 @@ def sentiment_request_model(max_texts: int, max_text_chars: int) -> type[BaseMod
     return SentimentRequest
 
 
+class WeightedToken(BaseModel):
+    text: str = Field(description="The word as the model saw it (normalised: lower-case, clitics split, ...).")
+    start: int = Field(description="Where it came from in the request's text: [start, end) in code points "
+                       "(Python string indices; JavaScript counts UTF-16 units).")
+    end: int
+    weight: float = Field(description=_WEIGHT)
+
+
+class TextExplanation(BaseModel):
+    label: str = Field(description="The label explained: the predicted one.")
+    method: Literal["occlusion"]
+    spans: int | None = Field(
+        description="null: each word was left out on its own; a number: the text had more words than "
+        "SERVICE_EXPLAIN_MAX_WORDS, so this many spans of consecutive words were, and a span's words share its weight."
+    )
+    tokens: list[WeightedToken] = Field(description="Every word the model saw, in order (after its truncation).")
+
+
 class TextResult(BaseModel):
     label: str
     probabilities: dict[str, float] = Field(description="Every class's probability.")
+    explanation: TextExplanation | None = Field(None, description="Only with \"explain\": true.")
 
 
 class SentimentResponse(BaseModel):
@@ -131,6 +174,7 @@ class VersionInfo(BaseModel):
     error: str | None = Field(None, description="Why a failed version could not be loaded.")
     monitoring: MonitoringInfo | None = Field(None, description="A loaded version's prediction drift.")
     runtime: RuntimeInfo | None = Field(None, description="A loaded version's runtime.")
+    explains: bool | None = Field(None, description="Whether a loaded version can explain its answers.")
 
 
 class ModelInfo(BaseModel):

@@ -79,6 +79,7 @@ class TensorSpec:
     item_shape: list[int]
     max_rows: int
     output: str
+    explanation_outputs: tuple[str, ...] = ()  # the extra outputs `parameters.explain` adds (empty: cannot explain)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class DecodedRequest:
     id: str | None
     tensor: np.ndarray  # [rows, *item_shape] of the spec's datatype
     binary_output: bool
+    explain: bool = False
+    outputs: list[str] | None = None  # the outputs asked for by name; None: every one there is
 
 
 def request_schema() -> dict[str, Any]:
@@ -112,14 +115,24 @@ def decode_request(body: bytes, header_length: str | None, spec: TensorSpec) -> 
     request = _parse(head)
     tensor = request.inputs[0]
     _check_against(tensor, spec)
+    explain = request.parameters.get("explain", False)
+    if not isinstance(explain, bool):
+        raise InvalidInput(f"parameters.explain must be true or false, got {json.dumps(explain)}")
     requested = request.outputs or []
-    if any(output.name != spec.output for output in requested):
-        raise InvalidInput(f"the only output is {spec.output!r}")
+    offered = [spec.output, *(spec.explanation_outputs if explain else ())]
+    unknown = [output.name for output in requested if output.name not in offered]
+    if unknown:
+        hint = "" if explain or not spec.explanation_outputs else (
+            f" (and, with parameters.explain, {', '.join(map(repr, spec.explanation_outputs))})")
+        raise InvalidInput(f"no output named {', '.join(map(repr, unknown))}; the outputs are "
+                           f"{', '.join(map(repr, offered))}{hint}")
     binary_output = bool(request.parameters.get("binary_data_output")) or any(
         output.parameters.get("binary_data") for output in requested
     )
     values = _values(tensor, binary)
-    return DecodedRequest(request.id, values.reshape(tensor.shape[0], *spec.item_shape), binary_output)
+    names = [output.name for output in requested] or None
+    return DecodedRequest(request.id, values.reshape(tensor.shape[0], *spec.item_shape), binary_output, explain,
+                          names)
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -235,18 +248,24 @@ def _flatten(data: list[Any]) -> Any:
 
 
 def encode_response(
-    model: str, version: int, request_id: str | None, name: str, values: np.ndarray, binary: bool
+    model: str, version: int, request_id: str | None, tensors: dict[str, np.ndarray], binary: bool
 ) -> tuple[bytes, int | None]:
-    """The response body, and the JSON header's length when binary output follows it."""
-    output: dict[str, Any] = {"name": name, "datatype": "FP32", "shape": list(values.shape)}
-    raw = b""
-    if binary:
-        raw = np.ascontiguousarray(values, dtype="<f4").tobytes()
-        output["parameters"] = {"binary_data_size": len(raw)}
-    else:
-        output["data"] = values.astype(np.float32).ravel().tolist()
-    response: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": [output]}
+    """The response body, and the JSON header's length when binary output follows it. `tensors`: each
+    output's name and values, in order (FP32 or INT32 arrays)."""
+    outputs = []
+    raws = []
+    for name, values in tensors.items():
+        datatype = "INT32" if values.dtype.kind in "iu" else "FP32"
+        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(values.shape)}
+        if binary:
+            raw = np.ascontiguousarray(values, dtype=DATATYPES[datatype]).tobytes()
+            output["parameters"] = {"binary_data_size": len(raw)}
+            raws.append(raw)
+        else:
+            output["data"] = values.astype(DATATYPES[datatype]).ravel().tolist()
+        outputs.append(output)
+    response: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": outputs}
     if request_id is not None:
         response["id"] = request_id
     head = json.dumps(response).encode()
-    return (head + raw, len(head)) if binary else (head, None)
+    return (head + b"".join(raws), len(head)) if binary else (head, None)

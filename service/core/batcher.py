@@ -12,6 +12,12 @@ and stacked again. A batch is formed only when one of this batcher's `concurrenc
 slots is free, so while the model is busy the queue fills and the next batch is larger:
 batching adapts to load with no further setting.
 
+Rows submitted with `low_priority` (the variants an explanation asks about: service.core.explaining)
+wait in a queue of their own, in smaller pieces: a batch takes every normal piece that fits first,
+then fills what is left with low-priority ones, so that a plain request arriving while an
+explanation's rows are queued goes into the next batch ahead of them, and both kinds share
+batches. Low-priority rows are not shown to monitoring: they are not traffic, only its variants.
+
 Two optional observers: with tracing on, each piece remembers its request's span and each
 batch gets spans of its own (service.core.otel; off, the tracer does nothing); with monitoring on,
 each batch's outputs and its requests' input summaries go to `watch`'s callback, once per batch
@@ -65,6 +71,7 @@ class _Piece(Generic[Rows]):
     future: asyncio.Future[tuple[np.ndarray, int]]
     span: Any = None  # the request's span context, with tracing on
     inputs: Any = None  # the request's input summary (on its first piece), with monitoring on
+    low_priority: bool = False
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -100,6 +107,7 @@ class Batcher(Generic[Rows]):
         self._tracing = tracing or BatchTracing()  # the default traces nothing
         self._observe: BatchObserver | None = None
         self._queue: deque[_Piece[Rows]] = deque()
+        self._low: deque[_Piece[Rows]] = deque()  # low-priority pieces, taken after every normal one
         self._queued_rows = 0
         self._arrived = asyncio.Event()
         self._free_slots = asyncio.Semaphore(concurrency)
@@ -119,10 +127,12 @@ class Batcher(Generic[Rows]):
         """Hand every later batch's outputs to `observe` (after the warm-up, which is no real traffic)."""
         self._observe = observe
 
-    async def submit(self, rows: Rows, timeout_s: float | None = None, inputs: Any = None) -> Answer:
+    async def submit(self, rows: Rows, timeout_s: float | None = None, inputs: Any = None,
+                     low_priority: bool = False) -> Answer:
         """Queue `rows` and wait for their outputs, in order, at most `timeout_s` (the request timeout).
 
         `inputs` summarises the request's inputs for monitoring (service.core.monitoring.InputSummary).
+        `low_priority` rows go after every normal row queued (the module docstring).
         """
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         if self._closed:
@@ -130,14 +140,15 @@ class Batcher(Generic[Rows]):
         if self._queued_rows + len(rows) > self.queue_limit:
             raise Overloaded(f"{self._queued_rows} inputs already queued (limit {self.queue_limit})")
         loop = asyncio.get_running_loop()
-        size = self.max_batch_size
+        # Low-priority pieces are a quarter batch, so that they can fill what normal pieces leave.
+        size = max(1, self.max_batch_size // 4) if low_priority else self.max_batch_size
         span = self._tracing.current()
         pieces: list[_Piece[Rows]] = [
-            _Piece(rows[start : start + size], loop.create_future(), span)  # type: ignore[arg-type]  # a slice of Rows is Rows
+            _Piece(rows[start : start + size], loop.create_future(), span, low_priority=low_priority)  # type: ignore[arg-type]  # a slice of Rows is Rows
             for start in range(0, len(rows), size)
         ]
         pieces[0].inputs = inputs
-        self._queue.extend(pieces)
+        (self._low if low_priority else self._queue).extend(pieces)
         self._queued_rows += len(rows)
         self._metrics.queue_depth.set(self._queued_rows)
         self._arrived.set()
@@ -159,7 +170,7 @@ class Batcher(Generic[Rows]):
         for piece in pieces:
             piece.future.cancel()
             try:
-                self._queue.remove(piece)
+                (self._low if piece.low_priority else self._queue).remove(piece)
             except ValueError:  # already in a batch being computed; its answer will be dropped
                 continue
             self._queued_rows -= len(piece.rows)
@@ -167,10 +178,11 @@ class Batcher(Generic[Rows]):
 
     def refuse_queued(self, error: Exception) -> None:
         """Answer every caller still waiting for a batch with `error`; batches being computed go on."""
-        for piece in self._queue:
+        for piece in [*self._queue, *self._low]:
             if not piece.future.done():
                 piece.future.set_exception(error)
         self._queue.clear()
+        self._low.clear()
         self._queued_rows = 0
         self._metrics.queue_depth.set(0)
 
@@ -208,12 +220,13 @@ class Batcher(Generic[Rows]):
         is more per batch than per input (docs/decisions/0005-batch-delay-start.md).
         """
         while True:
-            while not self._queue:
+            while not (self._queue or self._low):
                 if self._closed:
                     return None
                 self._arrived.clear()
                 await self._arrived.wait()
-            deadline = max(self._queue[0].enqueued, slot_free) + self.max_delay_s
+            oldest = min(queue[0].enqueued for queue in (self._queue, self._low) if queue)
+            deadline = max(oldest, slot_free) + self.max_delay_s
             while self._queued_rows < self.max_batch_size and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -228,14 +241,15 @@ class Batcher(Generic[Rows]):
                 return batch
 
     def _take(self) -> list[_Piece[Rows]]:
-        """Whole pieces from the front of the queue, up to max_batch_size rows."""
+        """Whole pieces from the front of the normal queue, then of the low-priority one, up to max_batch_size rows."""
         batch: list[_Piece[Rows]] = []
         rows = 0
-        while self._queue and rows + len(self._queue[0].rows) <= self.max_batch_size:
-            piece = self._queue.popleft()
-            self._queued_rows -= len(piece.rows)
-            batch.append(piece)
-            rows += len(piece.rows)
+        for queue in (self._queue, self._low):
+            while queue and rows + len(queue[0].rows) <= self.max_batch_size:
+                piece = queue.popleft()
+                self._queued_rows -= len(piece.rows)
+                batch.append(piece)
+                rows += len(piece.rows)
         self._metrics.queue_depth.set(self._queued_rows)
         return batch
 
@@ -266,18 +280,18 @@ class Batcher(Generic[Rows]):
             # The slot frees as soon as the model is done, so that the next batch is formed before
             # this one's callers are answered (their answers then run while the model computes).
             self._free_slots.release()
-        start = 0
-        for piece in batch:
-            end = start + len(piece.rows)
+        for piece, rows in zip(batch, _split(outputs, batch), strict=True):
             if not piece.future.done():
-                piece.future.set_result((outputs[start:end], call.size))
-            start = end
+                piece.future.set_result((rows, call.size))
         if call.span is not None:
             call.span.end()
         if self._observe is not None:
             # Here, on the event loop, once every caller has its answer: on the model thread this
             # Python work would wait for the GIL between two model calls and slow every batch.
             inputs = [p.inputs for p in batch if p.inputs is not None]
+            if any(p.low_priority for p in batch):
+                outputs = np.concatenate([out for p, out in zip(batch, _split(outputs, batch), strict=True)
+                                          if not p.low_priority] or [outputs[:0]])
             try:
                 self._observe(outputs, inputs)
             except Exception:  # monitoring must never cost a batch its answers
@@ -301,3 +315,8 @@ class Batcher(Generic[Rows]):
             raise RuntimeError(f"model returned {len(outputs)} rows for {size} inputs")
         return outputs
 
+
+def _split(outputs: np.ndarray, batch: list[_Piece[Any]]) -> list[np.ndarray]:
+    """A batch's outputs cut into each piece's rows, in order."""
+    ends = np.cumsum([len(piece.rows) for piece in batch])[:-1]
+    return np.split(outputs, ends)

@@ -8,6 +8,7 @@ test-results/page/ for a person to look at.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -25,6 +26,7 @@ from tests.browser import chromium
 from tests.browser.chromium import TEST_RESULTS, WAIT_S, console, missing_tools, start_chromium, wait_for
 from tests.card_plots import PLOT_NAMES, copy_with_plots
 from tests.required_tools import missing_tool
+from tests.tiny_models import build_quadrant_image_model, build_text_model
 
 # axe-core (npm, pinned in package.json beside this file): the accessibility rules run inside the page.
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -352,17 +354,25 @@ def test_keyboard_only_at_phone_width(phone: Driver, service: RunningService) ->
         if focused.tag_name == "textarea":
             break
     # The skip link, the link to /docs, then each panel top to bottom (tiny-image, then tiny-text).
-    assert reached == ["skip", "a", "model-0-version", "summary", "rollout-refresh", "model-0-files", "button",
-                       "model-1-version", "summary", "rollout-refresh", "model-1-text"], reached
+    assert reached == ["skip", "a", "model-0-version", "summary", "rollout-refresh", "model-0-files", "model-0-explain",
+                       "button", "model-1-version", "summary", "rollout-refresh", "model-1-text"], reached
     label = phone.find_element(By.CSS_SELECTOR, "label[for='model-1-text']").text
     assert label == "Text (one text per line for several)"
+    # The explain checkbox is reached, named and ticked by keyboard too.
     press("good good", Keys.TAB)
+    assert phone.switch_to.active_element.get_attribute("id") == "model-1-explain"
+    assert phone.find_element(By.CSS_SELECTOR, "label[for='model-1-explain']").text == (
+        "Explain: shade each word by how it moved the label")
+    press(Keys.SPACE, Keys.TAB)
+    assert phone.find_element(By.ID, "model-1-explain").is_selected()
     button = phone.switch_to.active_element
     assert button.text == "Analyse"
     # Focus is visible: a solid outline, not the browser default that some styles remove.
     assert phone.execute_script("return getComputedStyle(document.activeElement).outlineStyle") == "solid"
     press(Keys.ENTER)
-    assert shown_bars(answer(phone, "tiny-text"))[0][0] == "positive"
+    results = answer(phone, "tiny-text")
+    assert shown_bars(results)[0][0] == "positive"
+    assert [word.text for word in results.find_elements(By.CSS_SELECTOR, "mark.word.toward")] == ["good", "good"]
     # Nothing is wider than the phone's screen.
     assert phone.execute_script("return document.documentElement.scrollWidth") <= 360
     screenshot(phone, "09-phone-width")
@@ -519,4 +529,225 @@ def test_a_rollback_shows_its_gate_and_reason_as_text_after_a_refresh(
     assert section.find_element(By.CSS_SELECTOR, "time").get_attribute("datetime") == at
     screenshot(browser, "12-rollout-rolled-back")
     assert accessibility_violations(browser) == []
+    assert errors_other_than(console(browser), None) == []
+
+
+# --- Explanations (POST /sentiment "explain", POST /classify-image?explain=true) ---------------
+
+# Shaped like a card's figures might be: the page shows whatever the card holds, keys joined.
+FAITHFULNESS = {"top_quarter": {"mean_drop": 0.231}, "random_quarter": {"mean_drop": 0.047}, "ratio": 4.9,
+                "images": 500}
+READ_WORDS = """return [...arguments[0].querySelectorAll("mark.word")].map((mark) => ({
+    text: mark.textContent, weight: Number(mark.dataset.weight), way: mark.classList[1], title: mark.title,
+    background: getComputedStyle(mark).backgroundColor, spoken: mark.nextElementSibling.textContent}));"""
+# The shaded text as drawn: without the weights written out for assistive tech.
+READ_SHOWN_TEXT = """const copy = arguments[0].cloneNode(true);
+    copy.querySelectorAll(".visually-hidden").forEach((hidden) => hidden.remove());
+    return copy.textContent;"""
+# The heatmap's pixels, one per cell: rows of [red, green, blue, alpha].
+READ_CELLS = """const canvas = arguments[0];
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    return Array.from({length: canvas.height}, (_, y) => Array.from({length: canvas.width},
+        (_, x) => Array.from(data.slice(4 * (y * canvas.width + x), 4 * (y * canvas.width + x) + 4))));"""
+
+
+@pytest.fixture(scope="module")
+def explain_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """quadrant-image, whose card carries faithfulness figures, and tiny-text: version 1's card declares no
+    tokenizer (it cannot explain), version 2's does (it is served)."""
+    root = tmp_path_factory.mktemp("explain") / "artifacts"
+    card = build_quadrant_image_model(root / "quadrant-image" / "1") / "model.json"
+    card.write_text(json.dumps(json.loads(card.read_text()) | {"explanations": {"faithfulness": FAITHFULNESS}}))
+    build_text_model(root / "tiny-text" / "1", declare_tokenizer=False)
+    build_text_model(root / "tiny-text" / "2")
+    log = tmp_path_factory.mktemp("explain-service-log") / "service.log"
+    with running_service(root, log, default_sentiment_model="tiny-text") as running:
+        yield running
+
+
+def type_lines(driver: Driver, field: WebElement, lines: list[str]) -> None:
+    """Lines typed into a text box as a keyboard or an input method puts them there. ChromeDriver's
+    send_keys cannot send a character outside Unicode's first plane (an emoji), so the text goes in
+    through DevTools' Input.insertText, and each line break as the Enter key."""
+    field.click()
+    for index, line in enumerate(lines):
+        if index:
+            ActionChains(driver).send_keys(Keys.ENTER).perform()
+        driver.execute_cdp_cmd("Input.insertText", {"text": line})
+    assert field.get_attribute("value") == "\n".join(lines)
+
+
+def explain_box(block: WebElement) -> WebElement:
+    return block.find_element(By.CSS_SELECTOR, ".explain-field input[type=checkbox]")
+
+
+def quadrant_image(folder: Path) -> Path:
+    """A wide image (3:2, so the page letterboxes it), blue but for a reddish top-left quadrant: the only
+    part quadrant-image looks at, once the service has resized the image to the model's square. Not a
+    saturated red, so that greying one of its cells lowers P(red) by far more than float32 rounding."""
+    image = Image.new("RGB", (48, 32), (40, 60, 200))
+    image.paste((160, 120, 120), (0, 0, 24, 16))
+    path = folder / "quadrant.png"
+    image.save(path, format="PNG")
+    return path
+
+
+def test_an_explained_text_shades_the_characters_of_each_word_even_after_an_emoji(
+    browser: Driver, explain_service: RunningService
+) -> None:
+    # An emoji is one code point (the service's offsets) but two UTF-16 units (JavaScript's).
+    texts = ["😀 so good", "good good bad film"]
+    expected = api(explain_service, "POST", "/sentiment", json={"texts": texts, "explain": True}).json()["results"]
+    open_page(browser, explain_service)
+    text_panel = panel(browser, "tiny-text")
+    box = explain_box(text_panel)
+    assert box.is_displayed() and not box.is_selected()
+    assert text_panel.find_element(By.CSS_SELECTOR, f"label[for='{box.get_attribute('id')}']").text == (
+        "Explain: shade each word by how it moved the label")
+    box.click()
+    type_lines(browser, text_panel.find_element(By.TAG_NAME, "textarea"), texts)
+    text_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    first, second = answer(browser, "tiny-text").find_elements(By.CSS_SELECTOR, ".text-result")
+
+    quote = first.find_element(By.CSS_SELECTOR, ".explained-text")
+    assert browser.execute_script(READ_SHOWN_TEXT, quote) == texts[0]  # the emoji whole, nothing lost or doubled
+    words = browser.execute_script(READ_WORDS, quote)
+    tokens = expected[0]["explanation"]["tokens"]
+    assert [w["text"] for w in words] == [texts[0][t["start"]:t["end"]] for t in tokens] == ["so", "good"]
+    assert [w["weight"] for w in words] == pytest.approx([t["weight"] for t in tokens])
+    strongest = max(words, key=lambda w: abs(w["weight"]))
+    assert strongest["text"] == "good" and strongest["way"] == "toward"
+    assert strongest["background"] == "rgb(246, 178, 107)"  # the full tint: the largest weight in its text
+    said = f"weight +{strongest['weight']:.3f}, toward positive"
+    assert (strongest["spoken"], strongest["title"]) == (f" ({said})", f"good: {said}")
+    # "so" changes nothing: no shading, and no direction claimed.
+    assert (words[0]["way"], words[0]["background"], words[0]["spoken"]) == (
+        "none", "rgba(0, 0, 0, 0)", " (weight 0.000, no effect)")
+    assert first.find_element(By.CSS_SELECTOR, ".legend").text.splitlines() == [
+        "pushes toward positive", "pushes away from positive"]
+
+    # Both directions in one text, each by its share of the largest weight.
+    words = browser.execute_script(READ_WORDS, second.find_element(By.CSS_SELECTOR, ".explained-text"))
+    assert [(w["text"], w["way"]) for w in words] == [("good", "toward"), ("good", "toward"), ("bad", "away"),
+                                                      ("film", "none")]
+    share = abs(words[2]["weight"]) / words[0]["weight"]
+    assert 0 < share < 1
+    tint = [int(channel) for channel in re.findall(r"\d+", words[2]["background"])]
+    assert tint == pytest.approx([255 - (255 - channel) * share for channel in (142, 186, 229)], abs=0.51)
+    screenshot(browser, "13-explained-texts")
+    assert accessibility_violations(browser) == []  # the tints' contrast, the legend, the checkbox's label
+    assert errors_other_than(console(browser), None) == []
+
+
+def test_an_explained_image_shows_a_heatmap_over_the_quadrant_the_model_looks_at(
+    browser: Driver, explain_service: RunningService, tmp_path: Path
+) -> None:
+    path = quadrant_image(tmp_path)
+    expected = api(explain_service, "POST", "/classify-image", params={"model": "quadrant-image", "explain": "true"},
+                   content=path.read_bytes(), headers={"Content-Type": "image/png"}).json()["results"][0]
+    assert expected["label"] == "red"
+    saliency = expected["explanation"]["saliency"]
+    open_page(browser, explain_service)
+    image_panel = panel(browser, "quadrant-image")
+    # The card's faithfulness figures, as the card gives them; the runtime of the version shown.
+    assert rows(image_panel, "faithfulness-table") == [
+        ["top quarter, mean drop", "0.231"], ["random quarter, mean drop", "0.047"], ["ratio", "4.900"],
+        ["images", "500"]]
+    assert "Runtime\ntensorflow" in image_panel.find_element(By.CSS_SELECTOR, ".figures").text
+    assert panel(browser, "tiny-text").find_elements(By.CSS_SELECTOR, ".faithfulness table") == []
+
+    explain_box(image_panel).click()
+    image_panel.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(path))
+    image_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    results = answer(browser, "quadrant-image")
+    assert shown_bars(results)[0][0] == "red"
+    canvas = results.find_element(By.CSS_SELECTOR, "canvas.heatmap")
+    wait_for(browser, lambda _: canvas.get_attribute("data-placed") == "true", "the heatmap laid over the preview")
+
+    # One pixel per cell: orange in the top-left quadrant, as opaque as the cell's share of the largest
+    # weight, and nothing anywhere else.
+    cells = browser.execute_script(READ_CELLS, canvas)
+    assert [len(row) for row in cells] == [len(row) for row in saliency] == [8] * 8
+    largest = max(abs(weight) for row in saliency for weight in row)
+    for y, row in enumerate(cells):
+        for x, (red, green, blue, alpha) in enumerate(row):
+            if y < 4 and x < 4:
+                assert alpha == pytest.approx(0.8 * 255 * saliency[y][x] / largest, abs=1.5), (y, x)
+                # The canvas keeps colours multiplied by alpha: they come back rounded, the more so the fainter.
+                assert [red, green, blue] == pytest.approx([213, 94, 0], abs=1 + 255 / alpha), (y, x)
+            else:
+                assert alpha == 0, (y, x)
+    strongest = max(((y, x) for y in range(8) for x in range(8)), key=lambda cell: cells[cell[0]][cell[1]][3])
+    assert strongest[0] < 4 and strongest[1] < 4
+    assert canvas.get_attribute("aria-label") == (
+        "Heatmap over quadrant.png: what supports red is centred on the top left of the image.")
+    # Laid exactly over the picture, which the square preview shows full width, centred between bands.
+    preview = results.find_element(By.CSS_SELECTOR, "img.preview")
+    box_of = "const r = arguments[0].getBoundingClientRect(); return [r.x, r.y, r.width, r.height];"
+    x, y, width, height = browser.execute_script(box_of, preview)
+    picture = [x, y + (height - width / 1.5) / 2, width, width / 1.5]
+    assert browser.execute_script(box_of, canvas) == pytest.approx(picture, abs=0.5)
+    assert results.find_element(By.CSS_SELECTOR, ".legend").text.splitlines() == [
+        "pushes toward red", "pushes away from red"]
+    screenshot(browser, "14-explained-image")
+    assert accessibility_violations(browser) == []
+
+    # The toggle hides the heatmap and shows it again.
+    toggle = results.find_element(By.CSS_SELECTOR, ".heatmap-toggle input")
+    assert toggle.is_selected() and toggle.get_attribute("aria-controls") == canvas.get_attribute("id")
+    assert results.find_element(By.CSS_SELECTOR, ".heatmap-toggle label").text.startswith("Show the heatmap")
+    toggle.click()
+    assert not canvas.is_displayed()
+    screenshot(browser, "15-heatmap-hidden")
+    toggle.click()
+    assert canvas.is_displayed()
+    assert errors_other_than(console(browser), None) == []
+
+
+def test_a_hostile_text_is_shown_as_its_characters_when_explained(
+    browser: Driver, explain_service: RunningService
+) -> None:
+    hostile = f"{HOSTILE} <script>document.body.dataset.injected='script'</script> good"
+    open_page(browser, explain_service)
+    text_panel = panel(browser, "tiny-text")
+    explain_box(text_panel).click()
+    type_lines(browser, text_panel.find_element(By.TAG_NAME, "textarea"), [hostile])
+    text_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    results = answer(browser, "tiny-text")
+    quote = results.find_element(By.CSS_SELECTOR, ".explained-text")
+    assert browser.execute_script(READ_SHOWN_TEXT, quote) == hostile
+    assert results.find_elements(By.CSS_SELECTOR, "img, b, script") == []
+    assert browser.execute_script("return document.body.dataset.injected") is None
+    words = browser.execute_script(READ_WORDS, quote)
+    assert max(words, key=lambda w: abs(w["weight"]))["text"] == "good"
+    assert errors_other_than(console(browser), None) == []
+
+
+def test_a_version_that_cannot_explain_offers_no_explain_checkbox(
+    browser: Driver, explain_service: RunningService
+) -> None:
+    [text_model] = [m for m in api(explain_service, "GET", "/models").json()["models"] if m["name"] == "tiny-text"]
+    assert {v["version"]: v["explains"] for v in text_model["versions"]} == {1: False, 2: True}
+    open_page(browser, explain_service)
+    text_panel = panel(browser, "tiny-text")
+    box = explain_box(text_panel)
+    unavailable = text_panel.find_element(By.CSS_SELECTOR, ".explain-unavailable")
+    assert box.is_displayed() and not unavailable.is_displayed()
+    box.click()
+
+    text_panel.find_element(By.CSS_SELECTOR, ".version-select option[value='1']").click()
+    assert not box.is_displayed()
+    assert unavailable.text == "Version 1 cannot explain its answers."
+    # Ticked for version 2, the checkbox does not make a request to version 1 ask for what it would refuse.
+    text_panel.find_element(By.TAG_NAME, "textarea").send_keys("good")
+    text_panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    results = answer(browser, "tiny-text")
+    assert "tiny-text version 1" in results.find_element(By.CSS_SELECTOR, ".answered-by").text
+    assert results.find_elements(By.CSS_SELECTOR, "mark, .legend") == []
+    assert results.find_element(By.TAG_NAME, "blockquote").text == "good"
+    screenshot(browser, "16-version-cannot-explain")
+    assert accessibility_violations(browser) == []
+
+    text_panel.find_element(By.CSS_SELECTOR, ".version-select option[value='2']").click()
+    assert box.is_displayed() and box.is_selected() and not unavailable.is_displayed()
     assert errors_other_than(console(browser), None) == []

@@ -1,7 +1,7 @@
 // The page's client of the service's public API: GET /models, each model's rollout,
-// POST /classify-image, POST /sentiment, and a loaded version's card files. It doubles as an
-// example client, so it uses nothing a script of one's own could not (no private routes, no
-// build step).
+// POST /classify-image and POST /sentiment (with their explanations, on request), and a loaded
+// version's card files. It doubles as an example client, so it uses nothing a script of one's own
+// could not (no private routes, no build step).
 
 // The API key, when the service asks for one. Kept in this variable only (never in storage),
 // so it is gone when the page is closed or reloaded.
@@ -246,6 +246,205 @@ async function loadRollout(section, model) {
   }
 }
 
+// --- Explanations (docs/explanations.md) ----------------------------------------------------
+
+// Orange for "toward the label", blue for "away from it": a pair that stays apart for the common
+// colour-vision deficiencies. A word's shading is the panel's white mixed with its colour by the
+// word's share of the text's largest weight; at full strength the text's colour still has over 8:1
+// contrast on either, so a shaded word reads as well as the rest. The heatmap uses the saturated
+// versions (over pixels, not under text), at most this opaque so the image stays visible.
+const WORD_TOWARD = [246, 178, 107];
+const WORD_AWAY = [142, 186, 229];
+const HEAT_TOWARD = [213, 94, 0];
+const HEAT_AWAY = [0, 114, 178];
+const HEAT_MAX_ALPHA = 0.8;
+
+// Weights are shown to three decimals; one that rounds to zero there is shown as no effect rather
+// than as a direction it does not really have.
+function direction(weight) {
+  if (Math.abs(weight) < 0.0005) return "none";
+  return weight > 0 ? "toward" : "away";
+}
+
+function describeWeight(weight, label) {
+  const way = direction(weight);
+  if (way === "none") return "weight 0.000, no effect";
+  return way === "toward" ? `weight +${weight.toFixed(3)}, toward ${label}` : `weight ${weight.toFixed(3)}, away from ${label}`;
+}
+
+function largestMagnitude(weights) {
+  return weights.reduce((largest, weight) => Math.max(largest, Math.abs(weight)), 0);
+}
+
+function mixWithWhite(colour, share) {
+  return `rgb(${colour.map((channel) => Math.round(255 - (255 - channel) * share)).join(", ")})`;
+}
+
+// Two swatches and their meaning; the swatches repeat the words, so they are hidden from assistive tech.
+function legend(label, kind) {
+  const list = element("ul", `legend legend-${kind}`);
+  for (const [way, words] of [["toward", `pushes toward ${label}`], ["away", `pushes away from ${label}`]]) {
+    const item = element("li");
+    const swatch = element("span", `swatch swatch-${kind} ${way}`);
+    swatch.setAttribute("aria-hidden", "true");
+    item.append(swatch, words);
+    list.append(item);
+  }
+  return list;
+}
+
+// The service gives offsets in code points (Python's string indices); JavaScript's strings count
+// UTF-16 units, in which an emoji is two. offsets[i] is where code point i starts in `text`.
+function utf16Offsets(text) {
+  const offsets = [0];
+  for (const character of text) offsets.push(offsets[offsets.length - 1] + character.length);
+  return offsets;
+}
+
+// The text as typed, each word the model saw in a <mark> shaded by its weight, with the weight in
+// words after it for assistive tech (and on hover). Characters in no word (spaces, punctuation the
+// model dropped) are plain text. Everything is set as text: the typed text never becomes markup.
+function shadedText(text, explanation) {
+  const quote = element("blockquote", "explained-text");
+  const offsets = utf16Offsets(text);
+  const largest = largestMagnitude(explanation.tokens.map((token) => token.weight));
+  let shown = 0;
+  for (const token of explanation.tokens) {
+    // Nothing in the API promises that two words never share characters: a word that starts inside
+    // the one before it is shaded from where that one ends (perhaps on nothing), and keeps its
+    // weight in words all the same.
+    const start = Math.max(offsets[token.start], shown);
+    const end = Math.max(offsets[token.end], start);
+    const way = direction(token.weight);
+    const word = element("mark", `word ${way}`, text.slice(start, end));
+    word.dataset.weight = String(token.weight);
+    word.title = `${token.text}: ${describeWeight(token.weight, explanation.label)}`;
+    if (way !== "none") {
+      word.style.backgroundColor = mixWithWhite(way === "toward" ? WORD_TOWARD : WORD_AWAY,
+        Math.abs(token.weight) / largest);
+    }
+    quote.append(text.slice(shown, start), word,
+      element("span", "visually-hidden", ` (${describeWeight(token.weight, explanation.label)})`));
+    shown = end;
+  }
+  quote.append(text.slice(shown));
+  return quote;
+}
+
+function textExplanation(text, explanation) {
+  const parts = [shadedText(text, explanation), legend(explanation.label, "word")];
+  if (explanation.tokens.length === 0) {
+    parts.push(element("p", "explain-note", "The model saw no words in this text, so there is nothing to shade."));
+  } else if (explanation.spans !== null) {
+    parts.push(element("p", "explain-note", `This text has more words than are left out one at a time: it was ` +
+      `left out in ${explanation.spans} spans of neighbouring words, and the words of a span share its weight.`));
+  }
+  return parts;
+}
+
+// Where, in words, the support for the label is centred: the cells' centre of positive weight.
+function whereSupported(saliency) {
+  let total = 0;
+  let rowSum = 0;
+  let columnSum = 0;
+  saliency.forEach((row, y) => row.forEach((weight, x) => {
+    if (direction(weight) !== "toward") return;
+    total += weight;
+    rowSum += weight * (y + 0.5);
+    columnSum += weight * (x + 0.5);
+  }));
+  if (total === 0) return null;
+  const third = (position, words) => words[Math.min(2, Math.floor(position * 3))];
+  const vertical = third(rowSum / total / saliency.length, ["top", "middle", "bottom"]);
+  const horizontal = third(columnSum / total / saliency[0].length, ["left", "middle", "right"]);
+  return vertical === horizontal ? "the middle" : `the ${vertical} ${horizontal}`;
+}
+
+// One canvas pixel per cell, stretched over the image (not its letterbox) with its pixels kept sharp.
+function heatmap(explanation, preview, name, id) {
+  const saliency = explanation.saliency;
+  const canvas = element("canvas", "heatmap");
+  canvas.id = id;
+  canvas.width = saliency[0].length;
+  canvas.height = saliency.length;
+  const context = canvas.getContext("2d");
+  const largest = largestMagnitude(saliency.flat());
+  saliency.forEach((row, y) => row.forEach((weight, x) => {
+    const way = direction(weight);
+    if (way === "none") return;
+    const [red, green, blue] = way === "toward" ? HEAT_TOWARD : HEAT_AWAY;
+    context.fillStyle = `rgba(${red}, ${green}, ${blue}, ${(HEAT_MAX_ALPHA * Math.abs(weight) / largest).toFixed(3)})`;
+    context.fillRect(x, y, 1, 1);
+  }));
+  const where = whereSupported(saliency);
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", `Heatmap over ${name}: ` + (where ?
+    `what supports ${explanation.label} is centred on ${where} of the image.` :
+    `no part of the image supports ${explanation.label} more than grey would.`));
+  const place = () => {
+    // The preview is letterboxed (object-fit: contain); the grid covers the image as the model saw it.
+    const scale = Math.min(preview.clientWidth / preview.naturalWidth, preview.clientHeight / preview.naturalHeight);
+    const width = preview.naturalWidth * scale;
+    const height = preview.naturalHeight * scale;
+    canvas.style.width = `${width}px`;
+    canvas.style.height = `${height}px`;
+    canvas.style.left = `${(preview.clientWidth - width) / 2}px`;
+    canvas.style.top = `${(preview.clientHeight - height) / 2}px`;
+    canvas.dataset.placed = "true";
+  };
+  if (preview.complete && preview.naturalWidth) place();
+  else preview.addEventListener("load", place, { once: true });
+  return canvas;
+}
+
+function heatmapToggle(canvas, name) {
+  const field = element("div", "explain-field heatmap-toggle");
+  const box = element("input");
+  box.type = "checkbox";
+  box.id = `${canvas.id}-shown`;
+  box.checked = true;
+  box.setAttribute("aria-controls", canvas.id);
+  const label = element("label", "", "Show the heatmap");
+  label.htmlFor = box.id;
+  label.append(element("span", "visually-hidden", ` over ${name}`));
+  box.addEventListener("change", () => { canvas.hidden = !box.checked; });
+  field.append(box, label);
+  return field;
+}
+
+// The explain checkbox shows for a chosen version that can explain, and a sentence for one that cannot.
+function explainControl(form, idPrefix) {
+  const field = form.querySelector(".explain-field");
+  const box = field.querySelector("input");
+  box.id = `${idPrefix}-explain`;
+  field.querySelector("label").htmlFor = box.id;
+  const unavailable = form.querySelector(".explain-unavailable");
+  return {
+    wanted: () => !field.hidden && box.checked,
+    showFor: (version) => {
+      field.hidden = !version.explains;
+      unavailable.hidden = version.explains;
+      unavailable.textContent = version.explains ? "" : `Version ${version.version} cannot explain its answers.`;
+    },
+  };
+}
+
+function faithfulnessTable(card) {
+  const faithfulness = card.explanations && card.explanations.faithfulness;
+  if (!faithfulness || typeof faithfulness !== "object") return [];
+  // The card's figures as they are, nested keys joined: the shape is the card's to choose.
+  const rows = [];
+  const flatten = (value, path) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const [key, inner] of Object.entries(value)) flatten(inner, [...path, key.replaceAll("_", " ")]);
+    } else {
+      rows.push([path.join(", "), typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : String(value)]);
+    }
+  };
+  flatten(faithfulness, []);
+  return [table("faithfulness-table", "Explanations' faithfulness (model card)", ["Figure", "Value"], rows)];
+}
+
 // --- One model's panel -----------------------------------------------------------------------
 
 function loadedVersions(model) {
@@ -253,7 +452,8 @@ function loadedVersions(model) {
     .sort((a, b) => b.version - a.version);
 }
 
-function renderFigures(panel, card) {
+function renderFigures(panel, version) {
+  const card = version.card;
   const figures = panel.querySelector(".figures");
   const evaluation = card.evaluation || {};
   const rows = [
@@ -261,8 +461,10 @@ function renderFigures(panel, card) {
     ["Macro F1", typeof evaluation.macro_f1 === "number" ? evaluation.macro_f1.toFixed(3) : "not measured"],
     ["Measured on", evaluation.split || "not stated"],
     ["Dataset", (card.dataset && card.dataset.name) || "not stated"],
+    ["Runtime", version.runtime ? version.runtime.name : "not stated"],
   ];
   figures.replaceChildren(...rows.flatMap(([term, value]) => [element("dt", "", term), element("dd", "", value)]));
+  panel.querySelector(".faithfulness").replaceChildren(...faithfulnessTable(card));
 
   const baselines = panel.querySelector(".baselines");
   const compared = Object.entries(evaluation.comparison_same_split || {})
@@ -317,11 +519,13 @@ function versionQuery(panel, model) {
   return version === model.serving_version ? null : version;
 }
 
+// A form and its explain control, which the panel shows or hides for the chosen version.
 function imageForm(panel, model, idPrefix) {
   const form = document.getElementById("image-form-template").content.firstElementChild.cloneNode(true);
-  const input = form.querySelector("input");
+  const explain = explainControl(form, idPrefix);
+  const input = form.querySelector("input[type=file]");
   input.id = `${idPrefix}-files`;
-  form.querySelector("label").htmlFor = input.id;
+  form.querySelector(".drop-zone label").htmlFor = input.id;
   const results = panel.querySelector(".results");
   let previews = [];
 
@@ -349,6 +553,7 @@ function imageForm(panel, model, idPrefix) {
     const query = new URLSearchParams({ model: model.name, top_k: String(Math.min(MAX_TOP_K, model.labels.length)) });
     const version = versionQuery(panel, model);
     if (version !== null) query.set("version", String(version));
+    if (explain.wanted()) query.set("explain", "true");
     // One file goes as the raw body with the browser's own type for it, so the service itself
     // judges the type (a TIFF gets its 415); several go as multipart "file" parts.
     const init = { method: "POST" };
@@ -374,10 +579,17 @@ function imageForm(panel, model, idPrefix) {
         const preview = element("img", "preview");
         preview.src = url;
         preview.alt = `Preview of ${file.name}`;
+        const thumbnail = element("div", "thumbnail");
+        thumbnail.append(preview);
         const text = element("div", "image-answer");
         text.append(element("h3", "", `${file.name}: ${result.label} (${percent(result.probability)})`),
           bars(result.top_k.map(({ label, probability }) => ({ label, probability }))));
-        item.append(preview, text);
+        if (result.explanation) {
+          const canvas = heatmap(result.explanation, preview, file.name, `${idPrefix}-heatmap-${index}`);
+          thumbnail.append(canvas);
+          text.append(legend(result.explanation.label, "heat"), heatmapToggle(canvas, file.name));
+        }
+        item.append(thumbnail, text);
         items.append(item);
       });
       results.replaceChildren(items, answeredBy(body, elapsed));
@@ -386,11 +598,12 @@ function imageForm(panel, model, idPrefix) {
       showError(results, error);
     }
   });
-  return form;
+  return { form, explain };
 }
 
 function textForm(panel, model, idPrefix) {
   const form = document.getElementById("text-form-template").content.firstElementChild.cloneNode(true);
+  const explain = explainControl(form, idPrefix);
   const area = form.querySelector("textarea");
   area.id = `${idPrefix}-text`;
   form.querySelector("label").htmlFor = area.id;
@@ -406,6 +619,7 @@ function textForm(panel, model, idPrefix) {
     const request = { texts, model: model.name };
     const version = versionQuery(panel, model);
     if (version !== null) request.version = version;
+    if (explain.wanted()) request.explain = true;
     results.dataset.state = "busy";
     results.replaceChildren(element("p", "", `Analysing ${texts.length === 1 ? "the text" : `${texts.length} texts`}…`));
     const started = performance.now();
@@ -419,8 +633,11 @@ function textForm(panel, model, idPrefix) {
       const items = element("ul", "text-results");
       body.results.forEach((result, index) => {
         const item = element("li", "text-result");
+        // A plain answer quotes the text's start; an explained text is shown whole, since its
+        // weights may lie anywhere in it.
         const shown = texts[index].length > 160 ? `${texts[index].slice(0, 160)}…` : texts[index];
-        item.append(element("blockquote", "", shown), element("h3", "", `${result.label}`),
+        item.append(...(result.explanation ? textExplanation(texts[index], result.explanation) :
+          [element("blockquote", "", shown)]), element("h3", "", `${result.label}`),
           bars(Object.entries(result.probabilities).map(([label, probability]) => ({ label, probability }))));
         items.append(item);
       });
@@ -430,7 +647,7 @@ function textForm(panel, model, idPrefix) {
       showError(results, error);
     }
   });
-  return form;
+  return { form, explain };
 }
 
 function modelPanel(model, index) {
@@ -458,10 +675,17 @@ function modelPanel(model, index) {
   }
   select.value = String(model.serving_version);
 
+  const tryArea = panel.querySelector(".try");
+  const makeForm = isImage ? imageForm : model.task === "text-classification" ? textForm : null;
+  const tried = makeForm ? makeForm(panel, model, idPrefix) : null;
+  if (tried) tryArea.append(tried.form);
+  else tryArea.append(element("p", "", "This page cannot send inputs to this kind of model yet."));
+
   const plots = panel.querySelector(".plots");
   const showVersion = () => {
     const chosen = versions.find((v) => v.version === selectedVersion(panel));
-    renderFigures(panel, chosen.card);
+    renderFigures(panel, chosen);
+    if (tried) tried.explain.showFor(chosen);
     if (plots.open) renderPlots(panel, model, chosen.version);
     else panel.querySelector(".plot-list").replaceChildren();
   };
@@ -477,11 +701,6 @@ function modelPanel(model, index) {
   const rollout = panel.querySelector(".rollout");
   rollout.querySelector(".rollout-refresh").addEventListener("click", () => loadRollout(rollout, model));
   loadRollout(rollout, model);
-
-  const tryArea = panel.querySelector(".try");
-  if (isImage) tryArea.append(imageForm(panel, model, idPrefix));
-  else if (model.task === "text-classification") tryArea.append(textForm(panel, model, idPrefix));
-  else tryArea.append(element("p", "", "This page cannot send inputs to this kind of model yet."));
   return panel;
 }
 

@@ -42,7 +42,7 @@ def add_route(app: FastAPI, dependencies: list[params.Depends], responses: dict[
         inference: Inference = request.app.state.inference
         route = inference.route(query.model, IMAGE.task, query.version, routing_key(request))
         images = await read_uploads(request, route.version.handler.max_items)
-        prediction = await inference.predict(route, images)
+        prediction = await inference.predict(route, images, explain=query.explain)
         results = prediction.results(images, top_k=query.top_k)
         if payload_log is not None:
             state = request.scope["state"]  # the ids service.api.access_log gave this request

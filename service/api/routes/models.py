@@ -39,7 +39,8 @@ def _describe(registry: ModelRegistry, model: ModelVersions) -> ModelInfo:
             return VersionInfo(version=version, state="serving" if version == serving.version else "loaded",
                                card=loaded.card.to_json(),
                                monitoring=MonitoringInfo(**monitor.describe()) if monitor is not None else None,
-                               runtime=RuntimeInfo(**loaded.runtime.to_json()))
+                               runtime=RuntimeInfo(**loaded.runtime.to_json()),
+                               explains=loaded.handler.explain_refusal() is None)
         if version in model.failed:
             return VersionInfo(version=version, state="failed", error=model.failed[version])
         return VersionInfo(version=version, state="available")

@@ -17,7 +17,7 @@ from service.core.inference import Inference
 from service.payloads.log import PayloadLog
 from service.settings import Settings
 
-_ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model"'
+_ACCEPTED = 'a JSON object {"text": "..."} or {"texts": ["...", ...]}, optionally with "model", "version", "explain"'
 
 
 async def _json_body(request: Request) -> None:
@@ -33,14 +33,14 @@ async def _json_body(request: Request) -> None:
 def add_route(app: FastAPI, settings: Settings, dependencies: list[params.Depends],
               responses: dict[int | str, dict[str, Any]], payload_log: PayloadLog | None) -> None:
     """The route, with this app's text limits in its request schema, handing its answers to `payload_log`."""
-    request_model = sentiment_request_model(settings.max_texts, settings.max_text_chars)
+    request_model = sentiment_request_model(settings.max_texts, settings.max_text_chars, settings.explain_max_items)
 
     async def classify_sentiment(request: Request, body: request_model) -> Response:  # type: ignore[valid-type]
         payload: Any = body  # its class is built at run time, so mypy cannot know its fields
         inference: Inference = request.app.state.inference
         route = inference.route(payload.model, TEXT.task, payload.version, routing_key(request))
         texts = payload.all_texts
-        prediction = await inference.predict(route, texts)
+        prediction = await inference.predict(route, texts, explain=payload.explain)
         results = prediction.results(texts)
         if payload_log is not None:
             state = request.scope["state"]  # the ids service.api.access_log gave this request

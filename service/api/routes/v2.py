@@ -118,8 +118,9 @@ def _metadata(inference: Inference, name: str, version: int | None) -> dict[str,
 
 def _spec(version: ModelVersion) -> TensorSpec:
     handler = version.handler
+    outputs = handler.v2_explanation_outputs if handler.explain_refusal() is None else ()
     return TensorSpec(name=handler.kind.input_name, datatype=handler.v2_datatype, item_shape=handler.item_shape(),
-                      max_rows=handler.max_items, output=OUTPUT_NAME)
+                      max_rows=handler.max_items, output=OUTPUT_NAME, explanation_outputs=outputs)
 
 
 async def _infer(request: Request, inference: Inference, route: Route) -> Response:
@@ -127,9 +128,14 @@ async def _infer(request: Request, inference: Inference, route: Route) -> Respon
     body = await request.body()
     length = request.headers.get(HEADER_LENGTH)
     decoded = await inference.offload("decode request", len(body), decode_request, body, length, _spec(version))
-    prediction = await inference.predict_tensor(route, decoded.tensor)
-    payload, header_length = encode_response(version.name, version.version, decoded.id, OUTPUT_NAME,
-                                             prediction.outputs, decoded.binary_output)
+    prediction = await inference.predict_tensor(route, decoded.tensor, explain=decoded.explain)
+    tensors = {OUTPUT_NAME: prediction.outputs}
+    if prediction.explanations is not None:
+        tensors |= version.handler.explanation_tensors(prediction.explanations)
+    if decoded.outputs is not None:
+        tensors = {name: tensors[name] for name in decoded.outputs}
+    payload, header_length = encode_response(version.name, version.version, decoded.id, tensors,
+                                             decoded.binary_output)
     if header_length is None:
         response = Response(payload, media_type="application/json")
     else:

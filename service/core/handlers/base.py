@@ -4,7 +4,9 @@ A handler owns everything about its kind between the protocol edge and the batch
 handful of verbs: how many inputs one request may carry (`request_limit`), how one input
 becomes model rows and the values monitoring keeps of it (`decode`), how several callers'
 rows join into one model call (`concat`), the warm-up rows, how an Open Inference Protocol
-tensor becomes rows (`from_tensor`), and what each input's answer says (`results`).
+tensor becomes rows (`from_tensor`), and what each input's answer says (`results`). Kinds that
+can explain an answer also say which variants of an input to ask the model about (`occlusions`)
+and what their answers mean (`explanation`): service.core.explaining.
 
 A handler is built per loaded version from its card; it holds no model and no batcher
 (service.core.versions.ModelVersion holds the three together). Kinds served only over the
@@ -36,6 +38,15 @@ class Decoded:
 
 
 @dataclass(frozen=True, slots=True)
+class Occlusion:
+    """One input's variants, each with a part of it left out, and what the handler needs to word the weights."""
+
+    rows: Any
+    count: int
+    parts: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """A whole request ready for the batcher: every input's rows joined, and its input summary."""
 
@@ -51,11 +62,14 @@ class Handler(ABC):
     signals: ClassVar[tuple[str, ...]] = ()  # the input summaries monitoring keeps (service.core.monitoring)
     # With tracing on, each input's decode gets a span of this name, with its `decode_cost` as this attribute.
     decode_span: ClassVar[tuple[str, str] | None] = None
+    # The Open Inference Protocol outputs `explanation_tensors` adds, for kinds that explain.
+    v2_explanation_outputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, card: ModelCard, settings: Settings) -> None:
         self.card = card
         self.labels = card.labels
         self.max_items = self.request_limit(settings)
+        self.max_explained = settings.explain_max_items
 
     def item_shape(self) -> list[int]:
         """The shape of one input row (the v2 input's shape without its batch dimension)."""
@@ -89,6 +103,30 @@ class Handler(ABC):
     def results(self, outputs: np.ndarray, items: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
         """Each input's answer, in order, from its output row."""
         raise NotImplementedError(f"{type(self).__name__} serves its kind over the Open Inference Protocol only")
+
+    def explain_refusal(self) -> str | None:
+        """Why this version cannot explain its answers, or None when it can."""
+        return f"{self.kind.task} models do not explain their answers"
+
+    def explain_inputs(self, tensor: np.ndarray) -> tuple[list[Any], list[Decoded]]:
+        """An Open Inference Protocol tensor's rows as `occlusions` takes them: (items, decoded)."""
+        raise NotImplementedError(f"{type(self).__name__} does not explain")
+
+    def explanation_tensors(self, explanations: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """A request's explanations as the Open Inference Protocol's extra output tensors, by name."""
+        raise NotImplementedError(f"{type(self).__name__} does not explain")
+
+    def explain_cost(self, item: Any) -> int:
+        """How much work `occlusions` is, in bytes (as for `decode_cost`); 0: on the event loop."""
+        return 0
+
+    def occlusions(self, item: Any, decoded: Decoded) -> Occlusion:
+        """The variants of one input whose answers explain its own."""
+        raise NotImplementedError(f"{type(self).__name__} does not explain")
+
+    def explanation(self, output: np.ndarray, variants: np.ndarray, occlusion: Occlusion) -> dict[str, Any]:
+        """One input's explanation, from its output row and its variants' output rows."""
+        raise NotImplementedError(f"{type(self).__name__} does not explain")
 
     def prepare(self, decoded: Sequence[Decoded]) -> Prepared:
         """A request's decoded inputs joined into one piece of rows and one input summary."""

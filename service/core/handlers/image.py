@@ -1,4 +1,8 @@
-"""Image classifiers: uint8 [n, H, W, 3] rows, decoded from PNG, JPEG, WebP, BMP or GIF uploads."""
+"""Image classifiers: uint8 [n, H, W, 3] rows, decoded from PNG, JPEG, WebP, BMP or GIF uploads.
+
+An answer is explained over a grid of SERVICE_EXPLAIN_GRID cells per side, evenly covering the image
+as the model sees it (resized): a variant per cell, that cell filled with mid-grey (128).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from contract import kinds
+from contract import kinds, occlusion
 from contract.card import ModelCard
 from contract.kinds import ImageInput
 from service.core.errors import ServiceError
-from service.core.handlers.base import Decoded, Handler, Prepared
+from service.core.handlers.base import Decoded, Handler, Occlusion, Prepared
 from service.core.imaging import decode_image
 from service.core.monitoring import IMAGE_HEIGHT, IMAGE_WIDTH
 from service.settings import Settings
@@ -38,6 +42,7 @@ class ImageHandler(Handler):
         assert isinstance(spec, ImageInput)
         self.height, self.width = spec.height, spec.width
         self.max_pixels = settings.max_image_pixels
+        self.grid = min(settings.explain_grid, self.height, self.width)
 
     @staticmethod
     def request_limit(settings: Settings) -> int:
@@ -76,3 +81,26 @@ class ImageHandler(Handler):
             results.append({"filename": item.filename, "label": top[0]["label"],
                             "probability": top[0]["probability"], "top_k": top})
         return results
+
+    v2_explanation_outputs = ("saliency",)
+
+    def explain_refusal(self) -> str | None:
+        return None
+
+    def explain_inputs(self, tensor: np.ndarray) -> tuple[list[Any], list[Decoded]]:
+        return [None] * len(tensor), [Decoded(tensor[i : i + 1]) for i in range(len(tensor))]
+
+    def explanation_tensors(self, explanations: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """saliency FP32 [n, grid, grid]."""
+        return {"saliency": np.array([e["saliency"] for e in explanations], dtype=np.float32)
+                .reshape(len(explanations), self.grid, self.grid)}
+
+    def occlusions(self, item: EncodedImage | None, decoded: Decoded) -> Occlusion:
+        """A variant per grid cell, filled with grey (contract.occlusion)."""
+        variants = occlusion.image_variants(decoded.rows[0], self.grid)
+        return Occlusion(variants, len(variants), self.grid)
+
+    def explanation(self, output: np.ndarray, variants: np.ndarray, plan: Occlusion) -> dict[str, Any]:
+        top, drops = occlusion.weights(output, variants)
+        saliency = drops.reshape(self.grid, self.grid).tolist()
+        return {"label": self.labels[top], "method": "occlusion", "fill": occlusion.GREY, "saliency": saliency}

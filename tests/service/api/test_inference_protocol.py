@@ -89,6 +89,51 @@ def test_unknown_model_wrong_shape_and_wrong_type_are_protocol_errors(server: tr
         server.infer("tiny-image", [wrong_size])
 
 
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_explained_texts_get_token_weights_and_offsets_padded_with_minus_one(
+    server: triton.InferenceServerClient, binary: bool
+) -> None:
+    texts = ["so GOOD", "plain words, then good 😀 news"]
+    tensor = triton.InferInput("text", [2], "BYTES")
+    tensor.set_data_from_numpy(np.array([t.encode() for t in texts], dtype=np.object_), binary_data=binary)
+    outputs = [triton.InferRequestedOutput(name, binary_data=binary)
+               for name in ("probabilities", "token_weights", "token_offsets")]
+    result = server.infer("tiny-text", [tensor], outputs=outputs, parameters={"explain": True})
+    weights, offsets = result.as_numpy("token_weights"), result.as_numpy("token_offsets")
+    assert weights.dtype == np.float32 and offsets.dtype == np.int32
+    assert weights.shape == (2, 5) and offsets.shape == (2, 5, 2)  # the longer text has 5 words
+    assert (weights[0, 2:] == -1).all() and (offsets[0, 2:] == -1).all()  # the shorter one is padded
+    for text, row, spans in zip(texts, weights, offsets, strict=True):
+        words = [text[start:end] for start, end in spans if start >= 0]
+        assert words[int(row.argmax())].lower() == "good"  # offsets in code points: the emoji counts as one
+    assert [text[s:e] for s, e in offsets[1]] == ["plain", "words", "then", "good", "news"]
+
+
+def test_an_explained_image_gets_a_saliency_grid(server: triton.InferenceServerClient) -> None:
+    # Reddish and greenish, SERVICE_EXPLAIN_MAX_ITEMS of them (not pure colours: their probabilities
+    # would round to 1 in float32 with a cell or without it)
+    images = np.full((2, IMAGE_SIZE, IMAGE_SIZE, 3), 100, dtype=np.uint8)
+    images[0, ..., 0] = images[1, ..., 1] = 180
+    tensor = triton.InferInput("images", list(images.shape), "UINT8")
+    tensor.set_data_from_numpy(images)
+    result = server.infer("tiny-image", [tensor], parameters={"explain": True})  # no outputs named: all of them
+    saliency = result.as_numpy("saliency")
+    assert saliency.shape == (2, IMAGE_SIZE, IMAGE_SIZE) and saliency.dtype == np.float32
+    assert (saliency > 0).all()  # every cell of a solid colour adds to it
+    assert result.as_numpy("probabilities").shape == (2, 3)
+
+
+def test_explanation_outputs_without_explain_and_a_non_boolean_explain_are_refused(
+    server: triton.InferenceServerClient,
+) -> None:
+    tensor = triton.InferInput("text", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"good"], dtype=np.object_))
+    with pytest.raises(InferenceServerException, match="with parameters.explain, 'token_weights', 'token_offsets'"):
+        server.infer("tiny-text", [tensor], outputs=[triton.InferRequestedOutput("token_weights")])
+    with pytest.raises(InferenceServerException, match="parameters.explain must be true or false"):
+        server.infer("tiny-text", [tensor], parameters={"explain": "yes"})
+
+
 def _renamed(tensor: triton.InferInput, name: str) -> triton.InferInput:
     renamed = triton.InferInput(name, tensor.shape(), tensor.datatype())
     renamed.set_data_from_numpy(np.array([b"x"], dtype=np.object_))

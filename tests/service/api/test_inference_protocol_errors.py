@@ -92,7 +92,7 @@ def test_a_request_is_answered_by_the_model_it_names_not_by_the_default_of_its_k
     (json.dumps(text_input(data=[7])).encode(), 422, "BYTES data must be strings"),
     (json.dumps(text_input(data=None)).encode(), 422, "neither 'data' nor binary data"),
     (json.dumps(text_input(shape=[65], data=["a"] * 65)).encode(), 422, "1 to 64 accepted"),
-    (json.dumps(text_input() | {"outputs": [{"name": "logits"}]}).encode(), 422, "the only output"),
+    (json.dumps(text_input() | {"outputs": [{"name": "logits"}]}).encode(), 422, "no output named 'logits'"),
 ], ids=["empty", "not-json", "not-object", "no-inputs", "wrong-name", "wrong-type", "count", "negative", "rank",
         "not-strings", "no-data", "too-many", "unknown-output"])
 def test_malformed_requests(client: TestClient, body: bytes, status: int, fragment: str) -> None:
@@ -122,7 +122,8 @@ def test_a_protocol_error_says_what_is_accepted_when_the_service_knows(client: T
     unknown = client.post("/v2/models/nope/infer", json=text_input())
     assert unknown.json() == {"error": "no model named 'nope' (accepted: one of: tiny-image, tiny-text)"}
     output = client.post(URL, json=text_input() | {"outputs": [{"name": "logits"}]})
-    assert output.json() == {"error": "the only output is 'probabilities'"}
+    assert output.json() == {"error": "no output named 'logits'; the outputs are 'probabilities' (and, with "
+                             "parameters.explain, 'token_weights', 'token_offsets')"}
 
 
 def test_unknown_model_and_version(client: TestClient) -> None:

@@ -26,12 +26,15 @@ def test_models_lists_each_model_its_versions_and_the_served_card(client: TestCl
     assert text["serving_version"] == 2 and text["default"] is True
     assert [(v["version"], v["state"]) for v in text["versions"]] == [(1, "loaded"), (2, "serving")]
     served_card = text["versions"][1]["card"]
-    assert served_card["labels"] == ["negative", "positive"] and served_card["input"] == {"max_tokens": 64}
+    tokenizer = {"rules": "glove-words", "social": False, "split_hashtags": False, "keep": "head"}
+    assert served_card["labels"] == ["negative", "positive"]
+    assert served_card["input"] == {"max_tokens": 64, "tokenizer": tokenizer}
     for version in text["versions"]:  # every loaded version is monitored, with the configured window
         monitoring = version["monitoring"]
         assert (monitoring["window"], monitoring["threshold"], monitoring["reference_split"]) == (1000, 0.25, None)
         # and runs on float32, as the test settings ask (tests/service/core/test_runtimes.py has the others)
         assert version["runtime"] == {"name": "tensorflow", "reason": "SERVICE_RUNTIME=tensorflow", "verification": {}}
+        assert version["explains"] is True  # its card declares its tokenizer
 
 
 def test_versions_on_disk_that_are_not_loaded_are_listed_as_available_or_failed_with_the_reason(
@@ -46,7 +49,7 @@ def test_versions_on_disk_that_are_not_loaded_are_listed_as_available_or_failed_
         versions = client.get("/models/tiny-text").json()["versions"]
     available, failed, serving = versions
     assert available == {"version": 1, "state": "available", "card": None, "error": None, "monitoring": None,
-                         "runtime": None}
+                         "runtime": None, "explains": None}
     assert (failed["version"], failed["state"], failed["card"]) == (2, "failed", None)
     assert failed["error"].startswith(f"{broken}: cannot load the SavedModel")
     assert (serving["version"], serving["state"], serving["monitoring"]) == (3, "serving", None)  # monitoring off

@@ -442,3 +442,68 @@ async def test_without_a_traced_caller_a_batch_makes_no_spans() -> None:
     assert (await batcher.submit(rows(3))).outputs.tolist() == [9]
     assert exporter.get_finished_spans() == ()
     await batcher.close()
+
+
+# -- low priority: the rows an explanation asks about ---------------------------------------------
+
+
+class Gated(Squares):
+    """Squares that holds its first batch until `release` is set, so that a test can queue behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, items: np.ndarray) -> np.ndarray:
+        if not self.batches:
+            self.release.wait(5)
+        return super().__call__(items)
+
+
+async def test_a_plain_request_goes_into_the_next_batch_ahead_of_queued_low_priority_rows() -> None:
+    model = Gated()
+    batcher = make_batcher(model, max_batch_size=4, max_delay_s=0.0)
+    busy = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)  # the model holds [0]
+    explained = asyncio.ensure_future(batcher.submit(rows(10, 11, 12, 13, 14, 15), low_priority=True))
+    await asyncio.sleep(0)
+    plain = asyncio.ensure_future(batcher.submit(rows(1)))  # arrives after the low-priority rows
+    await asyncio.sleep(0)
+    model.release.set()
+    assert (await plain).outputs.tolist() == [1]
+    assert (await explained).outputs.tolist() == [100, 121, 144, 169, 196, 225]
+    await busy
+    # The plain row first, then low-priority pieces (a quarter batch each) fill the batch: they share it.
+    assert model.batches == [[0], [1, 10, 11, 12], [13, 14, 15]]
+    await batcher.close()
+
+
+async def test_monitoring_sees_only_the_normal_rows_of_a_batch_shared_with_low_priority_ones() -> None:
+    model = Gated()
+    batcher = make_batcher(model, max_batch_size=8, max_delay_s=0.0)
+    seen: list[tuple[list[int], list[object]]] = []
+    batcher.watch(lambda outputs, inputs: seen.append((outputs.tolist(), inputs)))
+    busy = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)
+    low = asyncio.ensure_future(batcher.submit(rows(5, 6), low_priority=True))
+    plain = asyncio.ensure_future(batcher.submit(rows(2, 3), inputs="request"))
+    await asyncio.sleep(0)
+    model.release.set()
+    await asyncio.gather(busy, low, plain)
+    assert model.batches[1] == [2, 3, 5, 6]
+    assert seen[1] == ([4, 9], ["request"])
+    await batcher.close()
+
+
+async def test_a_low_priority_caller_that_gave_up_frees_its_queue_places() -> None:
+    model = Gated()
+    batcher = make_batcher(model, max_batch_size=4, queue_limit=4, max_delay_s=0.0, timeout_s=0.1)
+    busy = asyncio.ensure_future(batcher.submit(rows(0), timeout_s=5))
+    await asyncio.sleep(0.05)
+    with pytest.raises(DeadlineExceeded):
+        await batcher.submit(rows(1, 2, 3, 4), low_priority=True)
+    assert not batcher._low and batcher.busy  # its places are free; [0] is still being computed
+    model.release.set()
+    assert (await batcher.submit(rows(5, 6, 7, 8), timeout_s=5)).outputs.tolist() == [25, 36, 49, 64]
+    await busy
+    await batcher.close()

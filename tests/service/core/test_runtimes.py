@@ -17,9 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contract.savedmodel import SavedModel, load_model
+from contract.verification import read_sample
 from service.app import create_app
 from service.core import runtimes
-from service.core.runtimes import Candidate, choose_runtime, cpu_bf16_flags
+from service.core.runtimes import FLOAT32, Candidate, choose_runtime, cpu_bf16_flags
+from service.measure_runtimes import explanation_differences
 from service.settings import Settings
 from service.shims.tensorflow_call_options import with_options
 from tests.service.conftest import serving
@@ -256,3 +258,22 @@ def test_offline_scoring_runs_a_version_on_the_runtime_the_service_would(root: P
     float32 = _model(root, "conv-image").predict(images)
     assert scorer.runtime.name == "tensorflow-bf16"
     assert scored is not None and 0 < np.abs(scored - float32).max() < 0.02
+
+
+@needs_bf16
+def test_measure_runtimes_compares_each_runtimes_explanations_with_float32s(root: Path) -> None:
+    model = _model(root, "conv-image")
+    sample = read_sample(model.path, model.card)
+    assert sample is not None
+    predicts = {FLOAT32: model.predict} | {name: c.build(model) for name, c in runtimes.CANDIDATES.items()}
+    found = explanation_differences(model, sample, predicts, count=6)
+    assert found["inputs"] == 6 and found["largest_float32_weight"] > 0
+    bf16 = found["vs_float32"]["tensorflow-bf16"]
+    # bf16 rounds the conv model's learned term: its weights differ from float32's, a little.
+    assert 0 < bf16["mean_abs_difference"] <= bf16["max_abs_difference"] < 0.1
+    assert 0 <= bf16["same_top_part"] <= 1
+    texts = _model(root, "tiny-text")
+    text_sample = read_sample(texts.path, texts.card)
+    assert text_sample is not None
+    same = explanation_differences(texts, text_sample, {FLOAT32: texts.predict, "again": texts.predict}, count=5)
+    assert same["vs_float32"]["again"] == {"mean_abs_difference": 0.0, "max_abs_difference": 0.0, "same_top_part": 1.0}
