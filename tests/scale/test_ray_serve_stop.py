@@ -76,8 +76,11 @@ def test_stopping_serve_ray_leaves_no_haproxy_or_ray_process(how: str, tmp_path:
         left = [(pid, _title(pid)) for pid in session_processes(process.pid)]
         assert left == [], left
         assert not [p.pid for p in haproxy if p.is_running()], "HAProxy outlived make serve-ray"
-        with socket.socket() as sock:  # the next start can take the port
+        with socket.socket() as sock:  # the next start can take the port: nothing listens there any more
+            # As a server does (HAProxy, uvicorn): the closed connections' TIME_WAIT does not hold the port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
+            sock.listen()
         if how == "SIGTERM":
             assert process.returncode == 0, log_path.read_text()[-3000:]
     finally:
