@@ -136,14 +136,14 @@ k8s-manifests: $(HELM)  ## render the chart's default manifests into OUT (defaul
 	$(HELM) template model-serving deploy/helm > $(OUT)/model-serving.yaml
 	cp deploy/kuberay/rayservice.yaml $(OUT)/rayservice.yaml
 
-serve-ray: $(VENV)/.dev-deps  ## the service through Ray Serve at 127.0.0.1:$(RAY_PORT) (a local Ray node on 127.0.0.2)
+serve-ray: $(VENV)/.dev-deps  ## the service through Ray Serve's HAProxy at 127.0.0.1:$(RAY_PORT) (a local Ray node on 127.0.0.2; RAY_ARGS="--proxy classic" for Ray's Python proxy)
 	$(BIN)/python -m service.ray_serve --port $(RAY_PORT) $(RAY_ARGS)
 
-test-scale: $(VENV)/.dev-deps  ## Ray Serve on a real two-node loopback cluster (about 5 minutes)
+test-scale: $(VENV)/.dev-deps  ## Ray Serve on a real two-node loopback cluster, through HAProxy and the classic proxy, and stopping make serve-ray
 	SCALE_TESTS=1 timeout $(SCALE_TIMEOUT) $(BIN)/python -m pytest tests/scale -p no:cacheprovider --timeout 420
 
 test-score-ray: $(VENV)/.dev-deps  ## python -m service.score --ray on a real two-node loopback cluster (about 4 minutes)
 	SCORE_RAY_TESTS=1 timeout $(SCORE_RAY_TIMEOUT) $(BIN)/python -m pytest tests/scale/test_score_on_ray.py -p no:cacheprovider --timeout 300
 
-bench-ray: $(VENV)/.dev-deps  ## Ray Serve's proxy vs python -m service, same wrk load (c=32, one tweet per request)
+bench-ray: $(VENV)/.dev-deps  ## Ray Serve (HAProxy) vs python -m service, same wrk load (c=32, one tweet, then one JPEG, per request)
 	$(BIN)/python -m loadtests.ray_bench

