@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.card import read_card
+from contract.layout import newest_version_dir
 from contract.savedmodel import load_model
 from tests.tiny_models import build_quadrant_image_model, build_text_model
 from training import faithfulness
+from training.common import REPO_ROOT
 
 FILLER = ["the", "plot", "was", "and", "acting", "film", "with", "some", "scenes", "cast", "music", "story"]
 SCALE = 3  # the tiny text model's version: P(positive) = sigmoid(3 * (#good - #bad))
@@ -88,3 +91,23 @@ def test_the_section_records_the_settings_the_selection_and_each_deletion(tmp_pa
     # Here no random three words hit a deciding one: no drop to divide by (ratio null), and the bar is met.
     assert [(d["ratio"], d["meets_bar"]) for d in measured["deletions"]][0] == (None, True)
     assert all(d["mean_drop_top"] > 2 * d["mean_drop_random"] and d["meets_bar"] for d in measured["deletions"])
+
+
+@pytest.mark.parametrize("name", ["cifar10-cnn", "sentiment-imdb", "sentiment-tweets"])
+def test_the_newest_committed_version_records_faithful_explanations(name: str) -> None:
+    """Issue 27's bar, read from the card of the version the service serves: the top-weighted parts'
+    mean drop at least twice the random parts', for k = 3 and 5 words or for a quarter of the grid."""
+    model_dir = REPO_ROOT / "artifacts" / name
+    if not model_dir.is_dir():
+        pytest.skip(f"no committed {name} artifact in this checkout")
+    card = read_card(newest_version_dir(model_dir))
+    measured = card.model_extra["explanations"]["faithfulness"]  # type: ignore[index]
+    assert measured["split"] == "test"
+    assert measured["count"] >= faithfulness.DEFAULT_COUNT
+    expected_parts = [16] if card.task == "image-classification" else list(faithfulness.TEXT_KS)
+    assert [d["parts"] for d in measured["deletions"]] == expected_parts
+    for deletion in measured["deletions"]:
+        assert deletion["mean_drop_top"] >= faithfulness.BAR * deletion["mean_drop_random"], deletion
+    assert measured["meets_bar"]
+    if card.task == "text-classification":
+        assert card.input.tokenizer is not None  # type: ignore[attr-defined]
