@@ -19,13 +19,14 @@ byte; its card is V's card with the new version number, a `republished_from` sec
 copied files and their sha256, what this republish adds, and this run's command, time, machine
 and commit) and the parts added. Nothing is retrained.
 
-The sample's and the faithfulness figures' inputs come from the held-out split V's evaluation figures were measured on,
-rebuilt exactly as the training job built it from the training command V's card records: the
-dataset is found by its file name under --datasets (or given with --data) and must have the
-card's sha256; images are decoded by the training job's reader (contract.pixels, cached under
-.cache/image-data like a training run's), texts read straight from the archive or CSV; the
-labels, split size, the split's description, per-class counts and test_ids.txt must all be
-the card's. The reference outputs are the staged copy's own, before it is renamed into place
+The sample's inputs and the faithfulness figures' come from the held-out split V's evaluation
+figures were measured on, rebuilt exactly as the training job built it from the training
+command V's card records: the dataset is found by its file name under --datasets (or given
+with --data) and must have the card's sha256; images are decoded by the training job's
+reader (contract.pixels, cached under .cache/image-data like a training run's), texts read
+straight from the archive or CSV; the labels, split size, the split's description, per-class
+counts and test_ids.txt must all be the card's. The sample's reference outputs, and the
+faithfulness figures, are the staged copy's own, before it is renamed into place
 (contract.publish).
 """
 
