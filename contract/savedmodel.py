@@ -39,9 +39,13 @@ class SavedModel:
         result: np.ndarray = self._function(**{kind.input_name: tensor})[OUTPUT_NAME].numpy()
         return result
 
+    def graph_def(self) -> Any:
+        """`serving_default`'s GraphDef, with the functions it calls (layers, loops) in its library."""
+        return self._function.graph.as_graph_def()
+
     def op_types(self) -> frozenset[str]:
         """Every op type in `serving_default`'s graph, the functions it calls (layers, loops) included."""
-        graph = self._function.graph.as_graph_def()
+        graph = self.graph_def()
         ops = {node.op for node in graph.node}
         for function in graph.library.function:
             ops.update(node.op for node in function.node_def)

@@ -98,6 +98,17 @@ def rules_in_graph(graph: Any) -> frozenset[Rule]:
     )
 
 
+def spec_for_rules(found: frozenset[Rule], keep: Literal["head", "tail"]) -> TokenizerSpec | None:
+    """The spec whose rules are exactly `found` (what `rules_in_graph` finds in a text model's graph), or
+    None: how a card is given the `input.tokenizer` of a graph trained before cards declared one."""
+    for social in (False, True):
+        for split_hashtags in (False, True):
+            spec = TokenizerSpec(social=social, split_hashtags=split_hashtags, keep=keep)
+            if spec.rule_set() == found:
+                return spec
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     """One word the model saw: its normalised text, and the characters [start, end) of the original."""

@@ -1,22 +1,32 @@
-"""Publish an existing version's SavedModel again, unchanged, as the next version with a verification sample.
+"""Publish an existing version's SavedModel again, unchanged, as the next version with what its card lacks.
 
-    python -m training.republish artifacts/cifar10-cnn --from-version 3
-    python -m training.republish artifacts/sentiment-tweets --from-version 4 --count 2000 --datasets ../shared/datasets
+    python -m training.republish artifacts/cifar10-cnn --from-version 4
+    python -m training.republish artifacts/sentiment-tweets --from-version 5 --datasets ../shared/datasets
 
-Published version folders are never edited, so a version from before verification samples
-gets one by being published again. The new version's SavedModel (saved_model.pb, variables/,
-assets/, fingerprint.pb) and the files describing its evaluation (plots, test_ids.txt) are
-version V's, copied byte for byte; its card is V's card with the new version number, a
-`republished_from` section (V, the copied files and their sha256, why, and this run's command,
-time, machine and commit) and the `verification` section. Nothing is retrained.
+Published version folders are never edited, so a version from before a part of the card existed
+gets it by being published again. What a republish adds is what version V lacks of:
 
-The sample's inputs come from the held-out split V's evaluation figures were measured on,
-rebuilt exactly as the training job built it from the training command V's card records: the
-dataset is found by its file name under --datasets (or given with --data) and must have the
-card's sha256; images are decoded by the training job's reader (contract.pixels, cached under
-.cache/image-data like a training run's), texts read straight from the archive or CSV; the
-labels, split size, the split's description, per-class counts and test_ids.txt must all be
-the card's. The reference outputs are the staged copy's own, before it is renamed into place
+- a verification sample (`verification`, training/verification_sample.py);
+- explanations: for a text model, the card's `input.tokenizer` (the spec of contract.tokens whose
+  rules are the ones V's graph runs, keeping the end of long texts the card's `keeps` names;
+  load_model checks it), without which the service cannot explain its answers; for every model,
+  the faithfulness of its explanations on held-out inputs (`explanations`, training/faithfulness.py).
+
+A version that lacks neither is refused: there is nothing to add. The new version's SavedModel
+(saved_model.pb, variables/, assets/, fingerprint.pb), its verification sample if it had one,
+and the files describing its evaluation (plots, test_ids.txt) are version V's, copied byte for
+byte; its card is V's card with the new version number, a `republished_from` section (V, the
+copied files and their sha256, what this republish adds, and this run's command, time, machine
+and commit) and the parts added. Nothing is retrained.
+
+The sample's inputs and the faithfulness figures' come from the held-out split V's evaluation
+figures were measured on, rebuilt exactly as the training job built it from the training
+command V's card records: the dataset is found by its file name under --datasets (or given
+with --data) and must have the card's sha256; images are decoded by the training job's
+reader (contract.pixels, cached under .cache/image-data like a training run's), texts read
+straight from the archive or CSV; the labels, split size, the split's description, per-class
+counts and test_ids.txt must all be the card's. The sample's reference outputs, and the
+faithfulness figures, are the staged copy's own, before it is renamed into place
 (contract.publish).
 """
 
@@ -30,21 +40,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from contract.card import CARD_FILE, ModelCard, read_card, write_card
 from contract.errors import ArtifactError
+from contract.kinds import TextInput
 from contract.publish import staged_version
+from contract.savedmodel import load_model
 from contract.speed import machine_description
-from training import common
+from contract.tokens import TokenizerSpec, rules_in_graph, spec_for_rules
+from training import common, faithfulness
 from training.verification_sample import DEFAULT_COUNT, write_verification_sample
 
 MODULE = "training.republish"
 DEFAULT_DATASETS = common.REPO_ROOT.parent / "shared" / "datasets"
-REASON = "adds a verification sample"
 IMAGE_JOB, TEXT_JOB = "training.image_classifier", "training.sentiment"
+# What a republish can add, in `republished_from.reason`'s words.
+VERIFICATION = "a verification sample"
+TOKENIZER = "the tokenizer its graph runs (input.tokenizer), so that the service can explain its answers word by word"
+EXPLANATIONS = "the faithfulness of its explanations on held-out inputs (explanations)"
+KEEPS: dict[str, Literal["head", "tail"]] = {"the head of longer texts": "head", "the tail of longer texts": "tail"}
 
 
 class RepublishError(SystemExit):
@@ -79,7 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--count",
         type=int,
         default=DEFAULT_COUNT,
-        help="held-out inputs in the verification sample (all of them if the split is smaller)",
+        help="held-out inputs in the verification sample, if V has none (all of them if the split is smaller)",
+    )
+    parser.add_argument(
+        "--faithfulness-count",
+        type=int,
+        default=faithfulness.DEFAULT_COUNT,
+        help="held-out inputs the explanations' faithfulness is measured on, if V's card has none",
     )
     parser.add_argument(
         "--datasets",
@@ -95,10 +118,19 @@ def main(argv: list[str] | None = None) -> Path:
     started = time.perf_counter()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error("--count must be at least 1")
+    if args.count < 1 or args.faithfulness_count < 1:
+        parser.error("--count and --faithfulness-count must be at least 1")
     command = common.command_line(MODULE) if argv is None else shlex.join(["python", "-m", MODULE, *argv])
-    target = republish(args.model_dir, args.from_version, args.count, args.datasets, args.data, command, started)
+    target = republish(
+        args.model_dir,
+        args.from_version,
+        args.count,
+        args.datasets,
+        args.data,
+        command,
+        started,
+        args.faithfulness_count,
+    )
     print(f"wrote {target} in {time.perf_counter() - started:.1f}s", flush=True)
     return target
 
@@ -111,25 +143,42 @@ def republish(
     data: Path | None,
     command: str,
     started: float | None = None,
+    faithfulness_count: int = faithfulness.DEFAULT_COUNT,
 ) -> Path:
     """Publish `model_dir`'s next version: version `from_version`'s SavedModel and evaluation files,
-    copied unchanged, with a verification sample of its held-out split. Returns the new folder."""
+    copied unchanged, with what its card lacks (module docstring). Returns the new folder."""
     started = time.perf_counter() if started is None else started
     source = model_dir / str(from_version)
     card = read_card(source)  # ArtifactError naming the folder if it is not a published version
     raw = json.loads((source / CARD_FILE).read_text(encoding="utf-8"))
-    held_out = held_out_split(card, raw, source, datasets, data)  # every check before anything is staged
-    skip = {CARD_FILE} | ({card.verification.file} if card.verification is not None else set())
+    # Every check before anything is staged.
+    held_out = held_out_split(card, raw, source, datasets, data)
+    add_verification, add_explanations = card.verification is None, "explanations" not in raw
+    if not (add_verification or add_explanations):
+        raise RepublishError(f"{source} has a verification sample and explanations already: nothing to add")
+    tokenizer = graph_tokenizer(source, card) if add_explanations and _lacks_tokenizer(card) else None
+    added, sections = [], []  # what the reason and the card's description say was added
+    if add_verification:
+        added.append(VERIFICATION)
+        sections.append("'verification'")
+    if tokenizer is not None:
+        added.append(TOKENIZER)
+        sections.append("input.tokenizer")
+    if add_explanations:
+        added.append(EXPLANATIONS)
+        sections.append("'explanations'")
     with staged_version(model_dir) as staged:
-        files = copy_unchanged(source, staged.path, skip)
+        files = copy_unchanged(source, staged.path, {CARD_FILE})
         new_card = {**raw, "version": staged.version}
-        new_card.pop("verification", None)
+        if tokenizer is not None:
+            new_card["input"] = {**raw["input"], "tokenizer": tokenizer.model_dump()}
+        copied = "the SavedModel, its verification sample" if not add_verification else "the SavedModel"
         new_card["republished_from"] = {
             "version": from_version,
             "saved_model": "unchanged",
-            "reason": REASON,
-            "what": f"the SavedModel and the files describing its evaluation are version {from_version}'s, copied "
-            "byte for byte (sha256 below); this card is its card with this section and 'verification' added",
+            "reason": "adds " + "; ".join(added),
+            "what": f"{copied} and the files describing its evaluation are version {from_version}'s, copied byte "
+            f"for byte (sha256 below); this card is its card with this section and {', '.join(sections)} added",
             "files": files,
             "command": command,
             "seconds": 0.0,  # provisional: the time of the whole run is written below
@@ -137,16 +186,26 @@ def republish(
             "git_commit": common.git_commit(),
         }
         write_card(staged.path, new_card)  # the contract needs a card before the folder loads
-        new_card["verification"] = write_verification_sample(
-            staged.path,
-            staged.load(),
-            held_out.inputs,
-            held_out.labels,
-            count=count,
-            split=held_out.split,
-            split_description=held_out.description,
-            held_out=held_out.held_out,
-        )
+        model = staged.load()  # checks the declared tokenizer against the graph, before it is measured with
+        if add_verification:
+            new_card["verification"] = write_verification_sample(
+                staged.path,
+                model,
+                held_out.inputs,
+                held_out.labels,
+                count=count,
+                split=held_out.split,
+                split_description=held_out.description,
+                held_out=held_out.held_out,
+            )
+        if add_explanations:
+            new_card["explanations"] = faithfulness.explanations_section(
+                model,
+                held_out.inputs,
+                split=held_out.split,
+                split_description=held_out.description,
+                count=faithfulness_count,
+            )
         new_card["republished_from"]["seconds"] = round(time.perf_counter() - started, 1)
         write_card(staged.path, new_card)
     return staged.target
@@ -172,6 +231,33 @@ def copy_unchanged(source: Path, target: Path, skip: set[str]) -> dict[str, str]
     if "saved_model.pb" not in files:
         raise ArtifactError(f"{source}: no saved_model.pb to republish")
     return files
+
+
+# --- the tokenizer a text model's graph runs -----------------------------------------------------
+
+
+def _lacks_tokenizer(card: ModelCard) -> bool:
+    return isinstance(card.input, TextInput) and card.input.tokenizer is None
+
+
+def graph_tokenizer(source: Path, card: ModelCard) -> TokenizerSpec:
+    """The tokenizer spec whose rules are exactly those `source`'s graph runs, keeping the end of long
+    texts that the card's `input.keeps` ("the tail of longer texts", as training writes it) names."""
+    keeps = getattr(card.input, "keeps", None)
+    keep = KEEPS.get(keeps) if isinstance(keeps, str) else None
+    if keep is None:
+        raise RepublishError(
+            f"{source}: the card's input.keeps is {keeps!r}, not 'the head of longer texts' or 'the tail of "
+            "longer texts', so which words of a long text the graph keeps is unknown"
+        )
+    found = rules_in_graph(load_model(source).graph_def())
+    spec = spec_for_rules(found, keep)
+    if spec is None:
+        raise RepublishError(
+            f"{source}: no tokenizer spec of contract.tokens runs exactly the {len(found)} rules of its graph, "
+            "so the words it sees (and explanations of them) are unknown"
+        )
+    return spec
 
 
 # --- the held-out split, rebuilt as the training job built it ------------------------------------

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from contract.errors import ArtifactError
 from contract.savedmodel import load_model
-from contract.tokens import Token, Tokenizer, TokenizerSpec
+from contract.tokens import Token, Tokenizer, TokenizerSpec, rules_in_graph, spec_for_rules
 from tests.tiny_models import build_text_model
 from training.text_preprocessing import normalize
 
@@ -109,3 +109,12 @@ def test_a_card_whose_tokenizer_is_not_the_graphs_is_refused(tmp_path: Path) -> 
     card_path.write_text(json.dumps(card))
     with pytest.raises(ArtifactError, match="does not match the graph's rules"):
         load_model(version)
+
+
+def test_the_spec_of_a_graph_is_found_from_its_rules(tmp_path: Path) -> None:
+    graph = load_model(build_text_model(tmp_path / "tiny-text" / "1", declare_tokenizer=False)).graph_def()
+    assert spec_for_rules(rules_in_graph(graph), "tail") == TokenizerSpec(keep="tail")
+    for social, split_hashtags in FLAGS:
+        spec = TokenizerSpec(social=social, split_hashtags=split_hashtags)
+        assert spec_for_rules(spec.rule_set(), "head") == spec
+    assert spec_for_rules(TokenizerSpec().rule_set() - {(r"\s+", " ")}, "head") is None  # a rule set no spec has

@@ -1,5 +1,6 @@
-"""Republishing a version: its SavedModel copied byte for byte into the next version, with a
-verification sample of the held-out split its card's figures came from, never training rows."""
+"""Republishing a version: its SavedModel copied byte for byte into the next version, with what its card
+lacks: a verification sample of the held-out split its card's figures came from (never training rows), a
+text model's tokenizer, and the faithfulness of its explanations."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 from contract.card import check_card
 from contract.layout import list_versions
 from contract.savedmodel import load_model
+from contract.tokens import TokenizerSpec
 from contract.verification import read_sample
-from tests.tiny_models import build_image_model, build_text_model
+from tests.tiny_models import add_verification_sample, build_image_model, build_text_model
 from tests.training.test_image_data import png_bytes, write_zip
 from tests.training.tiny_text import write_imdb_folder, write_imdb_tarball
 from training import image_classifier, republish
@@ -84,12 +86,17 @@ def test_the_new_version_is_the_old_saved_model_byte_for_byte_with_a_sample(imag
         assert after[name] == before[name], name
 
     old, card = json.loads(before["model.json"]), json.loads(after["model.json"])
-    kept = {k: v for k, v in card.items() if k not in ("version", "republished_from", "verification")}
+    kept = {k: v for k, v in card.items() if k not in ("version", "republished_from", "verification", "explanations")}
     assert card["version"] == 2 and kept == {k: v for k, v in old.items() if k != "version"}
     assert list(card)[:3] == ["name", "version", "task"]  # the card's order is kept
     origin = card["republished_from"]
     assert (origin["version"], origin["saved_model"]) == (1, "unchanged")
-    assert origin["reason"] == "adds a verification sample"
+    assert origin["reason"] == f"adds {republish.VERIFICATION}; {republish.EXPLANATIONS}"
+    assert origin["what"].endswith("with this section and 'verification', 'explanations' added")
+    explanations = card["explanations"]  # measured on the whole held-out split: it has 12 images
+    assert (explanations["method"], explanations["grid"], explanations["fill"]) == ("occlusion", 8, 128)
+    assert (explanations["faithfulness"]["split"], explanations["faithfulness"]["count"]) == ("test", 12)
+    assert [d["parts"] for d in explanations["faithfulness"]["deletions"]] == [16]
     assert origin["files"] == {name: sha256_file(source / name) for name in set(before) - {"model.json"}}
     assert origin["command"].startswith("python -m training.republish ") and "--from-version 1" in origin["command"]
     assert origin["seconds"] >= 0 and "cores" in origin["machine"] and origin["git_commit"]
@@ -194,3 +201,68 @@ def test_nothing_is_published_when_the_split_or_dataset_is_not_the_cards(text_mo
     with pytest.raises(SystemExit, match="not a run of training.image_classifier or training.sentiment"):
         republish.main(argv)
     assert list_versions(model_dir) == [1] and [p.name for p in model_dir.iterdir()] == ["1"]
+
+
+def test_a_text_version_without_a_tokenizer_gets_its_graphs_and_its_faithfulness(text_model) -> None:
+    """A card from before input.tokenizer: the new card declares the spec whose rules the graph runs, with the
+    end of long texts its `keeps` names; the sample it had is carried over byte for byte, not drawn again."""
+    model_dir, datasets, tarball = text_model
+    source = build_text_model(model_dir / "3", declare_tokenizer=False)
+    test = read_imdb(tarball).test
+    add_verification_sample(source, test.texts[:6], test.labels[:6])
+    _edit_card(
+        source,
+        input={"max_tokens": 64, "keeps": "the tail of longer texts"},
+        evaluation={"split": "IMDB test (20 reviews)"},
+        dataset={"name": "IMDB", "sha256": sha256_file(tarball)},
+        training={"command": f"python -m training.sentiment --dataset imdb --data {tarball.name}", "seconds": 1.0,
+                  "machine": "test"},
+    )
+
+    target = republish.main([str(model_dir), "--from-version", "3", "--datasets", str(datasets),
+                             "--faithfulness-count", "8"])
+
+    model = load_model(target)  # load_model checks the declared tokenizer against the graph's rules
+    assert target == model_dir / "4" and model.card.input.tokenizer == TokenizerSpec(keep="tail")
+    before, after = _files(source), _files(target)
+    assert set(after) == set(before) and all(after[n] == before[n] for n in set(before) - {"model.json"})
+    card = json.loads(after["model.json"])
+    assert card["verification"] == json.loads(before["model.json"])["verification"]
+    origin = card["republished_from"]
+    assert origin["reason"] == f"adds {republish.TOKENIZER}; {republish.EXPLANATIONS}"
+    assert origin["what"].startswith("the SavedModel, its verification sample and the files")
+    assert origin["files"]["verification.npz"] == sha256_file(source / "verification.npz")
+    explanations = card["explanations"]
+    assert (explanations["method"], explanations["max_words"]) == ("occlusion", 48)
+    faithfulness = explanations["faithfulness"]
+    assert (faithfulness["split"], faithfulness["count"], faithfulness["seed"]) == ("test", 8, 0)
+    assert "float32" in faithfulness["runtime"] and faithfulness["seconds"] >= 0
+    # The tiny reviews have no "good" or "bad": every answer is 0.5, nothing lowers it, and the card says so;
+    # five of the eight have fewer than 5 words.
+    deletions = [(d["parts"], d["count"], d["skipped"], d["mean_drop_top"], d["ratio"])
+                 for d in faithfulness["deletions"]]
+    assert deletions == [(3, 8, 0, 0.0, None), (5, 3, 5, 0.0, None)]
+    assert faithfulness["meets_bar"] is False
+
+
+def test_a_version_with_nothing_to_add_or_no_known_tokenizer_is_refused(text_model) -> None:
+    model_dir, datasets, tarball = text_model
+    source = model_dir / "1"
+    _edit_card(
+        source,
+        evaluation={"split": "IMDB test (20 reviews)"},
+        dataset={"name": "IMDB", "sha256": sha256_file(tarball)},
+        training={"command": f"python -m training.sentiment --dataset imdb --data {tarball.name}", "seconds": 1.0,
+                  "machine": "test"},
+    )
+    argv = [str(model_dir), "--from-version", "1", "--datasets", str(datasets), "--faithfulness-count", "4"]
+    republish.main(argv)
+
+    with pytest.raises(SystemExit, match="has a verification sample and explanations already: nothing to add"):
+        republish.main([*argv[:2], "2", *argv[3:]])
+    without = build_text_model(model_dir / "3", declare_tokenizer=False)
+    _edit_card(without, **{k: v for k, v in json.loads((source / "model.json").read_text()).items()
+                           if k in ("evaluation", "dataset", "training")})
+    with pytest.raises(SystemExit, match=r"input.keeps is None, not 'the head of longer texts'"):
+        republish.main([*argv[:2], "3", *argv[3:]])
+    assert list_versions(model_dir) == [1, 2, 3]
