@@ -40,7 +40,7 @@ from contract.card import write_card
 from contract.publish import StagedVersion, staged_version
 from contract.savedmodel import SavedModel, load_model
 from contract.speed import machine_description, measure_throughput
-from training import common, monitoring
+from training import common, faithfulness, monitoring
 from training.calibration import calibration_card, fit_temperature, plot_reliability, with_temperature
 from training.image_data import (
     ImageDataset,
@@ -773,6 +773,9 @@ def _write_version(
         split_description=f"test split of {data.name}, on which the evaluation figures were measured",
         held_out="the network never trained on them, and the test-time flips and the temperature were "
         "decided on the validation split, not on them.",
+    )
+    card["explanations"] = faithfulness.explanations_section(
+        artifact, data.test_images, split="test", split_description=f"test split of {data.name}"
     )
     card["inference"] = {
         **throughput(artifact, args.benchmark_seconds),

@@ -21,7 +21,8 @@ from contract import kinds
 from contract.card import write_card
 from contract.publish import staged_version
 from contract.speed import machine_description, measure_throughput
-from training import common, monitoring
+from contract.tokens import TokenizerSpec
+from training import common, faithfulness, monitoring
 from training.calibration import (
     calibration_card,
     expected_calibration_error,
@@ -145,6 +146,9 @@ def export_and_evaluate(
             held_out="the networks, their vocabulary and the baselines never learned from them, and no "
             "temperature was fitted on them.",
         )
+        card["explanations"] = faithfulness.explanations_section(
+            artifact, texts, split="test", split_description=f"test split ({data.test_split})"
+        )
         write_card(staging, card)
         common.plot_history(args.run_dir / "glove" / "history.csv", staging / "training_curves.png")
         common.plot_confusion(evaluation["confusion_matrix"], data.labels, staging / "confusion_matrix.png")
@@ -221,6 +225,9 @@ def _card(
             "clitics, punctuation except ! ? dropped"
             + ("; URLs -> xxurl, RT -> xxrt, @user and #tag -> user, tag" if token_ids.social else "")
             + ("; camel-case hashtags split into words" if token_ids.split_hashtags else ""),
+            # The words the graph sees, declared so that the service can explain answers word by word.
+            "tokenizer": TokenizerSpec(social=token_ids.social, split_hashtags=token_ids.split_hashtags,
+                                       keep=args.keep).model_dump(),
         },
         "evaluation": {"split": data.test_split},
         "dataset": {

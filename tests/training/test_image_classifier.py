@@ -366,3 +366,13 @@ def test_committed_cifar10_model_meets_the_contract_and_the_bar() -> None:
     probabilities = artifact.predict(images)
     assert probabilities.shape == (3, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_version_records_its_explanations_faithfulness_on_its_test_split(trained: Path) -> None:
+    card = load_model(trained / "artifacts" / "tiny-cnn" / "1").card
+    section = card.model_extra["explanations"]  # type: ignore[index]
+    assert (section["method"], section["grid"], section["fill"]) == ("occlusion", 8, 128)
+    [deletion] = section["faithfulness"]["deletions"]
+    assert section["faithfulness"]["count"] == deletion["count"] == 9  # every test image (fewer than 500)
+    assert deletion["parts"] == 16  # a quarter of the 8 x 8 grid
+    assert isinstance(deletion["mean_drop_top"], float) and isinstance(deletion["mean_drop_random"], float)

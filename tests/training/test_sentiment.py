@@ -11,6 +11,7 @@ import pytest
 
 from contract.layout import newest_version_dir
 from contract.savedmodel import load_model
+from contract.tokens import TokenizerSpec
 from contract.verification import read_sample
 from tests.training.tiny_text import (
     TWEETS_SKIPPED,
@@ -446,3 +447,16 @@ def test_committed_sentiment_model_beats_its_baseline_with_calibrated_probabilit
     probabilities = artifact.predict(["A wonderful, moving film. I loved it.", "Dull, tedious and badly acted."])
     assert probabilities.shape == (2, len(artifact.card.labels))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_version_declares_its_tokenizer_and_its_explanations_faithfulness(imdb_run) -> None:
+    """What the service explains with (the words the graph sees) and how faithful that is, on the test split."""
+    _, _, _, version_dir = imdb_run
+    card = load_model(version_dir).card  # load_model checks the declared tokenizer against the graph
+    assert card.input.tokenizer == TokenizerSpec(social=False, split_hashtags=False, keep="tail")  # type: ignore[attr-defined]
+    section = card.model_extra["explanations"]  # type: ignore[index]
+    assert (section["method"], section["max_words"]) == ("occlusion", 48)
+    faithfulness = section["faithfulness"]
+    assert (faithfulness["split"], faithfulness["count"]) == ("test", 20)
+    assert [d["parts"] for d in faithfulness["deletions"]] == [3, 5]
+    assert all(d["count"] + d["skipped"] == 20 for d in faithfulness["deletions"])
