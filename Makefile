@@ -120,7 +120,7 @@ soak: $(VENV)/.dev-deps  ## 10 minutes of steady load on the running stack, with
 # --- Scaling out: Ray Serve and Kubernetes (docs/deploy/ray.md, docs/deploy/kubernetes.md) ---
 RAY_PORT ?= 8100
 OUT ?= k8s-manifests
-SCALE_TIMEOUT ?= 540
+SCALE_TIMEOUT ?= 780
 SCORE_RAY_TIMEOUT ?= 600
 
 .PHONY: helm k8s-manifests serve-ray test-scale test-score-ray bench-ray
