@@ -16,7 +16,9 @@ Rows submitted with `low_priority` (the variants an explanation asks about: serv
 wait in a queue of their own, in smaller pieces: a batch takes every normal piece that fits first,
 then fills what is left with low-priority ones, so that a plain request arriving while an
 explanation's rows are queued goes into the next batch ahead of them, and both kinds share
-batches. Low-priority rows are not shown to monitoring: they are not traffic, only its variants.
+batches. The queue limit holds for each kind on its own, so that queued explanations never take a
+plain request's place (nor plain requests an explanation's). Low-priority rows are not shown to
+monitoring: they are not traffic, only its variants.
 
 Two optional observers: with tracing on, each piece remembers its request's span and each
 batch gets spans of its own (service.core.otel; off, the tracer does nothing); with monitoring on,
@@ -108,7 +110,8 @@ class Batcher(Generic[Rows]):
         self._observe: BatchObserver | None = None
         self._queue: deque[_Piece[Rows]] = deque()
         self._low: deque[_Piece[Rows]] = deque()  # low-priority pieces, taken after every normal one
-        self._queued_rows = 0
+        self._queued_rows = 0  # of both kinds
+        self._queued_low = 0  # of them, low-priority
         self._arrived = asyncio.Event()
         self._free_slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -137,8 +140,11 @@ class Batcher(Generic[Rows]):
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         if self._closed:
             raise ShuttingDown("the model version is shutting down")
-        if self._queued_rows + len(rows) > self.queue_limit:
-            raise Overloaded(f"{self._queued_rows} inputs already queued (limit {self.queue_limit})")
+        if low_priority and self._queued_low + len(rows) > self.queue_limit:
+            raise Overloaded(f"{self._queued_low} explanation inputs already queued (limit {self.queue_limit})")
+        queued_normal = self._queued_rows - self._queued_low
+        if not low_priority and queued_normal + len(rows) > self.queue_limit:
+            raise Overloaded(f"{queued_normal} inputs already queued (limit {self.queue_limit})")
         loop = asyncio.get_running_loop()
         # Low-priority pieces are a quarter batch, so that they can fill what normal pieces leave.
         size = max(1, self.max_batch_size // 4) if low_priority else self.max_batch_size
@@ -150,6 +156,7 @@ class Batcher(Generic[Rows]):
         pieces[0].inputs = inputs
         (self._low if low_priority else self._queue).extend(pieces)
         self._queued_rows += len(rows)
+        self._queued_low += len(rows) if low_priority else 0
         self._metrics.queue_depth.set(self._queued_rows)
         self._arrived.set()
         try:
@@ -173,7 +180,7 @@ class Batcher(Generic[Rows]):
                 (self._low if piece.low_priority else self._queue).remove(piece)
             except ValueError:  # already in a batch being computed; its answer will be dropped
                 continue
-            self._queued_rows -= len(piece.rows)
+            self._dequeued(piece)
         self._metrics.queue_depth.set(self._queued_rows)
 
     def refuse_queued(self, error: Exception) -> None:
@@ -183,7 +190,7 @@ class Batcher(Generic[Rows]):
                 piece.future.set_exception(error)
         self._queue.clear()
         self._low.clear()
-        self._queued_rows = 0
+        self._queued_rows = self._queued_low = 0
         self._metrics.queue_depth.set(0)
 
     async def close(self) -> None:
@@ -247,11 +254,15 @@ class Batcher(Generic[Rows]):
         for queue in (self._queue, self._low):
             while queue and rows + len(queue[0].rows) <= self.max_batch_size:
                 piece = queue.popleft()
-                self._queued_rows -= len(piece.rows)
+                self._dequeued(piece)
                 batch.append(piece)
                 rows += len(piece.rows)
         self._metrics.queue_depth.set(self._queued_rows)
         return batch
+
+    def _dequeued(self, piece: _Piece[Rows]) -> None:
+        self._queued_rows -= len(piece.rows)
+        self._queued_low -= len(piece.rows) if piece.low_priority else 0
 
     def _start(self, batch: list[_Piece[Rows]]) -> _Call:
         started = time.monotonic()

@@ -38,12 +38,13 @@ def check_explainable(handler: Handler, count: int) -> None:
                            accepted=f"at most {handler.max_explained} inputs with explain, or explain off")
 
 
-def check_fits(queue_limit: int, count: int, plans: list[Occlusion]) -> None:
-    """Refuse an explanation that could never be queued: its rows and its variants over the queue limit."""
+def check_fits(queue_limit: int, plans: list[Occlusion]) -> None:
+    """Refuse an explanation that could never be queued: more variants than the queue limit (which holds for
+    low-priority rows on their own: service.core.batcher)."""
     variants = sum(plan.count for plan in plans)
-    if count + variants > queue_limit:
-        raise TooLarge(f"explaining these inputs takes {count} + {variants} model rows, over the queue limit of "
-                       f"{queue_limit}", accepted="fewer or shorter inputs with explain, or explain off")
+    if variants > queue_limit:
+        raise TooLarge(f"explaining these inputs takes {variants} model rows, over the queue limit of {queue_limit}",
+                       accepted="fewer or shorter inputs with explain, or explain off")
 
 
 def occlusions(handler: Handler, items: Sequence[Any], decoded: Sequence[Decoded]) -> list[Occlusion]:

@@ -108,7 +108,7 @@ class Inference:
         # Finding a long text's words takes milliseconds: like decoding, it leaves the loop when large.
         cost = sum(handler.explain_cost(item) for item in items)
         plans = await self._offloader.run(cost, explaining.occlusions, handler, items, decoded)
-        explaining.check_fits(route.version.batcher.queue_limit, len(items), plans)
+        explaining.check_fits(route.version.batcher.queue_limit, plans)
         variants = explaining.variant_rows(handler, plans)
         if variants is None:
             prediction = await self._submit(route, prepared)

@@ -209,7 +209,7 @@ def test_an_explanation_larger_than_the_queue_limit_is_refused_in_words_not_queu
     with TestClient(create_app(settings(artifacts, queue_limit=64, explain_max_words=40))) as small:
         response = small.post("/sentiment", json={"texts": ["good " * 40, "bad " * 40], "explain": True})
         error = assert_error(response, 413, "payload_too_large")
-        assert error["message"] == "explaining these inputs takes 2 + 80 model rows, over the queue limit of 64"
+        assert error["message"] == "explaining these inputs takes 80 model rows, over the queue limit of 64"
         assert small.post("/sentiment", json={"text": "good " * 40, "explain": True}).status_code == 200
 
 

@@ -507,3 +507,21 @@ async def test_a_low_priority_caller_that_gave_up_frees_its_queue_places() -> No
     assert (await batcher.submit(rows(5, 6, 7, 8), timeout_s=5)).outputs.tolist() == [25, 36, 49, 64]
     await busy
     await batcher.close()
+
+
+async def test_queued_low_priority_rows_never_take_a_plain_requests_place_in_the_queue() -> None:
+    model = Gated()
+    batcher = make_batcher(model, max_batch_size=4, queue_limit=4, max_delay_s=0.0)
+    busy = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)  # the model holds [0]
+    explained = asyncio.ensure_future(batcher.submit(rows(1, 2, 3, 4), low_priority=True))  # the limit, of its kind
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded, match=r"^4 explanation inputs already queued \(limit 4\)$"):
+        await batcher.submit(rows(5), low_priority=True)
+    plain = asyncio.ensure_future(batcher.submit(rows(6, 7, 8, 9)))  # still has all its places
+    await asyncio.sleep(0)
+    model.release.set()
+    assert (await plain).outputs.tolist() == [36, 49, 64, 81]
+    assert (await explained).outputs.tolist() == [1, 4, 9, 16]
+    await busy
+    await batcher.close()
