@@ -97,7 +97,8 @@ async def drive(base_url: str, model: Model, concurrency: int, share: float, dur
                 if outcome == "200":
                     latencies[explain].append(time.perf_counter() - started)
                 else:
-                    failed[outcome] = failed.get(outcome, 0) + 1
+                    kind = f"{'explained' if explain else 'plain'} {outcome}"
+                    failed[kind] = failed.get(kind, 0) + 1
 
         begun = time.monotonic()
         await asyncio.gather(*(client() for _ in range(concurrency)))
