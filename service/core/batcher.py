@@ -291,7 +291,8 @@ class Batcher(Generic[Rows]):
             # The slot frees as soon as the model is done, so that the next batch is formed before
             # this one's callers are answered (their answers then run while the model computes).
             self._free_slots.release()
-        for piece, rows in zip(batch, _split(outputs, batch), strict=True):
+        answers = _split(outputs, batch)
+        for piece, rows in zip(batch, answers, strict=True):
             if not piece.future.done():
                 piece.future.set_result((rows, call.size))
         if call.span is not None:
@@ -301,7 +302,7 @@ class Batcher(Generic[Rows]):
             # Python work would wait for the GIL between two model calls and slow every batch.
             inputs = [p.inputs for p in batch if p.inputs is not None]
             if any(p.low_priority for p in batch):
-                outputs = np.concatenate([out for p, out in zip(batch, _split(outputs, batch), strict=True)
+                outputs = np.concatenate([rows for p, rows in zip(batch, answers, strict=True)
                                           if not p.low_priority] or [outputs[:0]])
             try:
                 self._observe(outputs, inputs)
