@@ -53,6 +53,12 @@ def text_variants(text: str, tokens: Sequence[Token], runs: Sequence[tuple[int, 
     return [blanked(text, tokens[first:end]) for first, end in runs]
 
 
+def grid_for(height: int, width: int, most: int = GRID) -> int:
+    """Cells per side on an image the model sees at height x width: `most`, or fewer on a smaller image
+    (a cell is at least a pixel)."""
+    return min(most, height, width)
+
+
 def cells(height: int, width: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """The grid's row and column boundaries, `grid + 1` of each, evenly over the image."""
     return (np.linspace(0, height, grid + 1).round().astype(int),

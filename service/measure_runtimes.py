@@ -111,7 +111,8 @@ def explanation_differences(model: SavedModel, sample: VerificationSample, predi
             variants = occlusion.text_variants(item, tokens, occlusion.parts(len(tokens), occlusion.MAX_WORDS))
             rows: Any = [text.encode("utf-8") for text in [item, *variants]]
         else:
-            rows = np.concatenate([item[np.newaxis], occlusion.image_variants(item, occlusion.GRID)])
+            grid = occlusion.grid_for(item.shape[0], item.shape[1])
+            rows = np.concatenate([item[np.newaxis], occlusion.image_variants(item, grid)])
         if len(rows) < 2:
             continue
         for name, predict in predicts.items():

@@ -190,11 +190,10 @@ def text_deletions(
 
 
 def image_grid(model: SavedModel) -> int:
-    """The service's grid for this model: GRID cells a side, or the image's pixels when it has fewer
-    (service.core.handlers.image)."""
+    """The service's grid for this model, at its default (contract.occlusion.grid_for)."""
     spec = model.card.input
     assert isinstance(spec, ImageInput)
-    return min(occlusion.GRID, spec.height, spec.width)
+    return occlusion.grid_for(spec.height, spec.width)
 
 
 def image_deletions(model: SavedModel, images: np.ndarray, seed: int = DEFAULT_SEED) -> Deletion:

@@ -42,7 +42,7 @@ class ImageHandler(Handler):
         assert isinstance(spec, ImageInput)
         self.height, self.width = spec.height, spec.width
         self.max_pixels = settings.max_image_pixels
-        self.grid = min(settings.explain_grid, self.height, self.width)
+        self.grid = occlusion.grid_for(self.height, self.width, settings.explain_grid)
 
     @staticmethod
     def request_limit(settings: Settings) -> int:
