@@ -154,15 +154,19 @@ def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=timeout_s)
     deadline = time.monotonic() + timeout_s
-    while (left := session_processes(process.pid)) and time.monotonic() < deadline:
+    while session_processes(process.pid) and time.monotonic() < deadline:
         time.sleep(0.5)
+    kill_session(process)
+
+
+def kill_session(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL every process left in `process`'s session, and `process` itself; wait for it."""
     for pid in session_processes(process.pid):
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     if process.poll() is None:
         process.kill()
     process.wait()
-    del left
 
 
 @contextmanager

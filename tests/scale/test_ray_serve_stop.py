@@ -15,14 +15,13 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import suppress
 from pathlib import Path
 
 import psutil
 import pytest
 
 from loadtests.server import free_port, is_ready
-from tests.scale.cluster import session_processes
+from tests.scale.cluster import kill_session, session_processes
 from tests.tiny_models import build_text_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,12 +83,7 @@ def test_stopping_serve_ray_leaves_no_haproxy_or_ray_process(how: str, tmp_path:
         if how == "SIGTERM":
             assert process.returncode == 0, log_path.read_text()[-3000:]
     finally:
-        for pid in session_processes(process.pid):
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_session(process)
 
 
 def _is_haproxy(pid: int) -> bool:
