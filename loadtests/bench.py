@@ -318,8 +318,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where the JSON results go")
     parser.add_argument("--runtimes", action="store_true",
                         help="compare SERVICE_RUNTIME=tensorflow (float32) with the default (auto), batching on, "
-                             "served and in-process, instead of batching on and off; one JPEG, one review and "
-                             "one tweet per request unless --only says otherwise")
+                             "served and in-process, instead of batching on and off, on the one-item-per-request "
+                             "scenarios (one JPEG, one review, one tweet; --only narrows them)")
     parser.add_argument("--rollouts", action="store_true",
                         help="also measure shadowing 10%% and 100%% of requests to the previous version, "
                              "and the payload log at 100%%")
@@ -336,7 +336,10 @@ def main() -> None:
     modes += [(f"batching on, {label}", env) for label, env in args.variant]
     runs: dict[tuple[str, str], list[Row]] = {}  # (scenario, mode) -> one row per round, in-process rows too
     chosen = [s for s in scenarios(args.artifacts, args.datasets)
-              if (args.only in s.name if args.only else not args.runtimes or s.items_per_request == 1)]
+              if (not args.only or args.only in s.name) and (not args.runtimes or s.items_per_request == 1)]
+    if not chosen:
+        parser.error(f"no scenario's name contains {args.only!r}; the scenarios: "
+                     + ", ".join(repr(s.name) for s in scenarios(args.artifacts, args.datasets)))
     args.out.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix="bench-"))  # rollout policies, payload logs, in-process inputs
     for scenario in chosen:
