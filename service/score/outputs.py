@@ -4,7 +4,8 @@ A job writes its rows a part at a time (service.score.checkpoint commits each pa
 the parts into the output file when the input is done: CSV parts are concatenated after the
 header, JSON Lines parts concatenated, Parquet parts become one row group each of one file.
 A part holds the same rows whether or not the job was interrupted before it, so a resumed job's
-output is byte for byte the uninterrupted one's.
+output is byte for byte the uninterrupted one's. A `--ray` job's parts are not joined: they are
+its output's shards, each written to be read alone (a CSV shard has the header).
 
 Columns, in order: the id column (when the input has one; `path` for an image folder), `row`
 (the input row, from 0), `label`, `probability`, `probability_<label>` per class, `error`
@@ -70,6 +71,10 @@ class OutputFormat(ABC):
     def write_part(self, path: Path, columns: Columns) -> None:
         """Write one part's rows to `path`."""
 
+    def write_shard(self, path: Path, columns: Columns) -> None:
+        """Write one shard of a sharded output to `path`: a part that is read alone, never joined."""
+        self.write_part(path, columns)
+
     @abstractmethod
     def join(self, parts: list[Path], destination: Path) -> None:
         """Write the output file from the parts, in order."""
@@ -84,10 +89,10 @@ class CsvOutput(OutputFormat):
     name, extension = "csv", ".csv"
 
     def write_part(self, path: Path, columns: Columns) -> None:
-        self._ids(columns)
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            csv.writer(handle, lineterminator="\n").writerows(zip(*(columns[name] for name in self.columns),
-                                                                 strict=True))
+        self._write(path, columns, header=False)  # joined after the one header
+
+    def write_shard(self, path: Path, columns: Columns) -> None:
+        self._write(path, columns, header=True)
 
     def join(self, parts: list[Path], destination: Path) -> None:
         header = io.StringIO()
@@ -95,6 +100,14 @@ class CsvOutput(OutputFormat):
         with open(destination, "wb") as out:
             out.write(header.getvalue().encode("utf-8"))
             _concatenate(parts, out)
+
+    def _write(self, path: Path, columns: Columns, *, header: bool) -> None:
+        self._ids(columns)
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            if header:
+                writer.writerow(self.columns)
+            writer.writerows(zip(*(columns[name] for name in self.columns), strict=True))
 
 
 class JsonLinesOutput(OutputFormat):

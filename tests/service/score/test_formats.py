@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from service.score import outputs
 from tests.service.images import encode, solid
 from tests.service.score.conftest import read_rows, write_texts
 from tests.tiny_models import expected_image_probabilities, expected_positive
@@ -150,3 +152,21 @@ def test_a_parquet_input_of_many_row_groups_is_read_in_order(score: Callable, tm
     assert [row["row"] for row in rows] == list(range(50))
     assert [row["probability_positive"] for row in rows] == pytest.approx(
         [expected_positive(text, 2) for text in texts], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_a_shard_is_a_part_that_reads_alone(tmp_path: Path, name: str) -> None:
+    """What --ray writes per range: a local part, but for CSV's header (a local run joins the parts after one)."""
+    columns = ["id", "row", "label", "error"]
+    output = outputs.output_format(name, columns, "id", {"model": "m"})
+
+    def rows() -> dict[str, list[Any]]:
+        return {"id": ["a", 7], "row": [0, 1], "label": ["x", None], "error": [None, "bad"]}
+
+    output.write_part(tmp_path / f"part.{name}", rows())
+    output.write_shard(tmp_path / f"shard.{name}", rows())
+    part, shard = (tmp_path / f"part.{name}").read_bytes(), (tmp_path / f"shard.{name}").read_bytes()
+    if name == "csv":
+        assert shard == b"id,row,label,error\n" + part and part == b"a,0,x,\n7,1,,bad\n"
+    else:
+        assert shard == part
