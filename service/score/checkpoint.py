@@ -1,18 +1,26 @@
 """Exactly-once output for a job that may be interrupted: parts committed by rename, and a manifest.
 
-While a job runs, its output is a folder next to the output file, `<output>.partial/`:
+While a job runs, its output is a folder next to the output, `<output>.partial/`:
 
-- `manifest.json`: what the job is (model, version, the input's path, size and modification time,
-  columns, encoding, formats, batch and part sizes), written once when the job starts;
+- `_manifest.json`: what the job is (model, version, the input's path, size and modification
+  time, columns, encoding, formats, batch and part sizes, whether it is sharded), written once
+  when the job starts (the leading `_` makes Arrow's dataset readers pass it over);
 - `part-<first row>-<end row>.<ext>`: the output rows of input rows [first, end), each written to
   a temporary name, flushed to disk and renamed: a part is either all there or not there.
 
 Every part but the last holds `part_rows` rows and starts at a multiple of it, so the parts do not
-depend on where a job was interrupted. `--resume` checks the manifest against the job it is asked
-to run (refused, naming what differs, if it is another), drops any temporary file, and continues
-from the end of the last part; the rows after it are read and scored again, never written twice.
-When the input is done, the manifest says so, the parts are joined into the output (written under
-a temporary name and renamed) and the folder is removed.
+depend on where a job was interrupted (on Ray, an input that cannot be cut at newlines, such as
+UTF-16 text, is one range and so one part). `--resume` checks the manifest against the job it is asked
+to run (refused, naming what differs, if it is another) and drops any temporary file.
+
+A local job writes its parts in row order and continues from the end of the last one; the rows
+after it are read and scored again, never written twice. When the input is done, the manifest
+says so, the parts are joined into the output (written under a temporary name and renamed) and
+the folder is removed.
+
+A sharded job (`--ray`) has its parts written by the actors, in any order, each readable alone
+(service.score.outputs: `write_shard`); a resumed one hands out only the ranges whose part is not
+there. When every part is there, the manifest says so and the folder is renamed to the output.
 """
 
 from __future__ import annotations
@@ -20,22 +28,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from service.score.errors import Refused
+from service.score.inputs import Range
 
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"
 FINISHED, ROWS = "finished", "rows"  # the manifest's keys set once every part is written
+SHARDED = "sharded"  # the manifest's key saying whether the parts are a --ray run's shards
 
 
 class Checkpoint:
-    def __init__(self, output: Path, extension: str) -> None:
+    def __init__(self, output: Path, extension: str, *, sharded: bool = False) -> None:
         self.output = output
         self.extension = extension
+        self.sharded = sharded
         self.folder = output.with_name(output.name + ".partial")
-        self.rows_done = 0
+        self.rows_done = 0  # a local job's: the end of its last part
         self.finished = False
 
     def check_start(self, resume: bool) -> None:
@@ -78,6 +90,10 @@ class Checkpoint:
             hint = ""
             if recorded.get("version") != manifest.get("version") and recorded.get("version") is not None:
                 hint = f" (--version {recorded['version']} continues with the version it started with)"
+            if recorded.get(SHARDED) != manifest.get(SHARDED):
+                # A local run's parts have no CSV header and a --ray run's ranges need not be its parts.
+                hint += (" (a --ray run's shards: continue it with --ray)" if recorded.get(SHARDED)
+                         else " (a local run's parts: continue it without --ray)")
             raise Refused(f"--resume: {str(self.folder)!r} is another job's output: " + "; ".join(differences)
                           + hint + f"; delete {str(self.folder)!r} to start again")
         self.finished = bool(recorded.get(FINISHED))
@@ -86,6 +102,8 @@ class Checkpoint:
                           "delete one of them")
         for leftover in self.folder.glob("*.tmp"):  # a part being written when the job stopped
             leftover.unlink()
+        if self.sharded:  # written in any order: remaining() says which ranges are left
+            return
         end = 0
         for first, last, _ in self.parts():
             if first != end:
@@ -102,31 +120,53 @@ class Checkpoint:
             found.append((int(first), int(last), path))
         return sorted(found)
 
+    def remaining(self, ranges: list[Range]) -> list[Range]:
+        """The ranges whose part is not written yet (all of them when the folder does not exist)."""
+        written = {(first, end) for first, end, _ in self.parts()} if self.folder.is_dir() else set()
+        return [part for part in ranges if (part.start, part.start + part.count) not in written]
+
     def commit(self, first: int, end: int, write: Callable[[Path], None]) -> None:
-        """Write input rows [first, end)'s output with `write(path)`, durably, under its final name."""
+        """Write input rows [first, end)'s output with `write(path)`, durably, under its final name.
+
+        A shard's temporary name is this attempt's own: on a cluster, a range given to another actor
+        may still be being written by one presumed dead. Both write the same rows under the final name.
+        """
         name = f"part-{first:012d}-{end:012d}{self.extension}"
-        _write_atomically(self.folder / name, write)
+        attempt = f".{os.getpid()}-{uuid.uuid4().hex[:8]}" if self.sharded else ""
+        _write_atomically(self.folder / name, write, attempt)
         self.rows_done = end
 
     def finish(self, join: Callable[[list[Path], Path], None]) -> None:
         """Mark the job done, join the parts into the output, and remove the folder."""
-        if not self.finished:
-            path = self.folder / MANIFEST
-            manifest = json.loads(path.read_text()) | {FINISHED: True, ROWS: self.rows_done}
-            _write_atomically(path, lambda target: _write_json(target, manifest))
-            self.finished = True
+        self._mark_finished(self.rows_done)
         if not self.output.exists():
             _write_atomically(self.output, lambda target: join([p for _, _, p in self.parts()], target))
         shutil.rmtree(self.folder)
+
+    def finish_shards(self) -> None:
+        """Mark a sharded job done and rename its folder to the output: a folder of shards and the manifest."""
+        self._mark_finished(sum(end - first for first, end, _ in self.parts()))
+        for leftover in self.folder.glob("*.tmp"):  # an attempt that died mid-write; its range was written again
+            leftover.unlink(missing_ok=True)
+        self.folder.rename(self.output)
+
+    def _mark_finished(self, rows: int) -> None:
+        if self.finished:
+            return
+        path = self.folder / MANIFEST
+        manifest = json.loads(path.read_text()) | {FINISHED: True, ROWS: rows}
+        _write_atomically(path, lambda target: _write_json(target, manifest))
+        self.finished = True
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n")
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """`write` to a temporary name in the same folder, flush it to disk, rename it to `path`."""
-    temporary = path.with_name(path.name + ".tmp")
+def _write_atomically(path: Path, write: Callable[[Path], None], attempt: str = "") -> None:
+    """`write` to a temporary name in the same folder (`attempt` makes it unique), flush it to disk,
+    rename it to `path`."""
+    temporary = path.with_name(f"{path.name}{attempt}.tmp")
     write(temporary)
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())

@@ -62,7 +62,7 @@ def test_an_interrupted_run_resumed_writes_what_one_run_writes(score: Callable, 
     partial = tmp_path / f"out.{output_format}.partial"
     assert not out.exists()
     assert sorted(p.name for p in partial.iterdir()) == [
-        "manifest.json", f"part-000000000000-000000000004.{output_format}",
+        "_manifest.json", f"part-000000000000-000000000004.{output_format}",
         f"part-000000000004-000000000008.{output_format}", f"part-000000000008-000000000012.{output_format}.tmp"]
 
     refused = score(*job, "--output", out)  # not without --resume
@@ -145,7 +145,7 @@ def test_a_run_stopped_while_joining_the_parts_finishes_on_resume(score: Callabl
 
         patch.setattr(checkpoint.shutil, "rmtree", stopped)  # the output is renamed in, the folder stays
         assert score(*job).status == 130
-    manifest = json.loads((tmp_path / "out.parquet.partial" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out.parquet.partial" / "_manifest.json").read_text())
     assert manifest["finished"] is True and manifest["rows"] == len(TEXTS)
     assert score(*job, "--resume").status == 0
     assert not (tmp_path / "out.parquet.partial").exists()
