@@ -125,18 +125,10 @@ def plan(args: argparse.Namespace, settings: Settings) -> Job:
     source = open_source(args.input, args.input_format, args.text_column, args.id_column, args.encoding)
     output_name = infer_format(args.output, args.format)
     extension = {"csv": ".csv", "jsonl": ".jsonl", "parquet": ".parquet"}[output_name]
-    checkpoint = Checkpoint(args.output, extension)
-    if args.ray is not None:
-        if args.resume:
-            raise Refused("--resume continues a local run; a --ray run starts again (its ranges are retried "
-                          "by Ray while it runs)")
-        from service.score.on_ray import check_output_folder
-
-        check_output_folder(args.output)
-    else:
-        if args.actors is not None:
-            raise Refused("--actors needs --ray")
-        checkpoint.check_start(args.resume)
+    if args.ray is None and args.actors is not None:
+        raise Refused("--actors needs --ray")
+    checkpoint = Checkpoint(args.output, extension, sharded=args.ray is not None)
+    checkpoint.check_start(args.resume)
     version_dir, chosen = choose_version(settings, args.model, args.version)
 
     from contract.card import read_card
@@ -247,6 +239,7 @@ def _manifest(args: argparse.Namespace, source: Source, model: str, version: int
         "output_format": output_format,
         "batch_size": args.batch_size,
         "part_rows": part_rows,
+        "sharded": args.ray is not None,  # a --ray run's folder: shards, not parts to join
     }
 
 

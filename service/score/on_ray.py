@@ -2,36 +2,41 @@
 
 The driver (this process) checks the job as a local run does, then cuts the input into ranges of
 `--part-rows` rows (`Source.ranges`: for a CSV or JSON Lines file, the byte offset where each
-range starts). Only those small range descriptions go through Ray; the rows themselves are read
-where they are scored:
+range starts): exactly the local run's parts. Only those small range descriptions go through
+Ray; the rows themselves are read, scored and written where they are scored:
 
 - a pool of `--actors` actors (`RangeScorer`, `--cpus-per-actor` CPUs each, spread over the
   nodes: one model copy per actor) each opens the input and the model version from storage every
   node reaches, and scores one range per call: read with the local run's own readers (the same
-  rows, row numbers and bad rows), scored with `BatchScorer` a batch at a time, returned as one
-  Arrow table in the local output's columns;
-- Ray Data writes each range's table as a shard of the output folder (`--format`), built under
-  `OUT.partial/` and renamed to `OUT` when every shard is written.
+  rows, row numbers and bad rows), scored with `BatchScorer` a batch at a time, and written by the
+  local run's own writer as the range's shard, `OUT.partial/part-<first row>-<end row>.<ext>`,
+  committed by service.score.checkpoint as a local part is (a temporary name, flushed, renamed);
+- each call returns a summary (range start, rows, errors, node), which the driver reads as a
+  stream for its progress lines and its last line.
+
+`OUT.partial/` holds the local run's manifest; when every range's shard is there, the manifest is
+marked finished and the folder renamed to `OUT`. A stopped run continues with `--resume`: the
+manifest is checked as locally, and Ray is handed only the ranges whose shard is not there.
 
 When a node is lost, Ray restarts its actors elsewhere (`max_restarts`) and runs the ranges they
-had not returned again (`max_task_retries`); a range is read and scored again whole, and its shard
-is written once. A `Tally` actor on the driver's node counts the rows each node has scored, for
-the progress lines and the last line.
+had not returned again (`max_task_retries`); a range is read and scored again whole and its shard
+written again under the same name with the same rows, so every row is in the output exactly once.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.score.checkpoint import Checkpoint
 from service.score.errors import Refused
 from service.score.inputs import Range, open_source
-from service.score.outputs import _clean, _text
+from service.score.outputs import OutputFormat
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,100 +45,125 @@ if TYPE_CHECKING:
 PROGRESS_INTERVAL_S = 2.0
 
 
-def check_output_folder(output: Path) -> None:
-    """Refused unless the output folder and its `.partial` sibling are new, in a folder that exists."""
-    if output.exists():
-        raise Refused(f"output {str(output)!r} exists; choose another --output, or delete it")
-    partial = partial_folder(output)
-    if partial.exists():
-        raise Refused(f"{str(partial)!r} exists (a stopped --ray run: --resume is local only); delete it")
-    if not output.parent.is_dir():
-        raise Refused(f"the output's folder {str(output.parent)!r} does not exist")
-
-
-def partial_folder(output: Path) -> Path:
-    return output.with_name(output.name + ".partial")
-
-
 class RangeScorer:
-    """One model copy on one node: reads ranges of the input and scores them (Ray Data's actor)."""
+    """One model copy on one node: reads ranges of the input, scores them and writes their shards (Ray Data's
+    actor). Each call returns a summary of each range: its start, rows, errors and this node's address."""
 
-    def __init__(self, job: dict[str, Any], settings: Settings, tally: Any) -> None:
+    def __init__(self, job: dict[str, Any], output: OutputFormat, settings: Settings) -> None:
         from service.score.scorer import BatchScorer
 
         self.job = job
+        self.output = output
+        self.checkpoint = Checkpoint(Path(job["output"]), output.extension, sharded=True)
         self.source = open_source(Path(job["input"]), job["input_format"], job["text_column"], job["id_column"],
                                   job["encoding"])
         self.scorer = BatchScorer(Path(job["version_dir"]), settings, warm_up_rows=job["batch_size"],
                                   text_column=job["text_column"] or "text")
-        self.tally = tally
         self.node = _node_ip()
 
-    def __call__(self, batch: dict[str, Any]) -> Any:
-        import pyarrow as pa
-
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         from service.score.job import _Part, _prepare
 
-        tables = []
+        summary: dict[str, list[Any]] = {"start": [], "count": [], "errors": [], "node": []}
         for start, count, offset in zip(batch["start"], batch["count"], batch["offset"], strict=True):
             part = Range(int(start), int(count), int(offset))
-            rows = _Part(self.job["columns"], self.job["id_name"], part.start)  # as the local job collects them
+            rows = _Part(self.output.columns, self.output.id_name, part.start)  # as the local job collects them
             errors = 0
             for chunk in self.source.read_range(part, self.job["batch_size"]):
                 prepared = _prepare(self.scorer, chunk)  # image files read here, as the local job's decode pool does
                 scored = self.scorer.results(prepared, self.scorer.predict(prepared, chunk.first_row))
                 errors += sum(message is not None for message in scored["error"])
                 rows.add(chunk, scored, self.scorer)
-            tables.append(self._table(pa, rows.columns))
-            # Fire and forget: the count is for people watching, and must never hold up or fail a range.
-            self.tally.add.remote(self.node, part.start, part.count, errors)
-        return pa.concat_tables(tables)
-
-    def _table(self, pa: Any, columns: dict[str, list[Any]]) -> Any:
-        """The range's rows with the local output's columns and types (ParquetOutput's schema)."""
-        schema, id_name = self.job["schema"], self.job["id_name"]
-        if id_name is not None and not self.job["id_keeps_type"]:
-            columns[id_name] = [_text(value) for value in columns[id_name]]
-        if id_name is None or not self.job["id_keeps_type"] or self.job["id_arrow_type"] is not None:
-            return pa.table({name: columns[name] for name in schema.names}, schema=schema)
-        # JSON ids into JSON Lines keep their JSON type where Arrow can hold them as one type.
-        values = [_clean(value) if isinstance(value, str) else value for value in columns[id_name]]
-        try:
-            ids = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            ids = pa.array([_text(value) for value in columns[id_name]], pa.string())
-        fields = [schema.field(name) if name != id_name else pa.field(name, ids.type) for name in schema.names]
-        arrays = [ids if name == id_name else pa.array(columns[name], schema.field(name).type)
-                  for name in schema.names]
-        return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata))
+            if rows.rows != part.count:  # a shard is named by its range: never one with other rows
+                raise RuntimeError(f"rows {part.start} to {part.start + part.count - 1}: read {rows.rows} rows, not "
+                                   f"{part.count} (did the input change while the job ran?)")
+            self.checkpoint.commit(part.start, part.start + part.count,
+                                   partial(self.output.write_shard, columns=rows.columns))
+            summary["start"].append(part.start)
+            summary["count"].append(part.count)
+            summary["errors"].append(errors)
+            summary["node"].append(self.node)
+        return summary
 
 
-class Tally:
-    """Rows scored per node and errors per range, reported by the scorers (a Ray actor on the driver's node)."""
+class RangeCounts:
+    """What the ranges written in this run hold, from their summaries, keyed by range start: a range whose
+    summary comes twice (scored again after a lost node) counts once, with its last summary."""
 
     def __init__(self) -> None:
-        self.by_node: dict[str, int] = {}
-        self.errors: dict[int, int] = {}  # range start -> errors (a range scored twice counts once)
+        self.ranges: dict[int, tuple[int, int, str]] = {}  # start -> (rows, errors, node)
 
-    def add(self, node: str, start: int, rows: int, errors: int) -> None:
-        self.by_node[node] = self.by_node.get(node, 0) + rows
-        self.errors[start] = errors
+    def add(self, start: int, rows: int, errors: int, node: str) -> None:
+        self.ranges[start] = (rows, errors, node)
 
-    def read(self) -> tuple[dict[str, int], int]:
-        return dict(self.by_node), sum(self.errors.values())
+    @property
+    def rows(self) -> int:
+        return sum(rows for rows, _, _ in self.ranges.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(errors for _, errors, _ in self.ranges.values())
+
+    def per_node(self) -> str:
+        """`<ip> <rows>, ...`, by address: the rows each node has scored."""
+        by_node: dict[str, int] = {}
+        for rows, _, node in self.ranges.values():
+            by_node[node] = by_node.get(node, 0) + rows
+        return ", ".join(f"{node} {count:,}" for node, count in sorted(by_node.items())) or "none"
 
 
 def run_on_ray(job: Job, settings: Settings, address: str, *, actors: int | None, cpus_per_actor: float,
                node_ip: str | None) -> int:
-    """Score `job` on the cluster at `address` and write its output folder; the exit status."""
+    """Score `job`'s ranges not yet written on the cluster at `address`, and rename its folder to the output
+    once they all are; the exit status."""
     started = time.monotonic()
-    output = job.checkpoint.output
+    checkpoint = job.checkpoint
     ranges = job.source.ranges(job.part_rows)
-    rows = sum(part.count for part in ranges)
+    todo = checkpoint.remaining(ranges)  # on --resume, the ranges whose shard is not there yet
+    counts = RangeCounts()
+    pool = 0
+    try:
+        if todo:  # a run with nothing left to score (all written, or an empty input) needs no cluster
+            ray = _join(address, node_ip)
+            try:
+                checkpoint.begin(job.manifest)
+                pool = min(actors or sum(1 for node in ray.nodes() if node["Alive"]), len(todo))
+                dataset = _dataset(ray, job, settings, todo, pool, cpus_per_actor)
+                failure = _collect(dataset, counts, sum(part.count for part in ranges))
+            finally:
+                ray.shutdown()  # the job's actors end with it (one may still commit the shard it was writing)
+        else:
+            checkpoint.begin(job.manifest)
+            failure = None
+    except KeyboardInterrupt:
+        print(f"interrupted: {_written(checkpoint)} shards are written in {str(checkpoint.folder)!r}; the same "
+              "command with --resume continues", file=sys.stderr)
+        return 130
+    if failure is None and (missing := checkpoint.remaining(ranges)):
+        # Never expected (Ray returned a summary for every range it was given), but never renamed as whole.
+        failure = f"{len(missing)} ranges are not written, the first from row {missing[0].start}"
+    if failure is not None:
+        print(f"the job failed on Ray ({failure}); {_written(checkpoint)} shards are written in "
+              f"{str(checkpoint.folder)!r}, and the same command with --resume continues", file=sys.stderr)
+        return 1
+    shards = len(checkpoint.parts())
+    checkpoint.finish_shards()
+    seconds = time.monotonic() - started
+    output = checkpoint.output
+    written = len(ranges) - len(todo)
+    resumed = f", continuing: {written} of {len(ranges)} ranges were already written" if written else ""
+    card = job.card
+    print(f"scored {counts.rows:,} rows ({counts.errors:,} with an error{resumed}) with {card.name} version "
+          f"{card.version} ({job.chosen}) on Ray ({pool} actors of {cpus_per_actor:g} CPUs, {len(todo)} ranges) in "
+          f"{seconds:.1f} s, {counts.rows / seconds if seconds else 0:,.0f} rows/s -> {output}/ ({shards} shards); "
+          f"rows scored per node: {counts.per_node()}", file=sys.stderr)
+    return 0
 
+
+def _join(address: str, node_ip: str | None) -> Any:
+    """The `ray` module, connected to the cluster at `address` (Refused if it cannot be)."""
     try:
         import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     except ImportError:
         raise Refused("--ray needs Ray Data, which is not installed here (the ray extra: make deps, or "
                       "uv sync --locked --extra ray)") from None
@@ -141,60 +171,32 @@ def run_on_ray(job: Job, settings: Settings, address: str, *, actors: int | None
         ray.init(address=address, _node_ip_address=node_ip, log_to_driver=False, logging_level=logging.WARNING)
     except Exception as exc:  # ConnectionError, or a timeout, with Ray's own words
         raise Refused(f"cannot join the Ray cluster at {address!r} (--ray): {exc}") from None
+    return ray
+
+
+def _collect(dataset: Any, counts: RangeCounts, input_rows: int) -> str | None:
+    """Run the job, reading the ranges' summaries as they come, with a progress line on stderr at most every
+    PROGRESS_INTERVAL_S; None when every range is written, else what went wrong."""
+    last_line = time.monotonic()
     try:
-        alive = [node for node in ray.nodes() if node["Alive"]]
-        pool = actors or len(alive)
-        tally: Any = ray.remote(num_cpus=0)(Tally).options(
-            # On the driver's node, which outlives the job, unlike any other node.
-            scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False),
-        ).remote()
-        partial = partial_folder(output)
-        partial.mkdir()
-        done = threading.Event()
-        failure: list[BaseException] = []
-
-        def write() -> None:
-            try:
-                dataset = _dataset(ray, job, settings, ranges, tally, pool, cpus_per_actor)
-                getattr(dataset, f"write_{_RAY_WRITERS[job.output.name]}")(str(partial.resolve()))
-            except BaseException as exc:  # reported by the main thread
-                failure.append(exc)
-            finally:
-                done.set()
-
-        if ranges:
-            threading.Thread(target=write, name="ray-data-write", daemon=True).start()
-            try:
-                _report_progress(ray, tally, rows, done)
-            except KeyboardInterrupt:
-                print(f"interrupted: the shards written so far are in {str(partial)!r}; delete it and run "
-                      "the command again", file=sys.stderr)
-                return 130
-        if failure:
-            print(f"the job failed on Ray; the shards written so far are in {str(partial)!r}: "
-                  f"{type(failure[0]).__name__}: {failure[0]}", file=sys.stderr)
-            return 1
-        partial.rename(output)
-        by_node, errors = ray.get(tally.read.remote())
-    finally:
-        ray.shutdown()
-    seconds = time.monotonic() - started
-    shards = sum(1 for path in output.iterdir() if path.is_file())
-    nodes = ", ".join(f"{node} {count:,}" for node, count in sorted(by_node.items())) or "none"
-    card = job.card
-    print(f"scored {rows:,} rows ({errors:,} with an error) with {card.name} version {card.version} ({job.chosen}) "
-          f"on Ray ({pool} actors of {cpus_per_actor:g} CPUs, {len(ranges)} ranges) in {seconds:.1f} s, "
-          f"{rows / seconds if seconds else 0:,.0f} rows/s -> {output}/ ({shards} shards); rows scored per node: "
-          f"{nodes}", file=sys.stderr)
-    return 0
+        for summary in dataset.iter_rows():
+            counts.add(int(summary["start"]), int(summary["count"]), int(summary["errors"]), str(summary["node"]))
+            if time.monotonic() - last_line >= PROGRESS_INTERVAL_S:
+                print(f"rows scored per node: {counts.per_node()} (the input has {input_rows:,})", file=sys.stderr,
+                      flush=True)
+                last_line = time.monotonic()
+    except Exception as exc:  # a range that fails for good, or the cluster lost: in Ray's own words
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
-_RAY_WRITERS = {"csv": "csv", "jsonl": "json", "parquet": "parquet"}
+def _written(checkpoint: Checkpoint) -> int:
+    return len(checkpoint.parts()) if checkpoint.folder.is_dir() else 0
 
 
-def _dataset(ray: Any, job: Job, settings: Settings, ranges: list[Range], tally: Any, actors: int,
+def _dataset(ray: Any, job: Job, settings: Settings, ranges: list[Range], actors: int,
              cpus_per_actor: float) -> Any:
-    """The ranges, scored: one block per range, so that a lost node costs only the ranges it held."""
+    """The ranges, scored and written: one block per range, so that a lost node costs only the ranges it held."""
     source = job.source
     description = {
         "input": str(source.path.resolve()),
@@ -204,19 +206,13 @@ def _dataset(ray: Any, job: Job, settings: Settings, ranges: list[Range], tally:
         "encoding": job.manifest["encoding"] or "utf-8",
         "version_dir": str(job.version_dir.resolve()),
         "batch_size": job.batch_size,
-        "columns": job.output.columns,
-        "id_name": source.id_name,
-        "schema": _schema(job),
-        # As the local output writes ids: a Parquet input's keep their Arrow type, JSON Lines output keeps a
-        # JSON id's type (where a range's ids share one: Arrow holds one type per column), else text.
-        "id_arrow_type": source.id_arrow_type,
-        "id_keeps_type": source.id_arrow_type is not None or job.output.name == "jsonl",
+        "output": str(job.checkpoint.output.resolve()),  # the actors' working folder is not this one
     }
     items = [asdict(part) for part in ranges]
     threads = max(1, int(cpus_per_actor))
     return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         RangeScorer,
-        fn_constructor_args=(description, settings, tally),
+        fn_constructor_args=(description, job.output, settings),
         batch_size=1,
         concurrency=actors,
         num_cpus=cpus_per_actor,
@@ -233,29 +229,7 @@ def _dataset(ray: Any, job: Job, settings: Settings, ranges: list[Range], tally:
     )
 
 
-def _schema(job: Job) -> Any:
-    from service.score.outputs import ParquetOutput
-
-    output = job.output
-    return ParquetOutput(output.columns, output.id_name, output.metadata, output.id_arrow_type).schema
-
-
-def _report_progress(ray: Any, tally: Any, rows: int, done: threading.Event) -> None:
-    """A line on stderr every PROGRESS_INTERVAL_S while the job runs: the rows each node has scored."""
-    last = None
-    while not done.wait(PROGRESS_INTERVAL_S):
-        try:
-            by_node, _ = ray.get(tally.read.remote(), timeout=PROGRESS_INTERVAL_S)
-        except Exception:  # the tally is for people watching; a slow answer skips a line
-            continue
-        if by_node != last:
-            scored = ", ".join(f"{node} {count:,}" for node, count in sorted(by_node.items()))
-            print(f"rows scored per node: {scored} (the input has {rows:,})", file=sys.stderr, flush=True)
-            last = by_node
-
-
 def _node_ip() -> str:
     import ray
 
     return str(ray.util.get_node_ip_address())
-

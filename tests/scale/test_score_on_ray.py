@@ -1,5 +1,6 @@
 """`python -m service.score --ray` on a real two-node loopback cluster: the local run's output, row for row,
-and every row exactly once when the worker node is killed while it scores.
+every row exactly once when an interrupted job is resumed (only the ranges left scored again), and when
+the worker node is killed while it scores.
 
 Both "nodes" share this machine's filesystem, which stands for the shared or object storage a real
 cluster needs: the input, the model and the output folder are plain paths here. The worker-node test
@@ -9,13 +10,16 @@ kills a node of the module's cluster, so it comes last.
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -25,6 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from service.score.checkpoint import MANIFEST
 from tests.scale.cluster import HEAD_IP, REPO, WORKER_IP, Cluster, two_node_cluster
 from tests.service.score.conftest import read_rows, write_texts
 from tests.tiny_models import build_image_model, build_text_model, expected_positive
@@ -69,11 +74,14 @@ def finished(process: subprocess.Popen[str]) -> str:
     return stderr
 
 
-def shards(folder: Path) -> list[dict]:
-    """Every row of an output folder's shards, in input order."""
-    files = sorted(folder.iterdir())
-    assert files and all(path.suffix == ".parquet" for path in files), files
-    return sorted((row for path in files for row in read_rows(path)), key=lambda row: row["row"])
+def shards(folder: Path, extension: str = ".parquet") -> list[dict]:
+    """Every row of an output folder's shards (each read alone), in the order of their names."""
+    files = sorted(folder.glob("part-*"))
+    assert files and all(path.suffix == extension for path in files), files
+    assert sorted(path.name for path in folder.iterdir()) == [MANIFEST, *(path.name for path in files)]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["finished"] is True and manifest["sharded"] is True
+    return [row for path in files for row in read_rows(path)]
 
 
 def assert_same_rows(local: list[dict], on_ray: list[dict]) -> None:
@@ -113,8 +121,9 @@ def test_a_text_file_scored_on_ray_equals_the_local_run_row_for_row(cluster: Clu
     assert [row["row"] for row in rows] == list(range(1501))
     assert rows[-1]["error"] == "row 1500: no 'text' value (the row has 1 fields, the header 3)"
     assert {(row["model"], row["version"]) for row in rows} == {("tiny-text", 1)}
-    metadata = pq.read_schema(next((tmp_path / "ray.parquet").iterdir())).metadata
+    metadata = pq.read_schema(next((tmp_path / "ray.parquet").glob("part-*"))).metadata
     assert metadata[b"version_chosen"] == b"newest"
+    assert pq.read_table(tmp_path / "ray.parquet").num_rows == 1501  # the manifest does not get in the way
 
 
 def test_an_image_folder_scored_on_ray_equals_the_local_run_row_for_row(cluster: Cluster, artifacts: Path,
@@ -147,6 +156,45 @@ def test_a_missing_column_is_refused_before_the_cluster_is_used(cluster: Cluster
     assert process.returncode == 2
     assert "has no column 'text' (--text-column); its header has: 'review'" in stderr
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.csv.partial").exists()
+
+
+def test_an_interrupted_job_resumed_scores_only_the_ranges_left_and_writes_every_row_once(
+        cluster: Cluster, artifacts: Path, tmp_path: Path) -> None:
+    ranges, part_rows = 8, 64
+    # One "slow" text (about a second) in each range: the job runs long enough to be interrupted midway.
+    texts = ["slow" if i % part_rows == 3 else ("good " * (i % 3) + "bad " * (i % 2)).strip() or "bad"
+             for i in range(ranges * part_rows)]
+    source = write_texts(tmp_path / "in.csv", [{"id": f"r{i}", "text": text} for i, text in enumerate(texts)])
+    job = ["tiny-text", source, "--id-column", "id", "--part-rows", part_rows, "--output", tmp_path / "out.csv"]
+    local = score(None, artifacts, *job[:-1], tmp_path / "local.csv")
+    partial = tmp_path / "out.csv.partial"
+    process = score(cluster, artifacts, *job)
+    deadline = time.monotonic() + 180
+    try:
+        while len(list(partial.glob("part-*.csv"))) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, "the job ended before it was interrupted"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)  # as Ctrl-C; also when the wait failed, to free the cluster
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "the same command with --resume continues" in stderr
+    time.sleep(3)  # the stopped job's actors go with its driver; one may commit the range it was writing
+    written = len(list(partial.glob("part-*.csv")))
+    assert 2 <= written < ranges and not (tmp_path / "out.csv").exists()
+
+    resumed = score(cluster, artifacts, *job, "--resume")
+    last_line = finished(resumed).strip().splitlines()[-1]
+    finished(local)
+    print(f"interrupted with {written} of {ranges} shards written; the resumed job's last line: {last_line}")
+    left = (ranges - written) * part_rows
+    assert f"scored {left:,} rows (0 with an error, continuing: {written} of {ranges} ranges were already written)" \
+        in last_line
+    per_node = last_line.split("rows scored per node: ")[1]
+    assert sum(int(count.replace(",", "")) for count in re.findall(r"127\.0\.0\.\d+ ([\d,]+)", per_node)) == left
+    rows = shards(tmp_path / "out.csv", ".csv")  # CSV shards, each with its header
+    assert [row["row"] for row in rows] == list(range(len(texts)))  # every row once, in the shards' name order
+    assert_same_rows(read_rows(tmp_path / "local.csv"), rows)
 
 
 def test_when_the_worker_node_is_killed_while_it_scores_every_row_is_written_exactly_once(
@@ -186,7 +234,7 @@ def test_when_the_worker_node_is_killed_while_it_scores_every_row_is_written_exa
     print(f"killed {WORKER_IP} after the line: {lines[killed_after].strip()}\nthe job's last line: {lines[-1].strip()}")
     assert f"{WORKER_IP} " in lines[killed_after]
     rows = shards(tmp_path / "out.parquet")
-    assert [row["row"] for row in rows] == list(range(len(texts)))  # every row, once, none twice
+    assert [row["row"] for row in rows] == list(range(len(texts)))  # every row, once, none twice (names sort by row)
     assert [row["id"] for row in rows] == [str(i) for i in range(len(texts))]  # JSON ids as Parquet text, as locally
     assert [row["probability_positive"] for row in rows] == pytest.approx(
         [expected_positive(text, 1) for text in texts], abs=1e-5)
