@@ -93,6 +93,7 @@ def test_each_range_is_a_shard_read_alone_and_together_they_are_the_local_output
     run = score(*job, "--output", tmp_path / "out", "--format", extension, "--ray", RAY_ADDRESS)
     assert run.status == 0, run.stderr
     assert ray.given == [0, 6, 12, 18]
+    assert (ray.options["max_restarts"], ray.options["max_task_retries"]) == (-1, -1)  # a lost node's ranges again
     assert ("scored 22 rows (1 with an error) with tiny-text version 2 (newest) on Ray (2 actors of 1 CPUs, "
             "4 ranges) in ") in run.stderr
     assert run.stderr.strip().endswith("(4 shards); rows scored per node: " + f"{on_ray._node_ip()} 22")
