@@ -142,7 +142,7 @@ serve-ray: $(VENV)/.dev-deps  ## the service through Ray Serve's HAProxy at 127.
 test-scale: $(VENV)/.dev-deps  ## Ray Serve on a real two-node loopback cluster, through HAProxy and the classic proxy, and stopping make serve-ray
 	SCALE_TESTS=1 timeout $(SCALE_TIMEOUT) $(BIN)/python -m pytest tests/scale -p no:cacheprovider --timeout 420
 
-test-score-ray: $(VENV)/.dev-deps  ## python -m service.score --ray on a real two-node loopback cluster (about 4 minutes)
+test-score-ray: $(VENV)/.dev-deps  ## python -m service.score --ray on a real two-node loopback cluster (about 7 minutes)
 	SCORE_RAY_TESTS=1 timeout $(SCORE_RAY_TIMEOUT) $(BIN)/python -m pytest tests/scale/test_score_on_ray.py -p no:cacheprovider --timeout 300
 
 bench-ray: $(VENV)/.dev-deps  ## Ray Serve (HAProxy) vs python -m service, same wrk load (c=32, one tweet, then one JPEG, per request)
