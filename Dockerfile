@@ -18,8 +18,9 @@ ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
 # Optional extras of pyproject.toml installed too (comma-separated); `otel` lets the image send traces, which
-# stay off until OTEL_TRACES_EXPORTER is set. EXTRAS= builds without them.
-ARG EXTRAS=otel
+# stay off until OTEL_TRACES_EXPORTER is set; `openvino` is the image models' fastest runtime on a CPU with
+# bf16 (docs/runtimes.md). EXTRAS= builds without them.
+ARG EXTRAS=otel,openvino
 # uv at the version the Makefile uses (UV_VERSION there); it stays in this stage.
 ARG UV_VERSION=0.13.9
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_DEFAULT_TIMEOUT=120 \

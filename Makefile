@@ -32,10 +32,10 @@ $(VENV)/.dev-deps: pyproject.toml uv.lock | $(UV)
 	$(SYNC) --all-extras || $(SYNC_FAILED)
 	touch $@
 
-# `make serve` alone needs only the service's own dependencies; --inexact leaves a development
-# environment's extras in place, so `make test` after `make serve` after `make test` installs nothing.
+# `make serve` alone needs only the service's own dependencies and the openvino runtime; --inexact leaves a
+# development environment's extras in place, so `make test` after `make serve` after `make test` installs nothing.
 $(VENV)/.serve-deps: pyproject.toml uv.lock | $(UV)
-	$(SYNC) --inexact || $(SYNC_FAILED)
+	$(SYNC) --inexact --extra openvino || $(SYNC_FAILED)
 	touch $@
 
 deps: $(VENV)/.dev-deps  ## install the development environment from uv.lock (every extra)

@@ -48,10 +48,11 @@ class Settings(BaseSettings):
     )
 
     # The runtime each model version runs on (service.core.runtimes; docs/runtimes.md).
-    runtime: Literal["auto", "tensorflow", "tensorflow-bf16"] = Field(
+    runtime: Literal["auto", "tensorflow", "tensorflow-bf16", "openvino-bf16"] = Field(
         "auto",
-        description="`auto`: per version, the first runtime in the order tensorflow-bf16, tensorflow that this CPU "
-        "supports and that passes the version's verification sample; `tensorflow`: float32 only, as trained; "
+        description="`auto`: per version, the first runtime in the order openvino-bf16, tensorflow-bf16, tensorflow "
+        "that this CPU supports and that passes the version's verification sample; `tensorflow`: float32 only, as "
+        "trained; `openvino-bf16`: OpenVINO in bf16 (image models, with the openvino extra) where it verifies; "
         "`tensorflow-bf16`: oneDNN bf16 mixed precision where it verifies. A version without a sample runs in float32.",
     )
     cpu_bf16: Literal["detect", "off"] = Field(

@@ -156,7 +156,7 @@ class MonitoringInfo(BaseModel):
 class RuntimeInfo(BaseModel):
     """What a loaded version's model calls run on, and why (docs/runtimes.md)."""
 
-    name: str = Field(description="tensorflow (float32, as trained) or a faster runtime, e.g. tensorflow-bf16.")
+    name: str = Field(description="tensorflow (float32, as trained) or a faster runtime, e.g. openvino-bf16.")
     reason: str = Field(description="Why this runtime: what verified, or what each faster one lacked.")
     verification: dict[str, dict[str, Any]] = Field(
         description="Per candidate runtime run on the card's verification sample: its figures against the float32 "

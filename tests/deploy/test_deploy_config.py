@@ -122,7 +122,7 @@ def test_the_tracing_profile_sends_spans_to_jaeger_and_tracing_is_off_unless_ask
     published = _compose(REPO / "docker-compose.override.yml")["services"]["jaeger"]["ports"]
     assert all(port.startswith("127.0.0.1:") for port in published), "Jaeger's UI is for this machine only"
     # The image carries the exporter, so the profile needs no other build.
-    assert re.search(r"^ARG EXTRAS=otel$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert re.search(r"^ARG EXTRAS=otel,openvino$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
 
 
 def test_every_replica_shares_one_writable_rollouts_volume_the_image_prepares() -> None:

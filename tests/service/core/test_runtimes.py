@@ -1,7 +1,8 @@
 """The runtime each version runs on: a faster one only where the CPU allows it and the version's sample
 verifies it, float32 otherwise, with the reason in the log, GET /models/{name} and /metrics.
 
-The tests that need the CPU's bf16 say so: elsewhere oneDNN has nothing to rewrite with.
+The tests that need the CPU's bf16 say so: elsewhere neither OpenVINO nor oneDNN computes in bf16. On
+such a CPU `auto` prefers OpenVINO (`openvino-bf16`), then TensorFlow's bf16 (`tensorflow-bf16`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from tests.tiny_models import (
 )
 
 needs_bf16 = pytest.mark.skipif(not cpu_bf16_flags(), reason="this CPU has no bf16: nothing for oneDNN to rewrite")
+FIRST = "openvino-bf16"  # auto's first choice where the CPU has bf16
 SAMPLE_SIZE = 400
 
 
@@ -60,7 +64,7 @@ def _model(root: Path, name: str) -> SavedModel:
 
 
 @needs_bf16
-def test_auto_serves_a_version_that_verifies_in_bf16_and_its_answers_are_bf16s_within_tolerance(
+def test_auto_serves_a_version_that_verifies_on_openvino_bf16_and_its_answers_are_bf16s_within_tolerance(
     root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="service")
@@ -74,17 +78,18 @@ def test_auto_serves_a_version_that_verifies_in_bf16_and_its_answers_are_bf16s_w
         metrics = client.get("/metrics").text
     served = np.array(answer["outputs"][0]["data"], dtype=np.float32).reshape(float32.shape)
 
-    assert described["name"] == "tensorflow-bf16"
+    assert described["name"] == FIRST
     assert described["reason"] == f"passed verification on the card's sample of {SAMPLE_SIZE} inputs"
-    figures = described["verification"]["tensorflow-bf16"]
+    assert list(described["verification"]) == [FIRST]  # the first candidate verified: no other was run
+    figures = described["verification"][FIRST]
     assert figures["failures"] == [] and figures["count"] == SAMPLE_SIZE and figures["top1_agreement"] >= 0.995
     assert 0 < figures["max_abs_difference"] < 0.02
     # Served in bf16: rounded away from float32's answers, by no more than bf16 rounds, with the same classes.
     assert 0 < np.abs(served - float32).max() < 0.02
     assert (served.argmax(axis=1) == float32.argmax(axis=1)).all()
-    assert 'service_model_runtime_info{model="conv-image",runtime="tensorflow-bf16",version="1"} 1.0' in metrics
+    assert f'service_model_runtime_info{{model="conv-image",runtime="{FIRST}",version="1"}} 1.0' in metrics
     assert 'service_model_runtime_info{model="unverified",runtime="tensorflow",version="1"} 1.0' in metrics
-    assert any(record.getMessage().startswith("conv-image version 1 runs on tensorflow-bf16: passed verification")
+    assert any(record.getMessage().startswith(f"conv-image version 1 runs on {FIRST}: passed verification")
                for record in caplog.records)
 
 
@@ -92,7 +97,7 @@ def test_auto_serves_a_version_that_verifies_in_bf16_and_its_answers_are_bf16s_w
 async def test_a_new_version_hot_reloads_on_its_own_runtime_and_the_old_ones_info_goes(
     root: Path, tmp_path: Path
 ) -> None:
-    # v1 verifies and runs bf16; v2's reference is perturbed, so it comes in on float32, and v1's series goes.
+    # v1 verifies and runs on OpenVINO; v2's reference is perturbed, so it comes in on float32, and v1's series goes.
     images, labels = colour_images(SAMPLE_SIZE)
     folder = tmp_path / "artifacts"
     add_verification_sample(build_conv_image_model(folder / "conv-image" / "1"), images, labels)
@@ -108,7 +113,7 @@ async def test_a_new_version_hot_reloads_on_its_own_runtime_and_the_old_ones_inf
         after = (await http.get("/models/conv-image")).json()["versions"]
         answer = await http.post("/classify-image", content=_png(images[0]), headers={"Content-Type": "image/png"})
         metrics = (await http.get("/metrics")).text
-    assert [(v["version"], v["runtime"]["name"]) for v in before] == [(1, "tensorflow-bf16")]
+    assert [(v["version"], v["runtime"]["name"]) for v in before] == [(1, FIRST)]
     assert [(v["version"], v["state"], (v["runtime"] or {}).get("name")) for v in after] == [
         (1, "available", None), (2, "serving", "tensorflow")]
     assert answer.status_code == 200 and answer.headers["x-model-version"] == "2"
@@ -149,12 +154,16 @@ def test_a_reference_the_fast_runtime_disagrees_with_keeps_the_version_in_float3
     model = _model(root, "perturbed")
     predict, runtime = choose_runtime(model, _settings(root))
     assert runtime.name == "tensorflow"
-    assert runtime.reason.startswith("float32, since tensorflow-bf16: failed verification: top-1 agreement 95.00% < ")
-    assert runtime.verification["tensorflow-bf16"]["failures"]
+    # Each candidate in turn: run on the sample, refused, logged.
+    refused = [f"{name}: failed verification: top-1 agreement 95.00% < 99.5%" for name in runtime.verification]
+    assert list(runtime.verification) == ["openvino-bf16", "tensorflow-bf16"]
+    assert runtime.reason.startswith(f"float32, since {refused[0]}") and f"; {refused[1]}" in runtime.reason
+    assert all(figures["failures"] for figures in runtime.verification.values())
     images, _ = colour_images(8)
     np.testing.assert_array_equal(predict(images), model.predict(images))  # float32's answers, exactly
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"perturbed version 1: tensorflow-bf16 refused: {runtime.reason.split(': ', 1)[1]}"]
+    assert [w.split(";")[0] for w in warnings] == [
+        f"perturbed version 1: {text.replace(': ', ' refused: ', 1)}" for text in refused]
 
 
 def test_a_runtime_that_fails_to_build_its_function_falls_back_to_float32_and_logs(
@@ -169,7 +178,7 @@ def test_a_runtime_that_fails_to_build_its_function_falls_back_to_float32_and_lo
 
     monkeypatch.setitem(runtimes.CANDIDATES, "tensorflow-bf16", Candidate("tensorflow-bf16", lambda *_: None, broken))
     model = _model(root, "conv-image")
-    predict, runtime = choose_runtime(model, _settings(root))
+    predict, runtime = choose_runtime(model, _settings(root, runtime="tensorflow-bf16"))
     assert runtime.name == "tensorflow"
     assert runtime.reason.startswith("float32, since tensorflow-bf16: failed to run (")
     assert runtime.verification == {}
@@ -180,11 +189,78 @@ def test_a_runtime_that_fails_to_build_its_function_falls_back_to_float32_and_lo
     ]
 
 
+@needs_bf16
+def test_an_openvino_that_fails_to_compile_falls_back_to_the_next_runtime_and_logs(
+    root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import openvino
+
+    def unknown_device(saved_model: SavedModel) -> runtimes.Predict:  # OpenVINO's own error, at compile time
+        core = openvino.Core()
+        return core.compile_model(core.read_model(str(saved_model.path)), "NO-SUCH-DEVICE")  # type: ignore[no-any-return]
+
+    monkeypatch.setitem(runtimes.CANDIDATES, FIRST, Candidate(FIRST, lambda *_: None, unknown_device))
+    _, runtime = choose_runtime(_model(root, "conv-image"), _settings(root))
+    assert runtime.name == "tensorflow-bf16"
+    assert list(runtime.verification) == ["tensorflow-bf16"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith(f"conv-image version 1: {FIRST} refused: failed to run (RuntimeError: ")
+
+
+@needs_bf16
+def test_without_the_openvino_package_auto_takes_tensorflows_bf16(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # how Python marks a package that cannot be imported
+    images, _ = colour_images(8)
+    model = _model(root, "conv-image")
+    predict, runtime = choose_runtime(model, _settings(root))
+    assert runtime.name == "tensorflow-bf16"
+    assert list(runtime.verification) == ["tensorflow-bf16"]
+    assert 0 < np.abs(predict(images) - model.predict(images)).max() < 0.02
+
+
+@needs_bf16
+def test_openvino_never_starts_its_telemetry(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenVINO's tools (the model converter) report usage unless a consent file says no; the runtime reads the
+    # SavedModel with the core alone, so no telemetry object is ever made, whatever that file says.
+    from openvino_telemetry.main import Telemetry
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("OpenVINO's telemetry was started")
+
+    monkeypatch.setattr(Telemetry, "init", refuse)
+    predict = runtimes.CANDIDATES[FIRST].build(_model(root, "conv-image"))
+    assert predict(colour_images(2)[0]).shape == (2, 3)
+
+
+@needs_bf16
+def test_openvino_answers_each_calling_thread_with_its_own_rows(root: Path) -> None:
+    # The model executor may run calls on several threads: each gets an infer request of its own.
+    model = _model(root, "conv-image")
+    predict = runtimes.CANDIDATES[FIRST].build(model)
+    batches = [colour_images(8 + i, seed=i)[0] for i in range(4)]
+    answers: dict[int, np.ndarray] = {}
+
+    def call(index: int) -> None:
+        for _ in range(20):
+            answers[index] = predict(batches[index])
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, batch in enumerate(batches):
+        assert answers[index].shape == (len(batch), 3)
+        assert np.abs(answers[index] - model.predict(batch)).max() < 0.02
+
+
 def test_with_bf16_forced_off_auto_serves_float32_without_trying_it(root: Path) -> None:
     model = _model(root, "conv-image")
     predict, runtime = choose_runtime(model, _settings(root, cpu_bf16="off"))
     assert (runtime.name, runtime.reason, runtime.verification) == (
-        "tensorflow", "float32, since tensorflow-bf16: SERVICE_CPU_BF16=off", {})
+        "tensorflow", "float32, since openvino-bf16: SERVICE_CPU_BF16=off; tensorflow-bf16: SERVICE_CPU_BF16=off", {})
     images, _ = colour_images(8)
     np.testing.assert_array_equal(predict(images), model.predict(images))
 
@@ -192,7 +268,7 @@ def test_with_bf16_forced_off_auto_serves_float32_without_trying_it(root: Path) 
 @needs_bf16
 def test_a_version_without_a_sample_is_served_in_float32_as_not_verified(root: Path) -> None:
     _, runtime = choose_runtime(_model(root, "unverified"), _settings(root))
-    assert (runtime.name, runtime.reason) == ("tensorflow", "float32, since tensorflow-bf16: not verified: no sample")
+    assert (runtime.name, runtime.reason) == ("tensorflow", f"float32, since {FIRST}: not verified: no sample")
 
 
 @needs_bf16
@@ -206,7 +282,7 @@ def test_a_sample_that_does_not_match_its_card_costs_only_the_faster_runtime(
     model = load_model(version_dir)
     predict, runtime = choose_runtime(model, _settings(root))
     assert runtime.name == "tensorflow"
-    assert runtime.reason.startswith("float32, since tensorflow-bf16: not verified: the sample cannot be read (")
+    assert runtime.reason.startswith(f"float32, since {FIRST}: not verified: the sample cannot be read (")
     assert "verification.npz has sha256" in runtime.reason
     images, _ = colour_images(4)
     np.testing.assert_array_equal(predict(images), model.predict(images))
@@ -214,19 +290,21 @@ def test_a_sample_that_does_not_match_its_card_costs_only_the_faster_runtime(
 
 
 @needs_bf16
-def test_a_model_without_a_convolution_stays_float32_without_running_its_sample(root: Path) -> None:
-    # Like the committed LSTMs, which bf16 slows down: the tiny text model has no convolution.
+def test_a_text_model_stays_float32_without_running_its_sample(root: Path) -> None:
+    # Like the committed LSTMs, which OpenVINO cannot read (their tokenizer is in the graph) and TensorFlow's
+    # bf16 slows down: the tiny text model tokenizes strings and has no convolution.
     _, runtime = choose_runtime(_model(root, "tiny-text"), _settings(root))
     assert (runtime.name, runtime.reason, runtime.verification) == (
-        "tensorflow", "float32, since tensorflow-bf16: no convolution in the graph (without one, bf16 was measured "
-        "slower)", {})
+        "tensorflow", "float32, since openvino-bf16: OpenVINO cannot run a graph that tokenizes strings; "
+        "tensorflow-bf16: no convolution in the graph (without one, bf16 was measured slower)", {})
 
 
-@pytest.mark.parametrize("setting", ["tensorflow", "tensorflow-bf16"])
+@pytest.mark.parametrize("setting", ["tensorflow", "tensorflow-bf16", "openvino-bf16"])
 def test_a_named_runtime_is_the_only_one_tried(root: Path, setting: str) -> None:
     _, runtime = choose_runtime(_model(root, "conv-image"), _settings(root, runtime=setting, cpu_bf16="off"))
     expected = {"tensorflow": "SERVICE_RUNTIME=tensorflow",
-                "tensorflow-bf16": "float32, since tensorflow-bf16: SERVICE_CPU_BF16=off"}
+                "tensorflow-bf16": "float32, since tensorflow-bf16: SERVICE_CPU_BF16=off",
+                "openvino-bf16": "float32, since openvino-bf16: SERVICE_CPU_BF16=off"}
     assert (runtime.name, runtime.reason) == ("tensorflow", expected[setting])
 
 
@@ -256,7 +334,7 @@ def test_offline_scoring_runs_a_version_on_the_runtime_the_service_would(root: P
     prepared = scorer.prepare([EncodedImage(_png(image), f"{i}.png") for i, image in enumerate(images)])
     scored = scorer.predict(prepared).probabilities
     float32 = _model(root, "conv-image").predict(images)
-    assert scorer.runtime.name == "tensorflow-bf16"
+    assert scorer.runtime.name == FIRST
     assert scored is not None and 0 < np.abs(scored - float32).max() < 0.02
 
 
@@ -268,10 +346,11 @@ def test_measure_runtimes_compares_each_runtimes_explanations_with_float32s(root
     predicts = {FLOAT32: model.predict} | {name: c.build(model) for name, c in runtimes.CANDIDATES.items()}
     found = explanation_differences(model, sample, predicts, count=6)
     assert found["inputs"] == 6 and found["largest_float32_weight"] > 0
-    bf16 = found["vs_float32"]["tensorflow-bf16"]
-    # bf16 rounds the conv model's learned term: its weights differ from float32's, a little.
-    assert 0 < bf16["mean_abs_difference"] <= bf16["max_abs_difference"] < 0.1
-    assert 0 <= bf16["same_top_part"] <= 1
+    for name in runtimes.CANDIDATES:
+        bf16 = found["vs_float32"][name]
+        # bf16 rounds the conv model's learned term: its weights differ from float32's, a little.
+        assert 0 < bf16["mean_abs_difference"] <= bf16["max_abs_difference"] < 0.1, name
+        assert 0 <= bf16["same_top_part"] <= 1
     texts = _model(root, "tiny-text")
     text_sample = read_sample(texts.path, texts.card)
     assert text_sample is not None
@@ -286,8 +365,8 @@ def test_measure_runtimes_times_the_runtimes_asked_for_on_the_inputs_given(root:
     images, _ = colour_images(64, seed=1)
     found = measure(root / "conv-image" / "1", [32, 16], rounds=2, seconds=0.05, runtimes=["auto", FLOAT32],
                     inputs=images)
-    assert found["chosen"]["name"] == "tensorflow-bf16"
-    keys = ["tensorflow-bf16@32", f"{FLOAT32}@32", "tensorflow-bf16@16", f"{FLOAT32}@16"]
+    assert found["chosen"]["name"] == FIRST
+    keys = [f"{FIRST}@32", f"{FLOAT32}@32", f"{FIRST}@16", f"{FLOAT32}@16"]
     assert list(found["items_per_second"]) == keys and all(found["items_per_second"][key] > 0 for key in keys)
     assert all(len(found["rounds"][key]) == 2 for key in keys)
     assert found["vs_float32"][f"{FLOAT32}@16"] == 1.0
