@@ -47,6 +47,7 @@ import numpy as np
 from contract.errors import ArtifactError
 from contract.savedmodel import SavedModel
 from contract.verification import VerificationSample, read_sample
+from service.core.workers import cores_of_this_process
 from service.settings import Settings
 
 log = logging.getLogger("service.runtimes")
@@ -108,17 +109,26 @@ def _openvino_unsuitable(saved_model: SavedModel, settings: Settings) -> str | N
     return None
 
 
+def openvino_config() -> dict[str, Any]:
+    """bf16, one call at a time (the latency hint), on this process's share of the cores: all of them for one
+    process, half each for two workers (service.core.workers). Unlike TensorFlow's intra-op pool it is not
+    held to one thread fewer than its share: on 2 cores, with one thread it served 0.95-1.13 times float32's
+    images/s, with both 1.63-1.70 times (docs/runtimes.md)."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16"}
+    cores = cores_of_this_process()
+    if cores is not None:
+        config["INFERENCE_NUM_THREADS"] = cores
+    return config
+
+
 def _openvino_bf16(saved_model: SavedModel) -> Predict:
     """The SavedModel read by OpenVINO itself (no conversion tool, so nothing of its telemetry runs) and compiled
-    for this CPU in bf16, one call at a time on every core (the latency hint). Unlike TensorFlow's intra-op
-    pool, it is not held to one thread fewer than the cores: on 2 cores, with one thread it served 0.95-1.13
-    times float32's images/s, with both 1.63-1.70 times (docs/runtimes.md). One infer request per calling
-    thread: a request is not safe to share, and the model executor may have several threads."""
+    for this CPU in bf16 (`openvino_config`). One infer request per calling thread: a request is not safe to
+    share, and the model executor may have several threads."""
     import openvino
 
     core = openvino.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16"}
-    compiled = core.compile_model(core.read_model(str(saved_model.path)), "CPU", config)
+    compiled = core.compile_model(core.read_model(str(saved_model.path)), "CPU", openvino_config())
     output = compiled.outputs[0]
     local = threading.local()
 

@@ -31,6 +31,14 @@ def tensorflow_threads(cores: int, processes: int = 1) -> dict[str, str]:
     return {"TF_NUM_INTRAOP_THREADS": str(max(1, share - 1)), "TF_NUM_INTEROP_THREADS": str(share)}
 
 
+def cores_of_this_process() -> int | None:
+    """This process's share of the cores, as `tensorflow_threads` sized TensorFlow's inter-op pool by it
+    (or an operator set it), for runtimes that size their own pools (service.core.runtimes); None where
+    nothing set it."""
+    value = os.environ.get("TF_NUM_INTEROP_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 # How long a thread that holds the GIL may keep it while another waits for it (CPython's default: 5 ms).
 # The model thread needs the GIL for a moment before and after each model call; with the event loop
 # (or a scoring job's reader) busy it would wait a whole interval each time, the model idle meanwhile

@@ -24,6 +24,7 @@ from contract.verification import read_sample
 from service.app import create_app
 from service.core import runtimes
 from service.core.runtimes import FLOAT32, Candidate, choose_runtime, cpu_bf16_flags
+from service.core.workers import tensorflow_threads
 from service.measure_runtimes import explanation_differences, measure
 from service.settings import Settings
 from service.shims.tensorflow_call_options import with_options
@@ -232,6 +233,17 @@ def test_openvino_never_starts_its_telemetry(root: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(Telemetry, "init", refuse)
     predict = runtimes.CANDIDATES[FIRST].build(_model(root, "conv-image"))
     assert predict(colour_images(2)[0]).shape == (2, 3)
+
+
+@pytest.mark.parametrize(("workers", "threads"), [(1, 2), (2, 1)])
+def test_openvino_runs_on_this_process_share_of_the_cores(monkeypatch: pytest.MonkeyPatch, workers: int,
+                                                          threads: int) -> None:
+    # As python -m service sizes each worker process's pools on 2 cores (service.core.workers).
+    for variable, value in tensorflow_threads(2, workers).items():
+        monkeypatch.setenv(variable, value)
+    assert runtimes.openvino_config()["INFERENCE_NUM_THREADS"] == threads
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS")
+    assert "INFERENCE_NUM_THREADS" not in runtimes.openvino_config()  # OpenVINO's own count: every core
 
 
 @needs_bf16
