@@ -121,7 +121,7 @@ soak: $(VENV)/.dev-deps  ## 10 minutes of steady load on the running stack, with
 RAY_PORT ?= 8100
 OUT ?= k8s-manifests
 SCALE_TIMEOUT ?= 780
-SCORE_RAY_TIMEOUT ?= 600
+SCORE_RAY_TIMEOUT ?= 780
 
 .PHONY: helm k8s-manifests serve-ray test-scale test-score-ray bench-ray
 
