@@ -1,9 +1,10 @@
 """python -m service.measure_openvino VERSION_DIR: faster runtimes for one version (OpenVINO, int8, XLA, a
 different export of the same weights) against the service's own, judged on the version's verification
-sample and timed. A measurement of candidates, not a runtime the service uses.
+sample and timed. A measurement of candidates: the service runs only those of service/core/runtimes.py.
 
-OpenVINO and NNCF are not dependencies of the project (docs/runtimes.md says why); install them
-beside it to run this, for example in a virtual environment that also sees the project's packages:
+OpenVINO comes with the project's `openvino` extra. NNCF, which only an image version needs (int8),
+is not a dependency; install it beside the project, for example in a virtual environment that also
+sees the project's packages:
 
     python -m venv /tmp/ovenv
     echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/ovenv/lib/python3.11/site-packages/project.pth
@@ -15,7 +16,7 @@ Every candidate runs the whole sample and is judged against its float32 referenc
 accuracy and ECE (`Agreement.failures`, the service's criteria). Then items/s at batch 64 on the
 sample's first eight batches, every candidate once per round, the order reversed every other round;
 a markdown table gives the median and spread of each one's rate and of its ratio to TensorFlow float32
-within the rounds.
+within the rounds. `--candidate` narrows them, so that each round is short.
 
 An image version: OpenVINO reads the SavedModel folder itself, in f32 and bf16; the int8 model is
 NNCF's post-training quantization, calibrated on CIFAR-10 *training* images (`--calibration` of them,
@@ -28,11 +29,12 @@ training/sentiment_model.py with the SavedModel's own variables and written as a
 token-id signature in a temporary folder; nothing is timed unless the split gives `serving_default`'s
 outputs on the whole sample. The n-gram member's word-pair ids are computed on the tokenizer's side, a
 second input of the network: OpenVINO's CPU plugin computes int64 in int32, and the pair hash overflows
-it. Candidates, strings in and probabilities out: the split in TensorFlow, the network in OpenVINO f32
-(the latency hint, and the throughput hint with the batch split over parallel requests) and bf16, under
-XLA (ids padded to a multiple of 16, so that few shapes compile), and, for texts of at most 64 tokens,
-with its LSTMs unrolled (ids padded to the card's max_tokens). The table's tokenization share is the
-TensorFlow tokenizer's time per text alone, timed in the same rounds, over each candidate's.
+it. Candidates, strings in and probabilities out: TensorFlow's bf16 (the service's rewrite), the split
+in TensorFlow, the network in OpenVINO f32 (the latency hint, and the throughput hint with the batch
+split over parallel requests) and bf16, under XLA (ids padded to a multiple of 16, so that few shapes
+compile), and, for texts of at most 64 tokens, with its LSTMs unrolled (ids padded to the card's
+max_tokens). The tokenization share is the TensorFlow tokenizer's time per text alone, timed in the
+same rounds, over each candidate's.
 """
 
 from __future__ import annotations
@@ -430,6 +432,9 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=300, help="images: training images for int8's calibration")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per runtime per round")
+    parser.add_argument("--candidate", action="append", metavar="NAME",
+                        help="judge and time only these candidates beside TensorFlow float32 (repeatable, the "
+                             "names the table gives); default every one")
     args = parser.parse_args()
     print(f"# {args.version}: {machine_description()}, OpenVINO {openvino.__version__}; {args.rounds} rounds of "
           f"{args.seconds:g} s; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -445,7 +450,10 @@ def main() -> None:
             candidates, tokenizer = text_candidates(model, sample, core, Path(folder))
         else:
             candidates = image_candidates(model, core, args.dataset, args.calibration)
-        predicts = {FLOAT32: model.predict, **candidates}
+        unknown = sorted(set(args.candidate or []) - set(candidates))
+        if unknown:
+            raise SystemExit(f"unknown candidate(s) {unknown}; known: {', '.join(candidates)}")
+        predicts = {FLOAT32: model.predict, **{name: candidates[name] for name in args.candidate or candidates}}
         agreements = judge(predicts, sample)
         timed = predicts | ({TOKENIZER: tokenizer} if text else {})
         rates = time_rounds(timed, list(sample.batches(BATCH_SIZE))[:8], args.rounds, args.seconds)

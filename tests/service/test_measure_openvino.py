@@ -1,6 +1,6 @@
-"""service.measure_openvino's split of a text version (pure TensorFlow; its OpenVINO runs need openvino,
-which the project does not depend on): the tokenizer and a network on token ids, rebuilt from training's
-definitions with the version's own vocabulary, variables and temperature, give serving_default's answers.
+"""service.measure_openvino on a text version: its split (the tokenizer and a network on token ids, rebuilt
+from training's definitions with the version's own vocabulary, variables and temperature) gives
+serving_default's answers, and so does each candidate the command times on it (OpenVINO: the `openvino` extra).
 
 The versions are built as training exports them (the same builders and exporter), tiny and untrained.
 """
@@ -18,7 +18,13 @@ import tensorflow as tf
 from contract.savedmodel import SIGNATURE_KEY, load_model
 from contract.tokens import TokenizerSpec
 from contract.verification import VerificationSample
-from service.measure_openvino import SPLIT_TOLERANCE, saved_split, split_difference, split_text_model
+from service.measure_openvino import (
+    SPLIT_TOLERANCE,
+    saved_split,
+    split_difference,
+    split_text_model,
+    text_candidates,
+)
 from training.calibration import with_temperature
 from training.common import export_saved_model
 from training.sentiment_model import (
@@ -106,3 +112,18 @@ def test_a_card_that_does_not_describe_the_network_is_refused(tmp_path: Path) ->
                                                lstm_units_on_card=5))
     with pytest.raises(SystemExit, match="does not match the rebuilt network"):
         split_text_model(model)
+
+
+@pytest.mark.slow  # XLA and OpenVINO compile the networks: about 7 s
+def test_every_text_candidate_gives_the_versions_answers(tmp_path: Path) -> None:
+    import openvino
+
+    model = load_model(build_sentiment_version(tmp_path / "tiny-sentiment" / "1", 2, 64, 0.7123456))
+    batch = [text.encode() for text in TEXTS]
+    sample = VerificationSample(TEXTS, np.zeros(len(TEXTS), np.int64), model.predict(batch))
+    candidates, tokenizer = text_candidates(model, sample, openvino.Core(), tmp_path / "network")
+    assert tokenizer(batch).shape == (len(TEXTS), MAX_TOKENS)
+    assert any("unrolled" in name for name in candidates)  # texts of at most 64 tokens
+    for name, predict in candidates.items():
+        np.testing.assert_allclose(predict(batch), sample.probabilities, atol=0.05 if "bf16" in name else 1e-5,
+                                   err_msg=name)
