@@ -27,7 +27,7 @@ from pydantic import ValidationError  # noqa: E402
 
 from service.core.tracing import TracingConfigError, tracing_from_environment  # noqa: E402
 from service.core.workers import SHARED_DIR_ENV, tensorflow_threads  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.settings import LOG_FORMAT, Settings  # noqa: E402
 from service.shims.uvicorn_coalescing import CoalescingHttpProtocol  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main() -> None:
         sys.exit(f"invalid tracing settings: {exc}")
     if tracing is not None:
         tracing.shutdown()  # each process builds its own with its app
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     # Set before the app (and TensorFlow) is imported, here or in each worker process.
     for variable, threads in tensorflow_threads(os.cpu_count() or 1, settings.workers).items():
         os.environ.setdefault(variable, threads)

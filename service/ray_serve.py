@@ -61,7 +61,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from service.api.errors import RETRY_AFTER_S  # noqa: E402
 from service.core.workers import tensorflow_threads  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.settings import LOG_FORMAT, Settings  # noqa: E402
 
 log = logging.getLogger("service.ray_serve")
 
@@ -179,6 +179,10 @@ def deployment_options(options: ServeOptions, settings: Settings) -> dict[str, A
         "graceful_shutdown_timeout_s": settings.shutdown_grace_s + SHUTDOWN_MARGIN_S,
         # Ray polls for the end of the ongoing requests this often while a replica drains.
         "graceful_shutdown_wait_loop_s": 0.5,
+        # The app logs one line per request itself (service.api.access_log, with the request id), on
+        # the replica's stderr (log_to_replica_log). Ray's own access line would say it a second time,
+        # through a logging path that costs more per line (docs/deploy/ray.md).
+        "logging_config": {"enable_access_log": False, "log_level": settings.log_level.upper()},
     }
 
 
@@ -209,6 +213,22 @@ class ReplicaHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def log_to_replica_log(level: str) -> None:
+    """The service's log lines (the runtime chosen, each request's access line) on the replica's stderr.
+
+    A Ray worker configures no root handler, so without this its INFO lines would be dropped. Ray
+    keeps a worker's stderr in its log folder (logs/worker-*-<pid>.err on the replica's node).
+    `sys.__stderr__`: in the throughput-optimised mode Ray points `sys.stderr` at its own logger,
+    whose handling of a record cost more than the line is worth (docs/deploy/ray.md).
+    """
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    service = logging.getLogger("service")
+    service.setLevel(level.upper())
+    service.propagate = False
+    service.handlers[:] = [handler]
+
+
 class ServiceReplica:
     """One replica: the service's app, with its own models and batchers, in one Ray actor process."""
 
@@ -217,6 +237,7 @@ class ServiceReplica:
         # reads them (a replica is a process of its own, so changing its environment is contained).
         os.environ.update(environment)
         self._settings = Settings()
+        log_to_replica_log(self._settings.log_level)
         context = serve.get_replica_context()
         self._replica = context.replica_id.unique_id
         self._node = ray.util.get_node_ip_address()
@@ -413,7 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     ingress = ingress_environment(args.proxy, os.environ)
     if argv is None and any(os.environ.get(name) != value for name, value in ingress.items()):
         os.execve(sys.executable, [sys.executable, "-m", "service.ray_serve", *sys.argv[1:]], os.environ | ingress)
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level="INFO", format=LOG_FORMAT)
     try:
         options = ServeOptions(
             min_replicas=args.min_replicas, max_replicas=args.max_replicas, initial_replicas=args.initial_replicas,

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract import occlusion
 
+# Every log line of the service, however it runs (python -m service, a Ray replica).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
 
 class Settings(BaseSettings):
     """Every knob of the service; docs/reference/settings.md is generated from this class."""

@@ -5,13 +5,15 @@ serve the whole module, with the tiny test models and autoscaling delays shorten
 through `make serve-ray`'s default ingress: HAProxy, with Ray's throughput-optimised mode. The tests
 run in file order: both nodes answer (with the replica and request headers), a new version is
 hot-reloaded everywhere, a killed replica is replaced, the deployment scales up under a load step and
-back down after it, and an overloaded replica's 503 reaches the client whole.
+back down after it, an overloaded replica's 503 reaches the client whole, and the replicas log the
+service's own lines (one access line per request, not a second one of Ray's).
 (test_ray_serve_classic_proxy.py runs the first and last of these through Ray's classic proxy.)
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -372,6 +374,18 @@ def test_an_overloaded_replica_answers_503_with_retry_after_through_the_ingress(
     refused = check_overloaded_answer(deployment.url)
     FIGURES["overloaded replica's answer"] = {"status": refused.status_code,
                                               "retry-after": refused.headers["retry-after"]}
+
+
+def test_the_replicas_log_the_services_lines_and_ray_no_second_access_line(cluster: Cluster) -> None:
+    logs = cluster.temp_dir / "session_latest" / "logs"
+    # A replica's stderr (Ray's worker-*.err): the service's own lines.
+    stderr = "".join(path.read_text(errors="replace") for path in logs.glob("worker-*.err"))
+    assert " INFO service.runtimes " in stderr and " runs on tensorflow" in stderr  # the choice, at load
+    assert "method=POST route=/sentiment model=tiny-text status=200" in stderr  # an access line per request
+    # Ray's replica logs: no access line of Ray's. Its throughput-optimised mode writes them in blocks
+    # of 1,000 lines, and the tests above sent thousands of requests, so lines of it would be there.
+    replica_logs = [path.read_text() for path in (logs / "serve").glob("replica_*.log")]
+    assert replica_logs and not any(re.search(r" -- (GET|POST) /\S* \d{3} ", text) for text in replica_logs)
 
 
 def _red_png() -> bytes:

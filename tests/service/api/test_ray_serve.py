@@ -5,8 +5,11 @@ The real thing (two nodes, scaling, a killed replica, hot reload) is tests/scale
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,8 @@ def test_ray_options_are_derived_from_the_services_settings(rs: Any) -> None:
     # Ray's own refusal (its router's or, under HAProxy, the replica's queue full) answers as the service does.
     assert (ray["backpressure_config"].status_code, ray["backpressure_config"].retry_after_s) == (503, 1)
     assert ray["ray_actor_options"] == {"num_cpus": 1.5}
+    # The app writes the access line; Ray's would be a second one per request.
+    assert ray["logging_config"] == {"enable_access_log": False, "log_level": "INFO"}
     environment = rs.replica_environment(options)
     # TensorFlow's pools follow the replica's 2 CPUs (rounded up), not the node's cores.
     assert (environment["TF_NUM_INTRAOP_THREADS"], environment["TF_NUM_INTEROP_THREADS"]) == ("1", "2")
@@ -98,6 +103,23 @@ def test_answers_name_the_replica_and_carry_one_request_id(rs: Any, artifacts_di
         assert response.headers["x-replica"] == "abc123" and response.headers["x-replica-node"] == "127.0.0.3"
         # Ray's proxy adds X-Request-ID to every answer itself; the replica does not send a second one.
         assert "x-request-id" not in response.headers
+
+
+def test_a_replica_writes_the_services_log_lines_to_its_stderr_at_the_services_level(
+    rs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = logging.getLogger("service")
+    for name in ("handlers", "propagate", "level"):  # restored after the test
+        monkeypatch.setattr(service, name, getattr(service, name))
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "__stderr__", stderr)  # the process's own stderr, which Ray keeps in a file
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # what Ray's throughput-optimised mode redirects
+    rs.log_to_replica_log("info")
+    logging.getLogger("service.access").info("request_id=%s status=%d", "abc", 200)
+    logging.getLogger("service.core.registry").debug("below the level")
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(" INFO service.access request_id=abc status=200")
+    assert sys.stderr.getvalue() == ""
 
 
 def test_the_health_check_is_the_registrys_readiness(rs: Any, artifacts_dir: Path) -> None:
