@@ -4,6 +4,7 @@
     python -m service.score sentiment-imdb reviews.csv --encoding latin-1 --output scored.csv
     python -m service.score cifar10-cnn photos/ --output labels.jsonl --version 2
     python -m service.score sentiment-tweets tweets.csv --output scored.parquet --resume   # after a stop
+    python -m service.score sentiment-imdb s3://bucket/reviews.csv --output scored.csv   # AWS_* credentials
 
 MODEL is a model folder's name under SERVICE_ARTIFACTS_DIR (the service's settings apply: every
 SERVICE_* variable, e.g. SERVICE_MAX_TEXT_CHARS); it is scored in this process with the service's
@@ -32,6 +33,7 @@ from service.score.checkpoint import Checkpoint
 from service.score.errors import Refused
 from service.score.inputs import INPUT_FORMATS, Source, open_source
 from service.score.outputs import OUTPUT_FORMATS, OutputFormat, infer_format, output_columns, output_format
+from service.score.storage import URI
 from service.settings import Settings
 
 if TYPE_CHECKING:  # both import TensorFlow, which a refused job never needs
@@ -47,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="the model's name (a folder under SERVICE_ARTIFACTS_DIR)")
-    parser.add_argument("input", type=Path, help="a CSV, JSON Lines or Parquet file of texts, or a folder of images")
-    parser.add_argument("--output", "-o", type=Path, required=True, help="the scored rows: .csv, .jsonl or .parquet")
+    parser.add_argument("input", help="a CSV, JSON Lines or Parquet file of texts, or a folder of images: a path, or "
+                                      "a URI such as s3://bucket/reviews.csv or s3://bucket/photos/")
+    parser.add_argument("--output", "-o", type=_output_path, required=True,
+                        help="the scored rows: .csv, .jsonl or .parquet (a local or shared path)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="the output's format (default: from its extension)")
     parser.add_argument("--input-format", choices=INPUT_FORMATS,
                         help="the input's format (default: from its extension; a folder is images)")
@@ -138,7 +142,7 @@ def plan(args: argparse.Namespace, settings: Settings) -> Job:
     if kind != source.kind:
         what = "a folder of images" if kind == "image" else "a CSV, JSON Lines or Parquet file of texts"
         raise Refused(f"model {card.name!r} ({card.task}) scores {what}, not {source.format} input "
-                      f"{str(args.input)!r}")
+                      f"{source.location.name!r}")
     columns = output_columns(source.id_name, card.labels)
     if source.id_name is not None and columns.count(source.id_name) > 1:
         raise Refused(f"--id-column {source.id_name!r} has the name of an output column; rename it in the input")
@@ -255,6 +259,13 @@ def _failed(exc: Exception) -> int:
 def _refuse(message: str) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
+
+
+def _output_path(text: str) -> Path:
+    if URI.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a URI: the output is a local or shared path (object "
+                                         "storage is read from, not written to)")
+    return Path(text)
 
 
 def _positive(text: str) -> int:

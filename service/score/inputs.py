@@ -8,6 +8,9 @@ the text field) are not refusals: they come out as `BadRow`s and get an error ro
 Rows are counted from 0, blank lines not counted, in file order (a folder: its files, recursively,
 sorted by relative path). `chunks(start_row, size)` starts at any row: a resumed job skips what it
 has already written. Nothing here imports TensorFlow, so a refusal is quick.
+
+An input is a local path or a URI (`s3://bucket/reviews.csv`, a folder being a prefix): every
+source reads its bytes through its `Location` (service.score.storage), the same code for both.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import hashlib
 import io
 import itertools
 import json
-import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from service.score.errors import BadRow, Refused
+from service.score.storage import Location, locate
 
 INPUT_FORMATS = ("csv", "jsonl", "parquet", "images")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -37,7 +40,7 @@ JSONL_COLUMN_CHECK_ROWS = 1000  # a text field absent from every one of the firs
 class ImageFile:
     """One file of an image folder, read when its chunk is decoded (off the reading thread)."""
 
-    path: Path
+    location: Location
     name: str  # relative to the folder, with / separators: the row's id
 
 
@@ -69,17 +72,17 @@ class Source(ABC):
     id_arrow_type: Any = None  # its Arrow type, when the input has one (Parquet)
     total_rows: int | None = None  # when known without reading everything
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, location: Location) -> None:
+        self.location = location
 
     @abstractmethod
     def chunks(self, start_row: int, size: int) -> Iterator[Chunk]:
         """Rows from `start_row` on, `size` at a time (the last chunk may be shorter)."""
 
     def fingerprint(self) -> dict[str, Any]:
-        """What a resumed job checks is unchanged: the file's path, size and modification time."""
-        stat = self.path.stat()
-        return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        """What a resumed job checks is unchanged: the file's path (or URI), size and modification time."""
+        size, mtime_ns = self.location.stat()
+        return {"path": self.location.identity, "size": size, "mtime_ns": mtime_ns}
 
     def fraction_read(self) -> float | None:
         """How much of the input has been read, when rows cannot be counted ahead (from bytes)."""
@@ -100,48 +103,60 @@ class Source(ABC):
             yield Chunk(chunk.first_row, None if chunk.ids is None else chunk.ids[:keep], chunk.items[:keep])
 
 
-def infer_format(path: Path, named: str | None) -> str:
+def infer_format(location: Location, kind: str, named: str | None) -> str:
     """The input's format: the one named, a folder's "images", or the file's extension's."""
     if named is not None:
         return named
-    if path.is_dir():
+    if kind == "folder":
         return "images"
-    found = EXTENSIONS.get(path.suffix.lower())
+    found = EXTENSIONS.get(location.suffix.lower())
     if found is None:
-        raise Refused(f"cannot tell the format of {str(path)!r} from its extension; name it with "
+        raise Refused(f"cannot tell the format of {location.name!r} from its extension; name it with "
                       f"--input-format ({', '.join(INPUT_FORMATS)})")
     return found
 
 
-def open_source(path: Path, named_format: str | None, text_column: str, id_column: str | None,
+def open_source(given: str | Path, named_format: str | None, text_column: str, id_column: str | None,
                 encoding: str) -> Source:
-    """The input, checked: it exists, its format is known, it has the columns named. Refused otherwise."""
-    if not path.exists():
-        raise Refused(f"input {str(path)!r} does not exist")
-    input_format = infer_format(path, named_format)
+    """The input (a path or a URI), checked: it exists, its format is known, it has the columns named.
+    Refused otherwise, also when it cannot be read (no permission, storage that does not answer)."""
+    location = locate(given)
+    try:
+        return _open(location, named_format, text_column, id_column, encoding)
+    except OSError as exc:
+        raise Refused(f"cannot read input {location.name!r} ({exc})") from None
+
+
+def _open(location: Location, named_format: str | None, text_column: str, id_column: str | None,
+          encoding: str) -> Source:
+    kind = location.kind()
+    if kind is None:
+        raise Refused(f"input {location.name!r} does not exist")
+    input_format = infer_format(location, kind, named_format)
     if input_format == "images":
-        if not path.is_dir():
-            raise Refused(f"input {str(path)!r} is not a folder (--input-format images reads a folder of images)")
-        return ImageFolder(path)
-    if path.is_dir():
-        raise Refused(f"input {str(path)!r} is a folder; a folder is read as images, not as {input_format}")
+        if kind != "folder":
+            raise Refused(f"input {location.name!r} is not a folder (--input-format images reads a folder of "
+                          "images)")
+        return ImageFolder(location)
+    if kind == "folder":
+        raise Refused(f"input {location.name!r} is a folder; a folder is read as images, not as {input_format}")
     try:
         codecs.lookup(encoding)
     except LookupError:
         raise Refused(f"unknown encoding {encoding!r} (--encoding: a Python codec name, e.g. utf-8, latin-1)") \
             from None
     if input_format == "csv":
-        return CsvSource(path, text_column, id_column, encoding)
+        return CsvSource(location, text_column, id_column, encoding)
     if input_format == "jsonl":
-        return JsonLinesSource(path, text_column, id_column, encoding)
+        return JsonLinesSource(location, text_column, id_column, encoding)
     if input_format == "parquet":
-        return ParquetSource(path, text_column, id_column)
+        return ParquetSource(location, text_column, id_column)
     raise Refused(f"unknown input format {input_format!r}; known: {', '.join(INPUT_FORMATS)}")
 
 
-def _missing_column(path: Path, column: str, flag: str, where: str, present: list[str]) -> Refused:
+def _missing_column(location: Location, column: str, flag: str, where: str, present: list[str]) -> Refused:
     shown = ", ".join(repr(name) for name in present[:30]) + (", ..." if len(present) > 30 else "")
-    return Refused(f"{str(path)!r} has no column {column!r} ({flag}); {where}: {shown or 'nothing'}")
+    return Refused(f"{location.name!r} has no column {column!r} ({flag}); {where}: {shown or 'nothing'}")
 
 
 class _TextFile(Source):
@@ -149,9 +164,9 @@ class _TextFile(Source):
 
     kind = "text"
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self._size = path.stat().st_size
+    def __init__(self, location: Location) -> None:
+        super().__init__(location)
+        self._size = location.stat()[0]
         self._raw: BinaryIO | None = None
 
     def fraction_read(self) -> float | None:
@@ -169,8 +184,8 @@ class CsvSource(_TextFile):
 
     format = "csv"
 
-    def __init__(self, path: Path, text_column: str, id_column: str | None, encoding: str) -> None:
-        super().__init__(path)
+    def __init__(self, location: Location, text_column: str, id_column: str | None, encoding: str) -> None:
+        super().__init__(location)
         self.encoding = encoding
         # A review or a document can be longer than the csv module's default field limit (128 KiB);
         # what is too long for the model is an error row (SERVICE_MAX_TEXT_CHARS), not a stopped job.
@@ -178,24 +193,24 @@ class CsvSource(_TextFile):
         with self._open() as text:
             header = next(self._rows(csv.reader(text)), None)
         if header is None:
-            raise Refused(f"{str(path)!r} is empty: a CSV input needs a header row")
+            raise Refused(f"{location.name!r} is empty: a CSV input needs a header row")
         if isinstance(header, BadRow):
-            raise Refused(f"{str(path)!r}: the header row is {header.message}")
+            raise Refused(f"{location.name!r}: the header row is {header.message}")
         header[0] = header[0].removeprefix("\ufeff")  # a byte order mark read as a character
         self.header = header
         self.text_column = text_column
         if text_column not in header:
-            raise _missing_column(path, text_column, "--text-column", "its header has", header)
+            raise _missing_column(location, text_column, "--text-column", "its header has", header)
         self._text_index = header.index(text_column)
         self._id_index: int | None = None
         if id_column is not None:
             if id_column not in header:
-                raise _missing_column(path, id_column, "--id-column", "its header has", header)
+                raise _missing_column(location, id_column, "--id-column", "its header has", header)
             self._id_index = header.index(id_column)
             self.id_name = id_column
 
     def _open(self) -> io.TextIOWrapper:
-        self._raw = open(self.path, "rb")  # noqa: SIM115  (closed by the wrapper)
+        self._raw = self.location.open()  # closed by the wrapper
         return io.TextIOWrapper(self._raw, encoding=self.encoding, errors="surrogateescape", newline="")
 
     def chunks(self, start_row: int, size: int) -> Iterator[Chunk]:
@@ -236,7 +251,7 @@ class CsvSource(_TextFile):
                 yield line.decode(self.encoding, "surrogateescape")
 
         found: list[Range] = []
-        with open(self.path, "rb") as handle:
+        with self.location.open() as handle:
             records = self._rows(csv.reader(lines(handle)))
             next(records, None)  # the header
             start, offset, row = 0, consumed, 0
@@ -252,7 +267,7 @@ class CsvSource(_TextFile):
         if part.offset < 0:
             yield from super().read_range(part, size)
             return
-        raw = open(self.path, "rb")  # noqa: SIM115  (closed by the wrapper)
+        raw = self.location.open()  # closed by the wrapper
         raw.seek(part.offset)
         with io.TextIOWrapper(raw, encoding=self.encoding, errors="surrogateescape", newline="") as text:
             rows = itertools.islice(self._rows(csv.reader(text)), part.count)
@@ -275,8 +290,8 @@ class JsonLinesSource(_TextFile):
 
     format = "jsonl"
 
-    def __init__(self, path: Path, text_column: str, id_column: str | None, encoding: str) -> None:
-        super().__init__(path)
+    def __init__(self, location: Location, text_column: str, id_column: str | None, encoding: str) -> None:
+        super().__init__(location)
         self.encoding = encoding
         self.text_column = text_column
         self.id_column = id_column
@@ -284,7 +299,7 @@ class JsonLinesSource(_TextFile):
         # No header to check: a field that no object among the first rows has is a misnamed column.
         seen: dict[str, None] = {}
         found = {text_column: False} | ({id_column: False} if id_column else {})
-        with open(path, "rb") as handle:
+        with location.open() as handle:
             lines = (line for line in handle if line.strip())
             for line in itertools.islice(lines, JSONL_COLUMN_CHECK_ROWS):
                 record = self._parse(line)
@@ -295,7 +310,8 @@ class JsonLinesSource(_TextFile):
         flags = {text_column: "--text-column"} | ({id_column: "--id-column"} if id_column else {})
         for name, flag in flags.items():
             if seen and not found[name]:
-                raise _missing_column(path, name, flag, f"its first {JSONL_COLUMN_CHECK_ROWS} rows have", list(seen))
+                raise _missing_column(location, name, flag, f"its first {JSONL_COLUMN_CHECK_ROWS} rows have",
+                                      list(seen))
 
     def _parse(self, line: bytes) -> Any:
         try:
@@ -304,7 +320,7 @@ class JsonLinesSource(_TextFile):
             return BadRow(f"not a JSON object ({exc})")
 
     def chunks(self, start_row: int, size: int) -> Iterator[Chunk]:
-        self._raw = open(self.path, "rb")  # noqa: SIM115
+        self._raw = self.location.open()
         with self._raw as handle:
             lines = itertools.islice((line for line in handle if line.strip()), start_row, None)
             yield from _chunked(lines, start_row, size, self._split)
@@ -312,12 +328,12 @@ class JsonLinesSource(_TextFile):
     def ranges(self, rows: int) -> list[Range]:
         """Ranges that start at a byte offset: a row is a line, so the offsets are found without parsing."""
         if not _splits_at_newlines(self.encoding):
-            with open(self.path, "rb") as handle:
+            with self.location.open() as handle:
                 total = sum(1 for line in handle if line.strip())
             return [Range(0, total)] if total else []
         found: list[Range] = []
         row, offset = 0, 0
-        with open(self.path, "rb") as handle:
+        with self.location.open() as handle:
             for line in handle:
                 if line.strip():
                     if row % rows == 0:
@@ -330,7 +346,7 @@ class JsonLinesSource(_TextFile):
         if part.offset < 0:
             yield from super().read_range(part, size)
             return
-        with open(self.path, "rb") as handle:
+        with self.location.open() as handle:
             handle.seek(part.offset)
             lines = itertools.islice((line for line in handle if line.strip()), part.count)
             yield from _chunked(lines, part.start, size, self._split)
@@ -353,21 +369,21 @@ class ParquetSource(Source):
     kind = "text"
     format = "parquet"
 
-    def __init__(self, path: Path, text_column: str, id_column: str | None) -> None:
-        super().__init__(path)
+    def __init__(self, location: Location, text_column: str, id_column: str | None) -> None:
+        super().__init__(location)
         pa, pq = _pyarrow()
         try:
-            self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(location.arrow_file())
         except (OSError, pa.ArrowException) as exc:
-            raise Refused(f"{str(path)!r} is not a Parquet file ({exc})") from None
+            raise Refused(f"{location.name!r} is not a Parquet file ({exc})") from None
         schema = self._file.schema_arrow
         for name, flag in ((text_column, "--text-column"), (id_column, "--id-column")):
             if name is not None and schema.get_field_index(name) < 0:
-                raise _missing_column(path, name, flag, "its schema has", schema.names)
+                raise _missing_column(location, name, flag, "its schema has", schema.names)
         text_type = schema.field(text_column).type
         if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type)
                 or pa.types.is_string_view(text_type)):
-            raise Refused(f"{str(path)!r}: column {text_column!r} (--text-column) holds {text_type}, not text")
+            raise Refused(f"{location.name!r}: column {text_column!r} (--text-column) holds {text_type}, not text")
         self.columns = [text_column] + ([id_column] if id_column else [])
         if id_column:
             self.id_name = id_column
@@ -393,30 +409,25 @@ class ParquetSource(Source):
 
 
 class ImageFolder(Source):
-    """Every file under a folder, recursively, sorted by relative path (hidden files and folders left out)."""
+    """Every file under a folder (or a prefix), recursively, sorted by relative path (hidden files and folders
+    left out)."""
 
     kind = "image"
     format = "images"
     id_name = "path"
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        files: list[Path] = []
-        for folder, subfolders, names in os.walk(path):
-            subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-            files.extend(Path(folder, name) for name in names if not name.startswith("."))
-        named = [(file.relative_to(path).as_posix(), file) for file in files]
-        named.sort()
-        self.files = [ImageFile(file, name) for name, file in named]
+    def __init__(self, location: Location) -> None:
+        super().__init__(location)
+        self.files = [ImageFile(file, name) for name, file in location.files()]
         self.total_rows = len(self.files)
 
     def fingerprint(self) -> dict[str, Any]:
         """The folder and a digest of its listing (each file's name, size and modification time)."""
         listing = hashlib.sha256()
         for image in self.files:
-            stat = image.path.stat()
-            listing.update(f"{image.name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        return {"path": str(self.path.resolve()), "files": len(self.files), "listing_sha256": listing.hexdigest()}
+            size, mtime_ns = image.location.stat()
+            listing.update(f"{image.name}\t{size}\t{mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        return {"path": self.location.identity, "files": len(self.files), "listing_sha256": listing.hexdigest()}
 
     def chunks(self, start_row: int, size: int) -> Iterator[Chunk]:
         for start in range(start_row, len(self.files), size):

@@ -134,6 +134,6 @@ def _predict(scorer: BatchScorer, prepared: Future[Prepared], first_row: int) ->
 
 def _read(image: ImageFile, row: int) -> Any:
     try:
-        return EncodedImage(image.path.read_bytes(), image.name)
+        return EncodedImage(image.location.read_bytes(), image.name)
     except OSError as exc:
         return BadRow(f"image {row} ({image.name}): cannot read the file ({exc.strerror or exc})")

@@ -6,8 +6,9 @@ range starts): exactly the local run's parts. Only those small range description
 Ray; the rows themselves are read, scored and written where they are scored:
 
 - a pool of `--actors` actors (`RangeScorer`, `--cpus-per-actor` CPUs each, spread over the
-  nodes: one model copy per actor) each opens the input and the model version from storage every
-  node reaches, and scores one range per call: read with the local run's own readers (the same
+  nodes: one model copy per actor) each opens the input (a path every node reaches, or a URI, with
+  the driver's `AWS_*` variables) and the model version from storage every node reaches, and
+  scores one range per call: read with the local run's own readers (the same
   rows, row numbers and bad rows), scored with `BatchScorer` a batch at a time, and written by the
   local run's own writer as the range's shard, `OUT.partial/part-<first row>-<end row>.<ext>`,
   committed by service.score.checkpoint as a local part is (a temporary name, flushed, renamed);
@@ -55,7 +56,7 @@ class RangeScorer:
         self.job = job
         self.output = output
         self.checkpoint = Checkpoint(Path(job["output"]), output.extension, sharded=True)
-        self.source = open_source(Path(job["input"]), job["input_format"], job["text_column"], job["id_column"],
+        self.source = open_source(job["input"], job["input_format"], job["text_column"], job["id_column"],
                                   job["encoding"])
         self.scorer = BatchScorer(Path(job["version_dir"]), settings, warm_up_rows=job["batch_size"],
                                   text_column=job["text_column"] or "text")
@@ -199,7 +200,7 @@ def _dataset(ray: Any, job: Job, settings: Settings, ranges: list[Range], actors
     """The ranges, scored and written: one block per range, so that a lost node costs only the ranges it held."""
     source = job.source
     description = {
-        "input": str(source.path.resolve()),
+        "input": source.location.address,  # an absolute path, or a URI
         "input_format": source.format,
         "text_column": job.text_column if source.kind == "text" else None,
         "id_column": job.manifest["id_column"],
@@ -223,9 +224,11 @@ def _dataset(ray: Any, job: Job, settings: Settings, ranges: list[Range], actors
         # node is restarted elsewhere, and the range it was scoring is given to an actor again;
         max_restarts=-1,
         max_task_retries=-1,
-        # TensorFlow's threads for the CPUs the actor holds, as python -m service sizes them.
-        runtime_env={"env_vars": {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "2",
-                                  "TF_CPP_MIN_LOG_LEVEL": "2"}},
+        # TensorFlow's threads for the CPUs the actor holds, as python -m service sizes them; for an input
+        # in object storage, this process's AWS_* variables (credentials, region, endpoint), which an actor
+        # does not get otherwise: its environment is its node's.
+        runtime_env={"env_vars": source.location.environment() | {
+            "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}},
     )
 
 

@@ -2,9 +2,10 @@
 every row exactly once when an interrupted job is resumed (only the ranges left scored again), and when
 the worker node is killed while it scores.
 
-Both "nodes" share this machine's filesystem, which stands for the shared or object storage a real
-cluster needs: the input, the model and the output folder are plain paths here. The worker-node test
-kills a node of the module's cluster, so it comes last.
+Both "nodes" share this machine's filesystem, which stands for the shared storage a real cluster
+needs: the model and the output folder are plain paths here, and so is the input but for the image
+folder, which every actor reads from an S3-compatible server on 127.0.0.1 (moto's) by its URI.
+The worker-node test kills a node of the module's cluster, so it comes last.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from PIL import Image
 
 from service.score.checkpoint import MANIFEST
 from tests.scale.cluster import HEAD_IP, REPO, WORKER_IP, Cluster, two_node_cluster
-from tests.service.score.conftest import read_rows, write_texts
+from tests.service.score.conftest import Bucket, read_rows, s3_environment, s3_server, write_texts
 from tests.tiny_models import build_image_model, build_text_model, expected_positive
 
 PROBABILITIES = {"probability", "probability_negative", "probability_positive", "probability_red",
@@ -58,10 +59,12 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def score(cluster: Cluster | None, artifacts: Path, *arguments: object) -> subprocess.Popen[str]:
-    """The command, locally (`cluster` None) or on the cluster, in a process of its own."""
+def score(cluster: Cluster | None, artifacts: Path, *arguments: object,
+          environment: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The command, locally (`cluster` None) or on the cluster, in a process of its own (whose `environment`
+    adds to the cluster's)."""
     env = (cluster.env if cluster else dict(os.environ)) | {"SERVICE_ARTIFACTS_DIR": str(artifacts),
-                                                           "PYTHONPATH": str(REPO)}
+                                                           "PYTHONPATH": str(REPO)} | (environment or {})
     command = [sys.executable, "-m", "service.score", *map(str, arguments)]
     if cluster is not None:
         command += ["--ray", cluster.address, "--ray-node-ip", HEAD_IP]
@@ -140,12 +143,24 @@ def test_an_image_folder_scored_on_ray_equals_the_local_run_row_for_row(cluster:
     (photos / "set0" / "broken.png").write_bytes(b"not an image")
     flags = ["--part-rows", "64", "--format", "parquet"]
     local = score(None, artifacts, "tiny-image", photos, "--output", tmp_path / "local.parquet", *flags)
-    on_ray = score(cluster, artifacts, "tiny-image", photos, "--output", tmp_path / "ray-out", *flags)
+    # On Ray, the same images from object storage: a prefix on an S3-compatible server on 127.0.0.1, which
+    # each actor lists and reads. Only the driver has the AWS_* variables (the endpoint among them): the
+    # nodes started without them, so an actor reaches the server only if the driver hands them on.
+    with s3_server() as endpoint:
+        bucket = Bucket("photos", endpoint)
+        bucket.filesystem().create_dir(bucket.name)
+        started = time.monotonic()
+        uri = bucket.upload(photos, "photos")
+        print(f"uploaded 301 images in {time.monotonic() - started:.1f} s")
+        assert not any(name.startswith("AWS_ENDPOINT") for name in cluster.env)
+        on_ray = score(cluster, artifacts, "tiny-image", uri, "--output", tmp_path / "ray-out", *flags,
+                       environment=s3_environment(endpoint, tmp_path))
+        assert "scored 301 rows (1 with an error)" in finished(on_ray)
     finished(local)
-    assert "scored 301 rows (1 with an error)" in finished(on_ray)
     rows = shards(tmp_path / "ray-out")
     assert_same_rows(read_rows(tmp_path / "local.parquet"), rows)
     assert [row["path"] for row in rows if row["error"]] == ["set0/broken.png"]
+    assert json.loads((tmp_path / "ray-out" / MANIFEST).read_text())["input"]["path"] == uri
 
 
 def test_a_missing_column_is_refused_before_the_cluster_is_used(cluster: Cluster, artifacts: Path,

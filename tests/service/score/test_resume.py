@@ -8,8 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,32 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from service.score import checkpoint
-from service.score.checkpoint import Checkpoint
 from tests.service.images import solid
-from tests.service.score.conftest import read_rows, write_texts
+from tests.service.score.conftest import crash_after, read_rows, write_texts
 
 TEXTS = [("good " * (i % 4)) + ("bad " * (i % 3)) + f"text {i}" for i in range(23)]
 TEXTS[5] = ""  # an error row is committed like any other
 REPO = Path(__file__).resolve().parents[3]
-
-
-@contextmanager
-def crash_after(monkeypatch: pytest.MonkeyPatch, commits: int) -> Iterator[None]:
-    """The job stops (as on Ctrl-C) while writing the part after `commits` parts, leaving it half-written."""
-    real = Checkpoint.commit
-    done = 0
-
-    def commit(self: Checkpoint, first: int, end: int, write: Callable[[Path], None]) -> None:
-        nonlocal done
-        if done == commits:
-            write(self.folder / f"part-{first:012d}-{end:012d}{self.extension}.tmp")
-            raise KeyboardInterrupt
-        done += 1
-        real(self, first, end, write)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Checkpoint, "commit", commit)
-        yield
 
 
 @pytest.mark.parametrize("output_format", ["csv", "jsonl", "parquet"])
