@@ -1,11 +1,14 @@
 """Ray Serve against the plain service, on the same wrk load, in one run.
 
     python -m loadtests.ray_bench [--rounds 3] [--duration 20] [--concurrency 32] [--proxies haproxy,classic]
+                                  [--variant "NAME:FLAGS"]
 
 Both serve the committed models with the default settings: `python -m service` (what `make serve`
 runs) and `python -m service.ray_serve` (what `make serve-ray` runs: a local Ray node on
 127.0.0.2, one replica given both CPUs), through each ingress named by `--proxies` (HAProxy, the
-default, and optionally Ray's classic Python proxy). wrk sends, at the given concurrency, one
+default, and optionally Ray's classic Python proxy), and once more per `--variant` (HAProxy, with
+further `python -m service.ray_serve` flags: `--variant "Ray's access log:--ray-access-log"`). The
+Ray runs of a round go in reverse order every other round. wrk sends, at the given concurrency, one
 request per input of each payload:
   - tweets: one GOP debate tweet per request to /sentiment (model sentiment-tweets);
   - jpegs: one CIFAR-10 test JPEG per request to /classify-image (model cifar10-cnn).
@@ -81,14 +84,15 @@ def machine_idle_ticks() -> tuple[int, int]:
 
 
 @contextmanager
-def running_ray_serve(artifacts: Path, log_path: Path, proxy: str, start_timeout_s: float = 300) -> Iterator[RayServer]:
-    """`python -m service.ray_serve --proxy PROXY` with one replica holding both CPUs, until stopped."""
+def running_ray_serve(artifacts: Path, log_path: Path, proxy: str, start_timeout_s: float = 300,
+                      flags: tuple[str, ...] = ()) -> Iterator[RayServer]:
+    """`python -m service.ray_serve --proxy PROXY [FLAGS]` with one replica holding both CPUs, until stopped."""
     port, stats_port = free_port(), free_port()
     env = os.environ | {"SERVICE_ARTIFACTS_DIR": str(artifacts), "RAY_USAGE_STATS_ENABLED": "0",
                         "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port)}
     command = [sys.executable, "-m", "service.ray_serve", "--port", str(port), "--proxy", proxy, "--num-cpus", "2",
                "--min-replicas", "1", "--max-replicas", "1", "--cpus-per-replica", "2",
-               "--start-timeout-s", str(start_timeout_s)]
+               "--start-timeout-s", str(start_timeout_s), *flags]
     url = f"http://127.0.0.1:{port}"
     # service.ray_serve waits for the deployment itself (--start-timeout-s); the margin covers Ray's start.
     with supervised(f"Ray Serve ({proxy})", command, cwd=REPO, env=env, log_path=log_path,
@@ -137,6 +141,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--proxies", default="haproxy", help="Ray Serve ingresses to compare, comma-separated: "
                         "haproxy (make serve-ray's default), classic")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:FLAGS",
+                        help="one more Ray Serve run per round, through HAProxy, with these further flags of "
+                        "python -m service.ray_serve (repeatable)")
     parser.add_argument("--only", choices=("tweets", "jpegs"), default=None, help="one payload only")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "ray-bench")
     args = parser.parse_args()
@@ -145,6 +152,12 @@ def main() -> None:
     proxies = [name.strip() for name in args.proxies.split(",") if name.strip()]
     if not proxies or set(proxies) - set(PROXY_NAMES):
         parser.error(f"--proxies: one or more of {', '.join(PROXY_NAMES)}")
+    if any(":" not in variant for variant in args.variant):
+        parser.error("--variant: NAME:FLAGS")
+    # Each Ray run of a round: (its name in the tables, the ingress, further flags).
+    ray_runs = [(PROXY_NAMES[proxy], proxy, ()) for proxy in proxies] + [
+        (f"{PROXY_NAMES['haproxy']}, {name}", "haproxy", tuple(flags.split()))
+        for name, _, flags in (variant.partition(":") for variant in args.variant)]
     args.out.mkdir(parents=True, exist_ok=True)
     scenarios = [s for s in payloads(args.datasets) if args.only in (None, s.name)]
 
@@ -180,9 +193,10 @@ def main() -> None:
     for round_ in range(args.rounds):
         with running_service(args.artifacts, args.out / f"service-{round_}.log") as service:
             measure(service.base_url, DIRECT, service.process.pid)
-        for proxy in proxies:
-            with running_ray_serve(args.artifacts, args.out / f"ray-serve-{proxy}-{round_}.log", proxy) as ray:
-                measure(ray.url, PROXY_NAMES[proxy], ray.session, ray.stats_url)
+        for number, (mode, proxy, flags) in enumerate(ray_runs if round_ % 2 == 0 else ray_runs[::-1]):
+            log_path = args.out / f"ray-serve-{proxy}-{round_}-{number}.log"
+            with running_ray_serve(args.artifacts, log_path, proxy, flags=flags) as ray:
+                measure(ray.url, mode, ray.session, ray.stats_url)
 
     load = os.getloadavg()
     print(f"\nwrk -t1 -c{args.concurrency}, {args.duration} s per run after {args.warm_up} s of warm-up, one input "
@@ -192,7 +206,7 @@ def main() -> None:
     for row in rows:
         print(f"| {row.scenario} | {row.mode} | {row.requests_per_s:.0f} | {row.p50_ms:.1f} | {row.p95_ms:.1f} | "
               f"{row.p99_ms:.1f} | {row.failed} |")
-    summary = {f"{s.name}, {PROXY_NAMES[p]}": ratios(rows, s.name, PROXY_NAMES[p]) for s in scenarios for p in proxies}
+    summary = {f"{s.name}, {mode}": ratios(rows, s.name, mode) for s in scenarios for mode, _, _ in ray_runs}
     print("\nRay Serve / python -m service, per round (median, lowest-highest):")
     for name, figures in summary.items():
         print(f"  {name}: throughput {figures['throughput']:.2f}x ({figures['throughput low']:.2f}-"

@@ -99,6 +99,10 @@ class ServeOptions(BaseModel):
     downscale_delay_s: float = Field(600.0, ge=0, description="Sustained quiet needed before removing replicas.")
     look_back_period_s: float = Field(30.0, gt=0, description="Window the autoscaler averages the load over.")
     health_check_period_s: float = Field(10.0, gt=0, description="How often Ray asks a replica for readiness.")
+    ray_access_log: bool = Field(
+        False, description="Ray's own access line per request too, in the replica's Serve log (the service "
+        "writes one on the replica's stderr either way)."
+    )
     settings: dict[str, str] = Field(
         default_factory=dict, description="SERVICE_* settings for every replica (docs/reference/settings.md)."
     )
@@ -180,9 +184,9 @@ def deployment_options(options: ServeOptions, settings: Settings) -> dict[str, A
         # Ray polls for the end of the ongoing requests this often while a replica drains.
         "graceful_shutdown_wait_loop_s": 0.5,
         # The app logs one line per request itself (service.api.access_log, with the request id), on
-        # the replica's stderr (log_to_replica_log). Ray's own access line would say it a second time,
-        # through a logging path that costs more per line (docs/deploy/ray.md).
-        "logging_config": {"enable_access_log": False, "log_level": settings.log_level.upper()},
+        # the replica's stderr (log_to_replica_log). Ray's own access line says it a second time,
+        # through a logging path that costs more per line (docs/deploy/ray.md): off unless asked for.
+        "logging_config": {"enable_access_log": options.ray_access_log, "log_level": settings.log_level.upper()},
     }
 
 
@@ -408,6 +412,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--upscale-delay-s", type=float, default=30.0)
     parser.add_argument("--downscale-delay-s", type=float, default=600.0)
     parser.add_argument("--look-back-period-s", type=float, default=30.0)
+    parser.add_argument("--ray-access-log", action="store_true",
+                        help="Ray's own access line per request too, in each replica's Serve log (the service "
+                        "writes one on the replica's stderr either way)")
     parser.add_argument("--start-timeout-s", type=float, default=300.0,
                         help="give up when the replicas are not serving by then (default 300)")
     return parser.parse_args(argv)
@@ -441,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
             num_cpus=args.cpus_per_replica, target_ongoing_requests=args.target_ongoing_requests,
             max_ongoing_requests=args.max_ongoing_requests, upscale_delay_s=args.upscale_delay_s,
             downscale_delay_s=args.downscale_delay_s, look_back_period_s=args.look_back_period_s,
+            ray_access_log=args.ray_access_log,
             settings=_settings_from_environment(os.environ),
         )
         application = build(options)

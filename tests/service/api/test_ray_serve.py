@@ -48,8 +48,12 @@ def test_ray_options_are_derived_from_the_services_settings(rs: Any) -> None:
     # Ray's own refusal (its router's or, under HAProxy, the replica's queue full) answers as the service does.
     assert (ray["backpressure_config"].status_code, ray["backpressure_config"].retry_after_s) == (503, 1)
     assert ray["ray_actor_options"] == {"num_cpus": 1.5}
-    # The app writes the access line; Ray's would be a second one per request.
+    # The app writes the access line; Ray's would be a second one per request, so it is off unless asked for.
     assert ray["logging_config"] == {"enable_access_log": False, "log_level": "INFO"}
+    with_rays = rs.ServeOptions(settings={"SERVICE_ARTIFACTS_DIR": "/m", "SERVICE_LOG_LEVEL": "debug"},
+                                ray_access_log=True)
+    assert rs.deployment_options(with_rays, with_rays.service_settings())["logging_config"] == {
+        "enable_access_log": True, "log_level": "DEBUG"}
     environment = rs.replica_environment(options)
     # TensorFlow's pools follow the replica's 2 CPUs (rounded up), not the node's cores.
     assert (environment["TF_NUM_INTRAOP_THREADS"], environment["TF_NUM_INTEROP_THREADS"]) == ("1", "2")
