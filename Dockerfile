@@ -56,9 +56,20 @@ RUN --mount=type=cache,target=/root/.cache/uv,sharing=locked \
       -r /src/requirements.txt; \
     # TensorFlow's C++ headers (~290 MB) are for compiling custom ops, not for running models.
     rm -rf /opt/venv/lib/python3*/site-packages/tensorflow/include
-# The context holds only contract/, service/, artifacts/ (when models are committed), pyproject.toml and uv.lock (.dockerignore).
-COPY . /src
-RUN mkdir -p /src/artifacts
+
+# The service's folder, /app, laid out in a stage of its own so that the final image takes it in one layer.
+# (Each layer counts: on a storage driver that copies instead of layering, such as vfs, every layer holds a
+# whole copy of the file system below it.)
+FROM ${PYTHON_IMAGE} AS app
+# The context holds only contract/, service/, artifacts/ (when models are committed), pyproject.toml and
+# uv.lock (.dockerignore). Code and models belong to root and are read-only for the service's user.
+COPY . /app
+# The rollout policies (service.rollout) are the one folder the service's user (uid 10001, made below)
+# writes: a rollout command and the replicas' automatic rollbacks. It is made here, owned by that user,
+# because an empty named volume mounted over it takes this folder's owner; mounted anywhere else, a fresh
+# volume would be root's and unwritable.
+RUN rm /app/pyproject.toml /app/uv.lock && mkdir -p /app/artifacts \
+ && install -d -o 10001 -g 10001 -m 0755 /app/rollouts
 
 FROM ${PYTHON_IMAGE} AS runtime
 COPY --from=build /usr/bin/tini /usr/bin/tini
@@ -66,16 +77,10 @@ COPY --from=build /usr/bin/tini /usr/bin/tini
 # which would lock the non-root user out of everything; on the official images it changes nothing.)
 RUN useradd --user-group --uid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin app \
  && chmod 0755 /
-COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-# Code and models belong to root and are read-only for the service's user.
-COPY --from=build /src/contract /app/contract
-COPY --from=build /src/service /app/service
-COPY --from=build /src/artifacts /app/artifacts
-# The rollout policies (service.rollout), the one folder the service's user writes: a rollout command and
-# the replicas' automatic rollbacks. Made here, owned by that user, because an empty named volume mounted
-# over it takes this folder's owner; mounted anywhere else, a fresh volume would be root's and unwritable.
-RUN install -d -o app -g app -m 0755 /app/rollouts
+COPY --from=build /opt/venv /opt/venv
+# (A copy between stages keeps the files' owners.)
+COPY --from=app /app /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -141,8 +141,9 @@ def test_every_replica_shares_one_writable_rollouts_volume_the_image_prepares() 
     dockerfile = (REPO / "Dockerfile").read_text()
     user = re.search(r"^USER (\S+)$", dockerfile, re.MULTILINE)
     assert user is not None
-    assert re.search(rf"^RUN install -d -o {user.group(1)} -g {user.group(1)} -m 0755 {folder}$", dockerfile,
-                     re.MULTILINE)
+    uid = re.search(rf"useradd --user-group --uid (\d+) .* {user.group(1)} ", dockerfile)
+    assert uid is not None
+    assert re.search(rf" install -d -o {uid.group(1)} -g {uid.group(1)} -m 0755 {folder}$", dockerfile, re.MULTILINE)
     # The other compose files change where the models come from, never where the policies are.
     for overlay in ("docker-compose.host.yml", "docker-compose.models.yml"):
         for replica, service in _compose(DEPLOY / overlay)["services"].items():
