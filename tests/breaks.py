@@ -1,6 +1,6 @@
 """Hand-made breaks: each one breaks the code a promise rests on, and names the tests that must then fail.
 
-    python -m tests.breaks            # every break (about 10 minutes on 2 cores)
+    python -m tests.breaks            # every break (10 to 14 minutes on 2 shared cores)
     python -m tests.breaks settle     # the breaks whose name contains "settle"
     python -m tests.breaks --list
 
@@ -31,6 +31,10 @@ ROLLOUTS = "tests/service/rollout/test_rollouts_over_http.py"
 RUNTIMES = "tests/service/core/test_runtimes.py"
 EXPLAIN = "tests/service/api/test_explanations.py"
 BATCHER = "tests/service/core/test_batcher.py"
+RESUME = "tests/service/score/test_resume.py"
+BAD_INPUT = "tests/service/score/test_bad_input.py"
+SCORER = "tests/service/score/test_batch_scorer.py"
+AGREEMENT = "tests/service/score/test_agreement_with_the_api.py"
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,8 @@ BREAKS = [
           (f"{VERSIONS}::test_a_request_can_pin_a_loaded_version_and_gets_that_versions_answer",
            "tests/service/api/test_inference_protocol.py::test_text_inference_on_a_pinned_version")),
     Break("answers-to-the-wrong-caller", "every caller of a batch gets the batch's first rows",
-          "service/core/batcher.py", "piece.future.set_result((outputs[start:end], call.size))",
-          "piece.future.set_result((outputs[: end - start], call.size))",
+          "service/core/batcher.py", "piece.future.set_result((rows, call.size))",
+          "piece.future.set_result((outputs[: len(rows)], call.size))",
           (f"{BATCHING}::test_many_concurrent_requests_are_served_by_fewer_model_calls",
            f"{VERSIONS}::test_new_versions_take_over_under_traffic_on_every_route_each_client_getting_its_own_answers")),
     Break("reload-never-retires", "a superseded version keeps answering",
@@ -110,8 +114,8 @@ BREAKS = [
           "contract/savedmodel.py", "    _check_signature(version_dir, card, function)\n", "",
           (f"{STARTUP}::test_a_savedmodel_whose_signature_differs_from_its_card_is_a_start_up_error",)),
     Break("batching-off-ignored", "SERVICE_MAX_BATCH_SIZE=1 still batches two inputs",
-          "service/core/batcher.py", "rows + len(self._queue[0].rows) <= self.max_batch_size",
-          "rows + len(self._queue[0].rows) <= max(self.max_batch_size, 2)",
+          "service/core/batcher.py", "rows + len(queue[0].rows) <= self.max_batch_size",
+          "rows + len(queue[0].rows) <= max(self.max_batch_size, 2)",
           (f"{BATCHING}::test_with_batching_off_every_input_is_a_model_call_of_its_own",)),
     Break("key-logged", "the API key is written to the log",
           "service/api/auth.py", "    for given in presented:\n",
@@ -166,6 +170,33 @@ BREAKS = [
     Break("cpu-check-ignored", "SERVICE_CPU_BF16=off does not keep auto from trying bf16",
           "service/core/runtimes.py", '    if settings.cpu_bf16 == "off":\n        return "SERVICE_CPU_BF16=off"\n', "",
           (f"{RUNTIMES}::test_with_bf16_forced_off_auto_serves_float32_without_trying_it",)),
+    # Offline scoring (docs/scoring.md): resume, bad rows, refusals before any work, the API's answers.
+    Break("parquet-resume-restarts-its-row-group",
+          "a resumed Parquet job reads its row group from the top: earlier texts written again under later rows",
+          "service/score/inputs.py", "_chunked(itertools.islice(rows(), skip, None), start_row,",
+          "_chunked(rows(), start_row,",
+          (f"{RESUME}::test_every_input_format_resumes_at_the_row_where_it_stopped[parquet]",)),
+    Break("resume-past-a-missing-part", "--resume continues after the last part although one before it is gone",
+          "service/score/checkpoint.py", "            if first != end:\n                raise Refused(",
+          "            if False:\n                raise Refused(",
+          (f"{RESUME}::test_a_resume_whose_folder_lacks_a_part_is_refused_naming_the_rows",)),
+    Break("bad-row-stops-the-job", "the scorer catches ServiceError, not its row errors: a bad row stops the job",
+          "service/score/scorer.py", "            except _RowError as exc:\n                errors[offset]",
+          "            except ServiceError as exc:\n                errors[offset]",
+          (f"{SCORER}::test_a_batch_of_texts_keeps_its_columns_and_gets_the_answers",
+           f"{BAD_INPUT}::test_bad_texts_get_an_error_row_and_the_rest_are_scored")),
+    Break("answers-on-the-wrong-rows", "after a row set aside in a batch, the answers land on the rows before theirs",
+          "service/score/scorer.py", "            position = prepared.kept[index]\n",
+          "            position = index\n",
+          (f"{SCORER}::test_a_batch_of_texts_keeps_its_columns_and_gets_the_answers",
+           f"{BAD_INPUT}::test_bad_texts_get_an_error_row_and_the_rest_are_scored")),
+    Break("jsonl-missing-column-scored", "a JSON Lines field no object has is not refused: every row gets an error",
+          "service/score/inputs.py", "            if seen and not found[name]:", "            if False:",
+          (f"{BAD_INPUT}::test_a_job_that_cannot_run_is_refused_before_any_work",)),
+    Break("probabilities-of-sorted-labels", "the per-class columns are filled in sorted label order, not the card's",
+          "service/score/scorer.py", "per_label = [columns[name] for name in probability_columns(self.labels)]",
+          "per_label = [columns[name] for name in probability_columns(sorted(self.labels))]",
+          (f"{AGREEMENT}::test_images_get_the_labels_and_probabilities_of_post_classify_image",)),
 ]
 
 

@@ -105,6 +105,23 @@ def test_resume_is_refused_for_another_version_or_a_changed_input(score: Callabl
     assert (tmp_path / "out.csv.partial").is_dir()  # a refusal leaves the interrupted run as it was
 
 
+def test_a_resume_whose_folder_lacks_a_part_is_refused_naming_the_rows(score: Callable, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # A local run continues from the end of its last part; a part missing before it (deleted by hand, a
+    # partial copy of the folder) would be rows lost from the output, so the job is refused instead.
+    source = write_texts(tmp_path / "in.csv", [{"text": t} for t in TEXTS])
+    out = tmp_path / "out.csv"
+    job = ["tiny-text", source, "--output", out, "--batch-size", 2, "--part-rows", 4]
+    with crash_after(monkeypatch, commits=3):
+        assert score(*job).status == 130
+    partial = tmp_path / "out.csv.partial"
+    (partial / "part-000000000004-000000000008.csv").unlink()
+    resumed = score(*job, "--resume")
+    assert resumed.status == 2, resumed.stderr
+    assert "is missing the rows 4 to 7; delete the folder to start again" in resumed.stderr
+    assert not out.exists() and partial.is_dir()
+
+
 def test_resume_with_nothing_to_resume_starts_and_a_finished_output_is_not_resumed(score: Callable,
                                                                                     tmp_path: Path) -> None:
     source = write_texts(tmp_path / "in.csv", [{"text": "good"}])
