@@ -217,12 +217,11 @@ def test_the_image_runs_as_a_user_and_holds_no_build_or_training_tools(stack: St
                           check=True).stdout.strip() == "10001"
     assert stack.inspect(container, "{{json .Config.Entrypoint}}").startswith('["/usr/bin/tini"')
     # Code and models are root's, read-only for the service's user; the rollouts volume is the one folder it writes.
-    owners = ("import os; print([(path, os.stat(path).st_uid, os.access(path, os.W_OK)) for path in "
-              "('/app/service', '/app/service/app.py', '/app/contract', '/app/artifacts', '/opt/venv', '/app/rollouts')])")
+    paths = ("/app/service", "/app/service/app.py", "/app/contract", "/app/artifacts", "/opt/venv", "/app/rollouts")
+    owners = f"import os; print([(path, os.stat(path).st_uid, os.access(path, os.W_OK)) for path in {paths}])"
     found = subprocess.run([stack.docker, "exec", container, "python", "-c", owners], capture_output=True, text=True,
                            check=True).stdout.strip()
-    assert found == str([("/app/service", 0, False), ("/app/service/app.py", 0, False), ("/app/contract", 0, False),
-                         ("/app/artifacts", 0, False), ("/opt/venv", 0, False), ("/app/rollouts", 10001, True)])
+    assert found == str([(path, 0, False) for path in paths[:-1]] + [("/app/rollouts", 10001, True)])
 
 
 def test_on_the_host_network_every_server_of_the_stack_listens_on_loopback_only(stack: Stack) -> None:
