@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loadtests.bench import DATASETS, INPUTS, Row, Scenario, cifar_jpegs, run_wrk, tweets
-from loadtests.server import REPO, free_port, running_service, supervised
+from loadtests.server import REPO, free_ports, running_service, supervised
 
 DIRECT = "python -m service"
 PROXY_NAMES = {"haproxy": "Ray Serve, HAProxy", "classic": "Ray Serve, classic proxy"}
@@ -87,7 +87,7 @@ def machine_idle_ticks() -> tuple[int, int]:
 def running_ray_serve(artifacts: Path, log_path: Path, proxy: str, start_timeout_s: float = 300,
                       flags: tuple[str, ...] = ()) -> Iterator[RayServer]:
     """`python -m service.ray_serve --proxy PROXY [FLAGS]` with one replica holding both CPUs, until stopped."""
-    port, stats_port = free_port(), free_port()
+    port, stats_port = free_ports(2)
     env = os.environ | {"SERVICE_ARTIFACTS_DIR": str(artifacts), "RAY_USAGE_STATS_ENABLED": "0",
                         "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port)}
     command = [sys.executable, "-m", "service.ray_serve", "--port", str(port), "--proxy", proxy, "--num-cpus", "2",

@@ -11,18 +11,29 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different ports that no address of this machine is using now.
+
+    Bound on the wildcard address, so that a port taken on any address is never handed out: Ray and
+    HAProxy listen on every address, and a port free on 127.0.0.3 alone may be taken on 127.0.0.2.
+    The sockets stay open until all are bound, so that the kernel cannot hand out one port twice.
+    """
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("0.0.0.0", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 @dataclass

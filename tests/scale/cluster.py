@@ -2,7 +2,8 @@
 
 Every node is a `ray start --block` process in a session of its own, so that tearing down kills
 exactly the processes this module started (by session id), never another user's Ray on the same
-machine, as `ray stop --force` would. Every port is a free one on the node's own address.
+machine, as `ray stop --force` would. Every port is one that no address of the machine uses (Ray
+listens on every address: a port free on 127.0.0.3 but taken on 127.0.0.1 keeps the worker from joining).
 
 The ingress is chosen when the nodes start (`proxy`, service.ray_serve's --proxy): HAProxy by default,
 or Ray Serve's classic Python proxy; the deployment's driver is told the same.
@@ -14,7 +15,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,19 +23,12 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtests.server import supervised
+from loadtests.server import free_port, free_ports, supervised
 from service.ray_serve import ingress_environment
 
 REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).parent / "ray")
 HEAD_IP, WORKER_IP, PROXY_HOST = "127.0.0.2", "127.0.0.3", "127.0.0.1"
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cluster_environment(temp_dir: Path, proxy: str = "haproxy") -> dict[str, str]:
@@ -61,16 +54,26 @@ def cluster_environment(temp_dir: Path, proxy: str = "haproxy") -> dict[str, str
     }
 
 
-def _node_ports(ip: str) -> list[str]:
-    """Every port a node listens on: free ones on its own address, and a range for its workers."""
-    # free_port() hands out ports from the kernel's ephemeral range; the workers' range lies below
-    # it, so that the two can never overlap (Ray refuses to start when they do).
+WORKERS_PER_NODE = 200  # ports for a node's worker processes
+NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                   "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
+
+
+def _worker_ports_low(nodes: int) -> int:
+    """The first of `nodes` ranges of worker ports, one after the other, below the ephemeral range.
+
+    free_ports() hands out ports from the kernel's ephemeral range, so the workers' ranges never meet
+    them (Ray refuses to start when they do); nor each other: workers listen on every address.
+    """
     ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    low = random.randrange(max(10000, ephemeral_low - 12000), ephemeral_low - 400)
-    flags = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-             "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
-    ports = [f"{flag}={free_port(ip)}" for flag in flags]
-    return [*ports, f"--min-worker-port={low}", f"--max-worker-port={low + 200}"]
+    return random.randrange(max(10000, ephemeral_low - 12000), ephemeral_low - nodes * WORKERS_PER_NODE - 200)
+
+
+def _node_ports(workers_low: int, *flags: str) -> dict[str, int]:
+    """A free port for each of `flags` and for every listener of a node, and the node's worker range."""
+    flags = (*flags, *NODE_PORT_FLAGS)
+    ports = dict(zip(flags, free_ports(len(flags)), strict=True))
+    return ports | {"--min-worker-port": workers_low, "--max-worker-port": workers_low + WORKERS_PER_NODE - 1}
 
 
 def session_processes(session_id: int) -> list[int]:
@@ -103,6 +106,7 @@ def process_title(pid: int) -> str:
 class Node:
     ip: str
     process: subprocess.Popen[bytes]
+    log: Path
 
     def processes(self) -> list[int]:
         return session_processes(self.process.pid)
@@ -134,6 +138,7 @@ class Cluster:
 
 
 def _wait_for_nodes(cluster: Cluster, count: int, timeout_s: float) -> None:
+    """Until `count` nodes are alive; a node that ended or never joined is reported with its log's end."""
     deadline = time.monotonic() + timeout_s
     script = (f"import ray; ray.init(address={cluster.address!r}, _node_ip_address={HEAD_IP!r}, log_to_driver=False); "
               "print(sum(1 for n in ray.nodes() if n['Alive']))")
@@ -142,8 +147,11 @@ def _wait_for_nodes(cluster: Cluster, count: int, timeout_s: float) -> None:
                                 timeout=max(5.0, deadline - time.monotonic()))
         if result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the cluster did not reach {count} nodes: {result.stdout}{result.stderr}")
+        ended = [node for node in cluster.nodes if node.process.poll() is not None]
+        if ended or time.monotonic() > deadline:
+            logs = "\n".join(f"--- {node.log} ({'ended' if node in ended else 'running'}):\n"
+                              + node.log.read_text(errors="replace")[-3000:] for node in cluster.nodes)
+            raise TimeoutError(f"the cluster did not reach {count} nodes: {result.stdout}{result.stderr}\n{logs}")
         time.sleep(1)
 
 
@@ -174,26 +182,25 @@ def two_node_cluster(temp_dir: Path, logs: Path, cpus_per_node: int = 2, proxy: 
     """A head on 127.0.0.2 and a worker on 127.0.0.3, each claiming `cpus_per_node` CPUs, serving
     through `proxy` (haproxy or classic); torn down after."""
     env = cluster_environment(temp_dir, proxy)
-    head_port = free_port(HEAD_IP)
-    cluster = Cluster(f"{HEAD_IP}:{head_port}", temp_dir, env, proxy=proxy)
+    workers_low = _worker_ports_low(2)
+    head_ports = _node_ports(workers_low, "--port", "--ray-client-server-port", "--dashboard-port")
+    cluster = Cluster(f"{HEAD_IP}:{head_ports['--port']}", temp_dir, env, proxy=proxy)
     common = ["--block", "--disable-usage-stats", f"--num-cpus={cpus_per_node}", "--object-store-memory=100000000"]
+    head = [RAY, "start", "--head", f"--node-ip-address={HEAD_IP}", f"--temp-dir={temp_dir}",
+            "--include-dashboard=false", f"--dashboard-host={HEAD_IP}"]
+    worker = [RAY, "start", f"--address={cluster.address}", f"--node-ip-address={WORKER_IP}"]
     with ExitStack() as stack:
-        head_cmd = [RAY, "start", "--head", f"--node-ip-address={HEAD_IP}", f"--port={head_port}",
-                    f"--temp-dir={temp_dir}", f"--ray-client-server-port={free_port(HEAD_IP)}",
-                    "--include-dashboard=false", f"--dashboard-host={HEAD_IP}",
-                    f"--dashboard-port={free_port(HEAD_IP)}",
-                    *common, *_node_ports(HEAD_IP)]
-        worker_cmd = [RAY, "start", f"--address={cluster.address}", f"--node-ip-address={WORKER_IP}",
-                      *common, *_node_ports(WORKER_IP)]
-        for ip, command in ((HEAD_IP, head_cmd), (WORKER_IP, worker_cmd)):
-            log = stack.enter_context(open(logs / f"ray-node-{ip}.log", "wb"))
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            node = Node(ip, process)
-            cluster.nodes.append(node)
+        for ip, command in ((HEAD_IP, head), (WORKER_IP, worker)):
+            # The worker's ports are chosen once the head listens, so that they cannot be the head's.
+            ports = head_ports if ip == HEAD_IP else _node_ports(workers_low + WORKERS_PER_NODE)
+            command += [*common, *(f"{flag}={port}" for flag, port in ports.items())]
+            log = logs / f"ray-node-{ip}.log"
+            with open(log, "wb") as output:
+                process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+            cluster.nodes.append(Node(ip, process, log))
             stack.callback(_stop, process, 30)
-            if ip == HEAD_IP:
-                _wait_for_nodes(cluster, 1, 90)
-        _wait_for_nodes(cluster, 2, 90)
+            _wait_for_nodes(cluster, len(cluster.nodes), 90)
         yield cluster
 
 
@@ -207,7 +214,7 @@ class Deployment:
 def served(cluster: Cluster, log_path: Path, settings: dict[str, str], flags: list[str],
            start_timeout_s: float = 180) -> Iterator[Deployment]:
     """`python -m service.ray_serve --address ...` on the cluster: deployed, serving, then shut down."""
-    port = free_port(PROXY_HOST)
+    port = free_port()
     env = cluster.env | settings
     # Under HAProxy every replica listens on the ingress's address too, and the head's HAProxy reaches
     # the worker's replicas at 127.0.0.3: only every interface serves both nodes (docs/deploy/ray.md).

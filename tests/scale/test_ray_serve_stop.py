@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadtests.server import free_port, is_ready
+from loadtests.server import free_ports, is_ready
 from tests.scale.cluster import kill_session, session_processes
 from tests.tiny_models import build_text_model
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(300)
 def test_stopping_serve_ray_leaves_no_haproxy_or_ray_process(how: str, tmp_path: Path) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     build_text_model(tmp_path / "models" / "tiny-text" / "1")
-    port, stats_port = free_port(), free_port()
+    port, stats_port = free_ports(2)
     env = os.environ | {
         "SERVICE_ARTIFACTS_DIR": str(tmp_path / "models"), "SERVICE_DEFAULT_SENTIMENT_MODEL": "tiny-text",
         "SERVICE_SHUTDOWN_GRACE_S": "2", "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port),
