@@ -82,6 +82,8 @@ bench: $(VENV)/.dev-deps  ## batching on vs off vs in-process ceiling, then what
 DOCKER ?= $(shell [ -x /usr/bin/docker ] && echo /usr/bin/docker || echo docker)
 COMPOSE ?= $(shell $(DOCKER) compose version >/dev/null 2>&1 && echo "$(DOCKER) compose" || echo docker-compose)
 IMAGE ?= tf-serving-service:latest
+# The image make test-deploy builds and tests, and make clean-deploy removes.
+DEPLOY_TEST_IMAGE ?= tf-serving-service:e2e
 BUILD_NETWORK ?= host
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 PIP_CA_SECRET = --secret id=pip-ca,src=$(CA_BUNDLE)
@@ -93,14 +95,18 @@ RUN_TIME ?= 2m
 LOADTEST_OUT ?= bench-results/loadtest
 LOADTEST_NAME ?= run
 
-.PHONY: image test-deploy stack-up-host stack-down-host loadtest soak
+.PHONY: image test-deploy clean-deploy stack-up-host stack-down-host loadtest soak
 
 image:  ## build the production image from uv.lock (the CA bundle, when there is one, reaches pip and uv as a BuildKit secret)
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network $(BUILD_NETWORK) \
 	  $(if $(wildcard $(CA_BUNDLE)),$(PIP_CA_SECRET)) -t $(IMAGE) .
 
 test-deploy: $(VENV)/.dev-deps  ## build the image, run the compose stack (host networking) and test it end to end
-	DEPLOY_TESTS=1 $(BIN)/python -m pytest tests/deploy -p no:cacheprovider
+	DEPLOY_TEST_IMAGE=$(DEPLOY_TEST_IMAGE) $(BIN)/python -m pytest tests/deploy -p no:cacheprovider
+
+clean-deploy:  ## remove make test-deploy's image and Docker's build cache (on a vfs engine, about 11 GB)
+	-$(DOCKER) image rm -f $(DEPLOY_TEST_IMAGE)
+	$(DOCKER) builder prune -af
 
 stack-up-host: image  ## the compose stack on a machine without bridge networking: LB on :8080
 	$(HOST_STACK) up -d --no-build

@@ -1,6 +1,6 @@
 """End to end: build the real image, run the compose stack (host networking), use it, tear it down.
 
-Runs only with DEPLOY_TESTS=1 (`make test-deploy`), on a machine with a Docker engine; CI starts
+Runs only under `make test-deploy` (DEPLOY_TEST_IMAGE names the image), with a Docker engine; CI starts
 one with shared/tools/docker-engine.sh. The stack is docker-compose.yml with
 deploy/docker-compose.host.yml: three replicas on 127.0.0.1:8001-8003, nginx on :8080 and
 Prometheus on :9090. The models are the ones in artifacts/ (baked into the image) when there are
@@ -34,7 +34,6 @@ pytestmark = pytest.mark.deploy
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "tfserving-e2e"
-IMAGE = "tf-serving-service:e2e"
 LB = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
 REPLICAS = {"service-1": 8001, "service-2": 8002, "service-3": 8003}
@@ -119,8 +118,8 @@ class Stack:
                               check=True).stdout.strip()
 
 
-def _build_image(docker: str) -> None:
-    command = [docker, "build", "--network", "host", "-t", IMAGE, "."]
+def _build_image(docker: str, image: str) -> None:
+    command = [docker, "build", "--network", "host", "-t", image, "."]
     if CA_BUNDLE.is_file():  # for pip behind this machine's TLS-inspecting proxy; never copied into the image
         command[2:2] = ["--secret", f"id=pip-ca,src={CA_BUNDLE}"]
     started = time.monotonic()
@@ -132,8 +131,7 @@ def _build_image(docker: str) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if os.environ.get("DEPLOY_TESTS") != "1":
-        pytest.skip("deployment test: run `make test-deploy` (DEPLOY_TESTS=1) on a machine with a Docker engine")
+    image = os.environ["DEPLOY_TEST_IMAGE"]  # set by make test-deploy; the tests are deselected without it
     docker = _docker()
     if subprocess.run([docker, "info"], capture_output=True).returncode != 0:
         pytest.fail("no Docker engine answers; start one (CI: ../shared/tools/docker-engine.sh)")
@@ -141,7 +139,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if busy:
         pytest.fail(f"ports {busy} are in use; the host-networking stack needs 8080, 9090 and 8001-8003")
 
-    env = os.environ | {"SERVICE_IMAGE": IMAGE, "COMPOSE_PROJECT_NAME": PROJECT}
+    env = os.environ | {"SERVICE_IMAGE": image, "COMPOSE_PROJECT_NAME": PROJECT}
     files = ["-f", "docker-compose.yml", "-f", "deploy/docker-compose.host.yml"]
     if not _has_models(REPO / "artifacts"):
         from tests.tiny_models import build_image_model, build_text_model
@@ -155,7 +153,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         env["MODELS_DIR"] = str(models)
         files += ["-f", "deploy/docker-compose.models.yml"]
 
-    _build_image(docker)
+    _build_image(docker, image)
     stack = Stack(docker, [*_compose_command(docker), *files], env)
     stack.run("down", "--volumes", "--remove-orphans", check=False)  # leftovers of an interrupted run
     try:
