@@ -191,7 +191,11 @@ def fit_classifier(
         _drop_empty_columns(run_dir / HISTORY)  # Keras writes val_* columns of "NA"
     if state["best_epoch"] == 0:
         raise SystemExit(f"{run_dir}: no epoch was completed (epochs={plan.epochs})")
-    model.load_weights(run_dir / BEST)
+    with warnings.catch_warnings():
+        # The best epoch may be a frozen one, saved with an optimizer that had no slots for the embedding:
+        # Keras then skips the optimizer's variables, which are not needed after training anyway.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(run_dir / BEST)
     best = state["best_val_accuracy"]
     print(
         f"[{name}] best epoch {state['best_epoch']} val_accuracy "
