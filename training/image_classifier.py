@@ -499,6 +499,7 @@ def train(
         epochs=args.epochs,
         initial_epoch=initial_epoch,
         callbacks=callbacks,
+        shuffle=False,  # batches() shuffles the training set itself, every epoch
         verbose=1 if sys.stdout.isatty() else 2,
     )
     keras.mixed_precision.set_global_policy("float32")
